@@ -1,0 +1,31 @@
+# Every target that runs code depends on `setup`, so each is also a one-command set-up.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+JOBS   ?= 2
+
+.PHONY: setup demo test test-all bench clean
+
+setup: $(STAMP)
+
+# torch==2.13.0 first: it is the CPU build on this disk; an unpinned torch pulls CUDA (GBs).
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/trainlab run examples/quickstart.toml
+
+test: setup
+	$(PY) -m pytest -q -n $(JOBS) -m "not slow"
+
+test-all: setup
+	$(PY) -m pytest -q -n $(JOBS)
+
+bench: setup
+	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache runs report.html
