@@ -37,7 +37,7 @@ from sqlalchemy.exc import OperationalError
 from trainlab.errors import ConfigError
 
 DEFAULT_STORE = "runs/trainlab.db"
-STATUSES = ("running", "completed", "diverged", "failed", "interrupted")
+STATUSES = ("running", "completed", "diverged", "failed", "interrupted", "pruned")
 
 metadata = sa.MetaData()
 

@@ -1,0 +1,170 @@
+"""The ``trainlab`` command line.
+
+Every command takes ``--store URL`` (default ``$TRAINLAB_STORE``, else ``runs/trainlab.db``).
+Bad input (a config key, a file, a run id) prints one line naming the problem and exits
+with status 2 — never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from trainlab.errors import ConfigError
+
+app = typer.Typer(
+    help="trainlab: make neural networks train well — run, compare, tune, diagnose and report.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    add_completion=False,
+)
+data_app = typer.Typer(help="Data sets.", no_args_is_help=True)
+schedule_app = typer.Typer(help="Learning-rate schedules.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+app.add_typer(schedule_app, name="schedule")
+
+out = Console(width=None if sys.stdout.isatty() else 200)  # piped output keeps whole ids
+err = Console(stderr=True)
+
+StoreOpt = Annotated[Optional[str], typer.Option("--store", help="run store: SQLite path or SQLAlchemy URL [env: TRAINLAB_STORE]")]
+
+
+def _store(url: str | None):
+    from trainlab.store import Store
+
+    return Store(url)
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return "" if v is None else str(v)
+
+
+@app.command()
+def run(
+    config: Annotated[Optional[Path], typer.Argument(help="TOML run config (omit with --resume)")] = None,
+    overrides: Annotated[Optional[list[str]], typer.Argument(help="overrides as key.sub=value, e.g. optim.lr=0.1")] = None,
+    store: StoreOpt = None,
+    resume: Annotated[Optional[str], typer.Option("--resume", help="continue an interrupted run from its last checkpoint")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+) -> None:
+    """Train one run; prints the run id as the last line of stdout."""
+    from trainlab.train import load_config, run as run_config
+
+    if resume is None and config is None:
+        raise ConfigError("give a CONFIG file, or --resume RUN_ID")
+    if resume is not None and (config is not None or overrides):
+        raise ConfigError("--resume continues a run with its stored config; do not pass CONFIG or overrides")
+    cfg = None if resume else load_config(config, overrides or [])
+    result = run_config(cfg, store=_store(store), quiet=quiet, resume=resume)
+    shown = ", ".join(f"{k} {_fmt(result.final.get(k))}" for k in ("val_acc", "val_loss", "test_acc") if result.final.get(k) is not None)
+    err.print(f"run {result.run_id} {result.status}: {shown} ({result.final.get('seconds', 0):.1f} s)", soft_wrap=True, highlight=False)
+    if result.message:
+        err.print(result.message)
+    print(result.run_id)
+    if result.status in ("diverged", "failed"):
+        raise typer.Exit(1)
+
+
+@app.command()
+def runs(
+    store: StoreOpt = None,
+    group: Annotated[Optional[str], typer.Option(help="only runs of this comparison / study")] = None,
+    limit: Annotated[int, typer.Option(help="show the last N runs")] = 50,
+) -> None:
+    """List runs in a table."""
+    records = _store(store).list_runs(group=group)[-limit:]
+    table = Table("id", "name", "status", "seed", "step", "val_acc", "val_loss", "created")
+    for r in records:
+        table.add_row(r.id, r.name, r.status, _fmt(r.seed), _fmt(r.final.get("step")), _fmt(r.final.get("val_acc")), _fmt(r.final.get("val_loss")), r.to_dict()["created_at"])
+    out.print(table)
+
+
+@app.command()
+def show(
+    run_id: Annotated[str, typer.Argument(help="run id (a unique prefix is enough)")],
+    store: StoreOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Print a run's config and final metrics."""
+    record = _store(store).get_run(run_id)
+    if as_json:
+        print(json.dumps({"id": record.id, "name": record.name, "status": record.status, "seed": record.seed, "config": record.config, "final": record.final, "message": record.message}, indent=2, default=str))
+        return
+    out.print(f"[bold]{record.id}[/bold]  {escape(record.name)}  ({record.status})")
+    if record.message:
+        out.print(escape(record.message))
+    table = Table("metric", "value")
+    for k, v in record.final.items():
+        table.add_row(k, _fmt(v))
+    out.print(table)
+    from trainlab.train.config import RunConfig
+
+    out.print_json(json.dumps(record.config), indent=2)
+    del RunConfig
+
+
+@data_app.command("list")
+def data_list() -> None:
+    """List the built-in data sets and file loaders with their options."""
+    from trainlab.data.datasets import DATASETS
+
+    table = Table("name", "options", "description")
+    for name, spec in DATASETS.items():
+        table.add_row(name, ", ".join(spec.options), spec.description)
+    out.print(table)
+
+
+@schedule_app.command("plot")
+def schedule_plot(
+    config_or_spec: Annotated[str, typer.Argument(help="a run config (.toml) or a spec like 'cosine:lr=0.1,total_steps=1000'")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="SVG file to write")] = Path("lr.svg"),
+) -> None:
+    """Draw the learning rate over a run's steps, before spending a run on it."""
+    from trainlab.report.lr_plot import plot_schedule
+    from trainlab.schedules import from_config, parse_spec
+
+    if config_or_spec.endswith(".toml"):
+        from trainlab.data import load
+        from trainlab.train import load_config
+
+        cfg = load_config(config_or_spec)
+        d = cfg.data
+        data = load(d.name, split_seed=d.split_seed, val_fraction=d.val_fraction, test_fraction=d.test_fraction, subset=d.subset, **d.loader_options())
+        n = len(data.x_train)
+        steps_per_epoch = n // d.batch_size if d.drop_last else -(-n // d.batch_size)
+        total = cfg.train.max_steps or cfg.train.epochs * steps_per_epoch
+        lr = cfg.optim.scaled_lr(d.batch_size)
+        schedule, title = from_config(cfg.schedule.name, cfg.schedule.options(), base_lr=lr, total_steps=total), f"{cfg.name}: {cfg.schedule.name}"
+    else:
+        name, options = parse_spec(config_or_spec)
+        lr = float(options.pop("lr", 0.1))
+        total = int(options.get("total_steps", 1000))
+        schedule, title = from_config(name, options, base_lr=lr, total_steps=total), config_or_spec
+    plot_schedule(schedule, total, output, title=title)
+    print(output)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: bad input is one line on stderr and exit status 2."""
+    try:
+        app(args=argv, standalone_mode=True)
+    except ConfigError as e:
+        err.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except FileNotFoundError as e:
+        err.print(f"[red]error:[/red] file not found: {escape(str(e.filename or e))}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

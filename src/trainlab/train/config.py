@@ -1,0 +1,335 @@
+"""The run config: one typed object, read from TOML, validated at the boundary.
+
+Sections ``[data] [model] [optim] [schedule] [train] [regularize] [distill] [diagnose]`` and
+top-level ``name`` and ``seed``; ``[search]`` and ``[compare]`` are kept as plain tables for
+``trainlab.tune`` and ``trainlab compare``. Unknown keys and wrong types raise
+:class:`~trainlab.errors.ConfigError` naming the key and suggesting the close match
+(``optim.lrr`` -> ``optim.lr``). Command-line overrides are ``key.sub=value`` with the value
+read as TOML (``optim.lr=0.1``, ``model.hidden=[64,64]``, ``optim.name=adam``).
+
+Example::
+
+    cfg = load_config("examples/quickstart.toml", ["optim.lr=0.05"])
+    cfg.optim.lr          # 0.05
+    cfg.override({"train.epochs": 3}).train.epochs   # 3, a validated copy
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_validator
+
+from trainlab.errors import ConfigError, did_you_mean
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(Section):
+    name: str = "mnist1d"
+    batch_size: PositiveInt = 128
+    eval_batch_size: PositiveInt = 1000
+    drop_last: bool = False
+    val_fraction: float = Field(0.1, ge=0, lt=1)
+    test_fraction: float = Field(0.2, gt=0, lt=1)
+    split_seed: int = 0
+    subset: PositiveInt | None = Field(None, description="keep only the first N training samples")
+    preprocess: str = Field("none", description="none | minmax | standardize | pca | zca (fit on train only)")
+    augment: list[str] = Field(default_factory=list, description='e.g. ["shift:2", "noise:0.1"], train batches only')
+    # options of particular data sets / file loaders (None = the loader's default)
+    path: str | None = None
+    labels: str | None = None
+    label_column: str | None = None
+    x_key: str | None = None
+    y_key: str | None = None
+    n_samples: PositiveInt | None = None
+    seq_len: PositiveInt | None = None
+    classes: PositiveInt | None = None
+    noise: float | None = Field(None, ge=0)
+    data_seed: int | None = None
+
+    def loader_options(self) -> dict[str, Any]:
+        keys = ("path", "labels", "label_column", "x_key", "y_key", "n_samples", "seq_len", "classes", "noise", "data_seed")
+        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+
+
+class ModelConfig(Section):
+    name: str = "mlp"
+    hidden: list[PositiveInt] = Field(default_factory=lambda: [256, 256])
+    activation: str = "relu"
+    norm: str = "none"
+    num_groups: PositiveInt = 8
+    dropout: float = Field(0.0, ge=0, lt=1, description="DROP probability (torch's convention; the notes' p is a keep probability)")
+    dropout_type: Literal["standard", "alpha", "dropconnect", "naive", "variational"] = "standard"
+    residual: bool = False
+    bias: bool = True
+    channels: list[PositiveInt] = Field(default_factory=lambda: [32, 32])
+    kernel_size: PositiveInt = 5
+    stride: PositiveInt = 2
+    init: str = "default"
+    init_std: float | None = Field(None, gt=0)
+    init_gain: float | None = Field(None, gt=0)
+    init_bias: float | None = None
+
+
+class OptimConfig(Section):
+    name: str = "sgd"
+    lr: float = Field(0.01, ge=0)
+    momentum: float | None = None
+    dampening: float | None = None
+    nesterov: bool | None = None
+    weight_decay: float | None = None
+    betas: tuple[float, float] | None = None
+    eps: float | None = None
+    eps_inside_sqrt: bool | None = None
+    amsgrad: bool | None = None
+    centered: bool | None = None
+    alpha: float | None = None
+    rho: float | None = None
+    lr_decay: float | None = None
+    initial_accumulator_value: float | None = None
+    maximize: bool | None = None
+    decay_norm_and_bias: bool = Field(False, description="apply weight_decay to biases and norm parameters too")
+    scale_lr: Literal["none", "linear", "sqrt"] = Field("none", description="lr *= batch/base (linear rule, Goyal et al. 2017)")
+    base_batch_size: PositiveInt = 256
+
+    _ALGORITHM_KEYS = (
+        "momentum", "dampening", "nesterov", "weight_decay", "betas", "eps", "eps_inside_sqrt", "amsgrad",
+        "centered", "alpha", "rho", "lr_decay", "initial_accumulator_value", "maximize",
+    )  # fmt: skip
+
+    def options(self) -> dict[str, Any]:
+        """The keyword arguments for ``trainlab.optim.create``: lr plus the keys the user set."""
+        opts = {k: getattr(self, k) for k in self._ALGORITHM_KEYS if getattr(self, k) is not None}
+        return {"lr": self.lr, **opts}
+
+    def scaled_lr(self, batch_size: int) -> float:
+        """The linear scaling rule of the notes (000 §7.1): lr grows with the batch size."""
+        ratio = batch_size / self.base_batch_size
+        return self.lr * {"none": 1.0, "linear": ratio, "sqrt": ratio**0.5}[self.scale_lr]
+
+
+class ScheduleConfig(BaseModel):
+    """``name`` plus the schedule's own keys, validated by ``trainlab.schedules.from_config``."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str = "constant"
+
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class EarlyStoppingConfig(Section):
+    monitor: str = "val_loss"
+    mode: Literal["auto", "min", "max"] = "auto"
+    patience: PositiveInt = 10
+    min_delta: float = Field(0.0, ge=0)
+    restore_best: bool = True
+
+
+class TrainConfig(Section):
+    epochs: PositiveInt = 10
+    max_steps: PositiveInt | None = Field(None, description="stop after this many optimizer steps")
+    eval_every: int = Field(0, ge=0, description="evaluate every N steps; 0 = at the end of every epoch")
+    checkpoint_every: int = Field(0, ge=0, description="checkpoint every N steps; 0 = at every evaluation")
+    log_every: PositiveInt = 10
+    clip_norm: float | None = Field(None, gt=0)
+    clip_value: float | None = Field(None, gt=0)
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    label_smoothing_style: Literal["notes", "uniform"] = "notes"
+    early_stopping: EarlyStoppingConfig | None = None
+    monitor: str = Field("val_loss", description="metric that defines the best step")
+    device: str = "cpu"
+    threads: PositiveInt | None = None
+
+
+class RegularizeConfig(Section):
+    l1: float = Field(0.0, ge=0)
+    l2: float = Field(0.0, ge=0)
+    include_bias_and_norm: bool = False
+    max_norm: float | None = Field(None, gt=0)
+
+
+class DistillConfig(Section):
+    teacher: str | None = Field(None, description="run id of a finished teacher run in the same store")
+    temperature: float = Field(4.0, gt=0)
+    alpha: float = Field(0.9, ge=0, le=1)
+
+
+class DiagnoseConfig(Section):
+    stats_every: int = Field(0, ge=0, description="record per-layer statistics every N steps; 0 = off")
+
+
+class RunConfig(Section):
+    name: str = "run"
+    seed: int = 0
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    regularize: RegularizeConfig = Field(default_factory=RegularizeConfig)
+    distill: DistillConfig = Field(default_factory=DistillConfig)
+    diagnose: DiagnoseConfig = Field(default_factory=DiagnoseConfig)
+    search: dict[str, Any] | None = None
+    compare: dict[str, Any] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name_not_empty(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be empty")
+        return v
+
+    @model_validator(mode="after")
+    def _check_names(self) -> RunConfig:
+        _check_registry_names(self)
+        return self
+
+    # -- helpers ------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        out = self.model_dump(mode="json")
+        out["schedule"] = {"name": self.schedule.name, **self.schedule.options()}
+        return {k: v for k, v in out.items() if v is not None}
+
+    def override(self, overrides: Mapping[str, Any] | Sequence[str]) -> RunConfig:
+        """A validated copy with dotted-key overrides applied."""
+        return _validate(apply_overrides(self.to_dict(), overrides))
+
+    def hash(self, exclude: Sequence[str] = ("name",)) -> str:
+        """A stable digest of the config (without ``name``): equal configs, equal hashes."""
+        d = {k: v for k, v in self.to_dict().items() if k not in exclude}
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _check_registry_names(cfg: RunConfig) -> None:
+    """Names that select an implementation are checked here, at the boundary, not mid-run."""
+    from trainlab.data.datasets import DATASETS
+    from trainlab.models import MODELS
+
+    checks = [("data.name", cfg.data.name, DATASETS), ("model.name", cfg.model.name, MODELS)]
+    lazy = [
+        ("optim.name", cfg.optim.name, "trainlab.optim", "OPTIMIZERS"),
+        ("schedule.name", cfg.schedule.name, "trainlab.schedules", "SCHEDULES"),
+        ("model.activation", cfg.model.activation, "trainlab.nn.activations", "ACTIVATIONS"),
+        ("model.norm", cfg.model.norm, "trainlab.nn.norm", "NORMS"),
+        ("model.init", cfg.model.init, "trainlab.init", "SCHEMES"),
+        ("data.preprocess", cfg.data.preprocess, "trainlab.data.preprocessing", "PREPROCESSORS"),
+    ]
+    import importlib
+
+    for key, value, module, attr in lazy:
+        names = getattr(importlib.import_module(module), attr)
+        checks.append((key, value.lower() if key == "optim.name" else value, names))
+    for key, value, names in checks:
+        if value not in names:
+            raise ValueError(f"{key}: unknown value '{value}'{did_you_mean(value, names)}; choose one of: {', '.join(sorted(names))}")
+
+
+# ----------------------------------------------------------------------------------------
+# loading, overrides and error messages
+
+
+def parse_value(text: str) -> Any:
+    """Read a command-line value as TOML (numbers, booleans, lists, quoted strings); a bare
+    word that is not TOML is taken as a string, so ``optim.name=adam`` works unquoted."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_overrides(config: dict[str, Any], overrides: Mapping[str, Any] | Sequence[str] | None) -> dict[str, Any]:
+    """Apply ``{"a.b": v}`` or ``["a.b=v", ...]`` to a nested dict (returns a new dict)."""
+    out = copy.deepcopy(config)
+    if not overrides:
+        return out
+    if isinstance(overrides, Mapping):
+        items = list(overrides.items())
+    else:
+        items = []
+        for item in overrides:
+            if "=" not in item:
+                raise ConfigError(f"override '{item}' must look like key.sub=value (e.g. optim.lr=0.1)")
+            key, _, value = item.partition("=")
+            items.append((key.strip(), parse_value(value.strip())))
+    for key, value in items:
+        parts = key.split(".")
+        node = out
+        for i, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"override '{key}': '{'.'.join(parts[: i + 1])}' is a value, not a section")
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def _known_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+    keys = []
+    for name, field in model.model_fields.items():
+        keys.append(prefix + name)
+        ann = field.annotation
+        for sub in getattr(ann, "__args__", (ann,)):
+            if isinstance(sub, type) and issubclass(sub, BaseModel):
+                keys.extend(_known_keys(sub, f"{prefix}{name}."))
+    return keys
+
+
+def _format_error(err: ValidationError) -> str:
+    known = _known_keys(RunConfig)
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            lines.append(f"{loc}: unknown key{did_you_mean(loc, known)}")
+        elif e["type"] == "value_error" and not loc:
+            lines.append(str(e["ctx"]["error"]) if "ctx" in e else e["msg"])
+        else:
+            got = e.get("input")
+            shown = "" if isinstance(got, (dict, list)) and len(str(got)) > 60 else f", got {got!r}"
+            lines.append(f"{loc}: {e['msg']}{shown}")
+    return "; ".join(lines)
+
+
+def _validate(data: dict[str, Any]) -> RunConfig:
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(f"invalid config: {_format_error(err)}") from None
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML: {err}") from None
+
+
+def load_config(
+    source: str | Path | Mapping[str, Any] | RunConfig, overrides: Mapping[str, Any] | Sequence[str] | None = None
+) -> RunConfig:
+    """A :class:`RunConfig` from a TOML path, a dict or a config, with overrides applied."""
+    if isinstance(source, RunConfig):
+        data = source.to_dict()
+    elif isinstance(source, Mapping):
+        data = dict(source)
+    else:
+        data = read_toml(source)
+    return _validate(apply_overrides(data, overrides))

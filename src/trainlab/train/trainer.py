@@ -1,0 +1,495 @@
+"""The training loop: config -> data -> model -> optimizer + schedule -> loop -> store.
+
+``run(config)`` is the one function everything calls: the CLI, ``compare``, ``tune`` and the
+reproduction gallery. ``setup(config)`` builds the pieces without training (for the LR finder,
+sharpness, or a user's own loop).
+
+Each optimizer step, in order (the notes' mini-batch gradient descent, 000 §7.1):
+  1. draw the next mini-batch (own generator; augmentation on training batches only)
+  2. forward, loss (+ label smoothing / distillation, + L1/L2 penalty), NaN check
+  3. backward; callbacks' ``on_before_step``
+  4. clip the gradients (norm or value; the pre-clip norm is logged)
+  5. optimizer step, max-norm constraint, schedule step
+  6. log (batched writes), then every ``eval_every`` steps: evaluate, report to a study
+     trial, early stopping, checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from trainlab.data import BatchIterator, Dataset
+from trainlab.data import load as load_data
+from trainlab.errors import ConfigError
+from trainlab.models import build_model
+from trainlab.store import MetricBuffer, Store
+from trainlab.train.callbacks import BestTracker, Callback, EarlyStopping
+from trainlab.train.checkpoint import load_checkpoint, save_checkpoint, seed_everything, set_rng_state
+from trainlab.train.config import RunConfig, load_config
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class Setup:
+    """Everything built from a config, before training."""
+
+    config: RunConfig
+    data: Dataset
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: Callable[[int], float]
+    loss_fn: LossFn  # the task loss (cross-entropy or MSE): what evaluation reports
+    batches: BatchIterator
+    steps_per_epoch: int
+    total_steps: int
+    lr: float  # the optimizer's lr after the linear scaling rule
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None
+    preprocessor: Any = None
+    teacher: nn.Module | None = None
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    status: str
+    final: dict[str, Any]
+    history: dict[str, list[tuple[int, float]]]
+    config: RunConfig
+    message: str | None = None
+    model: nn.Module | None = field(default=None, repr=False)
+
+
+def task_loss(num_classes: int) -> LossFn:
+    if num_classes > 0:
+        return nn.functional.cross_entropy
+
+    def mse(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return nn.functional.mse_loss(outputs.squeeze(-1), targets)
+
+    return mse
+
+
+def _prepare_data(cfg: RunConfig) -> tuple[Dataset, Any]:
+    d = cfg.data
+    data = load_data(d.name, split_seed=d.split_seed, val_fraction=d.val_fraction, test_fraction=d.test_fraction, subset=d.subset, **d.loader_options())
+    if len(data.x_val) == 0:
+        raise ConfigError("data.val_fraction leaves no validation samples; evaluation needs some")
+    preprocessor = None
+    if d.preprocess != "none":
+        from trainlab.data.preprocessing import make_preprocessor
+
+        preprocessor = make_preprocessor(d.preprocess)
+        preprocessor.fit(data.x_train)  # training split only: no information from val/test leaks in
+        data = data.map_x(preprocessor.transform)
+    return data, preprocessor
+
+
+def _load_teacher(cfg: RunConfig, store: Store | None) -> nn.Module:
+    from trainlab._io import torch_load
+
+    store = store or Store()
+    record = store.get_run(cfg.distill.teacher)
+    if record.status != "completed":
+        raise ConfigError(f"distill.teacher: run {record.id} is {record.status}, not completed")
+    teacher_cfg = load_config(record.config)
+    data, _ = _prepare_data(teacher_cfg)
+    teacher = build_model(teacher_cfg.model, data.input_shape, data.num_classes)
+    ckpt = store.artifacts(record.id).get("checkpoint")
+    if ckpt is None or not ckpt.exists():
+        raise ConfigError(f"distill.teacher: run {record.id} has no checkpoint file")
+    teacher.load_state_dict(torch_load(ckpt)["model"])
+    return teacher.eval().requires_grad_(False)
+
+
+def setup(config: RunConfig | dict | str, store: Store | None = None) -> Setup:
+    """Build data, model, optimizer and schedule from ``config`` (seeded), without training."""
+    import trainlab.optim
+    import trainlab.schedules
+
+    cfg = load_config(config)
+    seed_everything(cfg.seed)
+    data, preprocessor = _prepare_data(cfg)
+    model = build_model(cfg.model, data.input_shape, data.num_classes)
+    lr = cfg.optim.scaled_lr(cfg.data.batch_size)
+    options = {**cfg.optim.options(), "lr": lr}
+    if cfg.optim.decay_norm_and_bias:
+        options["decay_norm_and_bias"] = True
+    try:
+        optimizer = trainlab.optim.create(cfg.optim.name, model, **options)
+    except ConfigError:
+        raise
+    except ValueError as err:
+        raise ConfigError(f"optim: {err}") from None
+    batches = BatchIterator(data.x_train, data.y_train, cfg.data.batch_size, drop_last=cfg.data.drop_last, seed=cfg.seed)
+    steps_per_epoch = len(batches)
+    total_steps = cfg.train.max_steps or cfg.train.epochs * steps_per_epoch
+    schedule = trainlab.schedules.from_config(cfg.schedule.name, cfg.schedule.options(), base_lr=lr, total_steps=total_steps)
+    augment = None
+    if cfg.data.augment:
+        from trainlab.data.augment import build_augment
+
+        augment = build_augment(cfg.data.augment, data.input_shape)
+    teacher = _load_teacher(cfg, store) if cfg.distill.teacher else None
+    return Setup(cfg, data, model, optimizer, schedule, task_loss(data.num_classes), batches, steps_per_epoch, total_steps, lr, augment, preprocessor, teacher)
+
+
+class Trainer:
+    """Runs one training run of a config and records it in the store.
+
+    Example::
+
+        result = Trainer(load_config("examples/quickstart.toml")).fit()
+        result.final["val_acc"]
+    """
+
+    def __init__(
+        self,
+        config: RunConfig | dict | str,
+        *,
+        store: Store | None = None,
+        callbacks: Sequence[Callback] = (),
+        trial: Any = None,
+        quiet: bool = True,
+        group: str | None = None,
+    ):
+        self.config = load_config(config)
+        self.store = store or Store()
+        self.user_callbacks = list(callbacks)
+        self.trial, self.quiet, self.group = trial, quiet, group
+        self.step = 0
+        self._stop_reason: str | None = None
+
+    # -- public API for callbacks ---------------------------------------------------------
+    def request_stop(self, reason: str) -> None:
+        """Finish the run after the current step (early stopping, a pruned trial)."""
+        self._stop_reason = reason
+
+    @torch.no_grad()
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        """Mean task loss (and accuracy for classification) over ``x, y`` in eval mode."""
+        was_training = self.model.training
+        self.model.eval()
+        total_loss, correct, n = 0.0, 0, len(x)
+        bs = self.config.data.eval_batch_size
+        for i in range(0, n, bs):
+            xb, yb = x[i : i + bs].to(self.device), y[i : i + bs].to(self.device)
+            out = self.model(xb)
+            total_loss += float(self.setup.loss_fn(out, yb)) * len(xb)
+            if self.setup.data.num_classes:
+                correct += int((out.argmax(-1) == yb).sum())
+        self.model.train(was_training)
+        metrics = {"loss": total_loss / max(n, 1)}
+        if self.setup.data.num_classes:
+            metrics["acc"] = correct / max(n, 1)
+        return metrics
+
+    # -- the run ------------------------------------------------------------------------
+    def fit(self, resume: str | None = None) -> RunResult:
+        cfg = self.config
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        self.device = torch.device("cuda" if cfg.train.device == "auto" and torch.cuda.is_available() else ("cpu" if cfg.train.device == "auto" else cfg.train.device))
+        self.setup = setup(cfg, self.store)
+        s = self.setup
+        self.model, self.optimizer = s.model.to(self.device), s.optimizer
+        self.loss_fn = s.loss_fn
+        from trainlab.schedules import to_torch
+
+        self.scheduler = to_torch(self.optimizer, s.schedule)
+        self.callbacks = self._config_callbacks() + self.user_callbacks
+        if not s.data.num_classes and "acc" in cfg.train.monitor:
+            raise ConfigError(f"train.monitor = '{cfg.train.monitor}' needs a classification task; use 'val_loss'")
+        self.best = BestTracker(cfg.train.monitor)
+        self.aug_gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)
+        self.history: dict[str, list[tuple[int, float]]] = defaultdict(list)
+        self._window: dict[str, float] = defaultdict(float)  # sums since the last log / eval
+        self.epoch, self.step = 0, 0
+
+        if resume is None:
+            self.run_id = self.store.create_run(cfg.name, cfg.to_dict(), seed=cfg.seed, group=self.group, config_hash=cfg.hash())
+        else:
+            self.run_id = resume
+            self._restore(resume)
+        self.run_dir = self.store.run_dir(self.run_id)
+        self.ckpt_path = self.run_dir / "checkpoint.pt"
+        self.metrics = MetricBuffer(self.store, self.run_id)
+        if s.preprocessor is not None and resume is None:
+            from trainlab._io import atomic_torch_save
+
+            path = atomic_torch_save(self.run_dir / "preprocessing.pt", s.preprocessor.state_dict())
+            self.store.add_artifact(self.run_id, "preprocessing", path)
+
+        status, message = "completed", None
+        start = time.perf_counter()
+        try:
+            with self._progress() as progress:
+                status, message = self._loop(progress)
+        except KeyboardInterrupt:
+            status, message = "interrupted", f"interrupted at step {self.step}; resume with `trainlab run --resume {self.run_id}`"
+            self._save_checkpoint()
+        except Exception as err:
+            self.metrics.flush()
+            self.store.finish_run(self.run_id, "failed", final={"step": self.step}, message=f"{type(err).__name__}: {err}")
+            raise
+        result = self._finish(status, message, time.perf_counter() - start)
+        return result
+
+    def _config_callbacks(self) -> list[Callback]:
+        cfg = self.config
+        out: list[Callback] = []
+        if cfg.diagnose.stats_every:
+            from trainlab.diagnose.stats import LayerStats
+
+            out.append(LayerStats(self.model, every=cfg.diagnose.stats_every))
+        es = cfg.train.early_stopping
+        if es is not None:
+            out.append(EarlyStopping(es.monitor, es.mode, es.patience, es.min_delta, es.restore_best))
+        return out
+
+    def _progress(self):
+        if self.quiet:
+            return nullcontext(None)
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        return Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+            TextColumn("{task.fields[info]}"), console=Console(stderr=True), transient=False,
+        )  # fmt: skip
+
+    def _loop(self, progress) -> tuple[str, str | None]:
+        cfg, s = self.config, self.setup
+        task = progress.add_task(cfg.name, total=s.total_steps, completed=self.step, info="") if progress else None
+        eval_every = cfg.train.eval_every or s.steps_per_epoch
+        ckpt_every = cfg.train.checkpoint_every or eval_every
+        for cb in self.callbacks:
+            cb.on_fit_start(self)
+        self.model.train()
+        while self.step < s.total_steps:
+            for xb, yb in s.batches:
+                xb, yb = xb.to(self.device), yb.to(self.device)
+                if s.augment is not None:
+                    xb = s.augment(xb, self.aug_gen)
+                logs = self._train_step(xb, yb)
+                if logs is None:
+                    return "diverged", f"loss became non-finite at step {self.step + 1}; the last good checkpoint is kept"
+                self.step += 1
+                for cb in self.callbacks:
+                    extra = cb.on_step_end(self, self.step, logs)
+                    if extra:
+                        self.metrics.add(self.step, extra)
+                if self.step % cfg.train.log_every == 0:
+                    self._log_window("train", reset=False)
+                if task is not None and self.step % 10 == 0:
+                    progress.update(task, completed=self.step, info=f"loss {logs['loss']:.4f} lr {logs['lr']:.3g}")
+                end_of_run = self.step >= s.total_steps
+                if self.step % eval_every == 0 or end_of_run:
+                    metrics = self._evaluate_and_report()
+                    if task is not None:
+                        info = " ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith("val_"))
+                        progress.update(task, completed=self.step, info=info)
+                if (self.step % ckpt_every == 0 or end_of_run) and self._stop_reason is None:
+                    self._save_checkpoint()
+                if self._stop_reason is not None:
+                    return ("pruned" if self._stop_reason.startswith("pruned") else "completed"), self._stop_reason
+                if end_of_run:
+                    break
+            self.epoch += 1
+        return "completed", None
+
+    def _train_step(self, xb: torch.Tensor, yb: torch.Tensor) -> dict[str, float] | None:
+        cfg, s = self.config, self.setup
+        out = self.model(xb)
+        loss = self._training_loss(out, yb, xb)
+        total = loss
+        reg = cfg.regularize
+        if reg.l1 or reg.l2:
+            from trainlab.regularization import penalty
+
+            total = loss + penalty(self.model, l1=reg.l1, l2=reg.l2, include_bias_and_norm=reg.include_bias_and_norm)
+        if not torch.isfinite(total):
+            return None
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        for cb in self.callbacks:
+            cb.on_before_step(self, self.step)
+        logs = {"loss": float(loss.detach()), "lr": self.optimizer.param_groups[0]["lr"]}
+        if cfg.train.clip_norm is not None or cfg.train.clip_value is not None:
+            from trainlab.optim import clip_grad_norm_, clip_grad_value_
+
+            params = [p for p in self.model.parameters() if p.grad is not None]
+            if cfg.train.clip_norm is not None:
+                logs["grad_norm"] = float(clip_grad_norm_(params, cfg.train.clip_norm))
+            if cfg.train.clip_value is not None:
+                clip_grad_value_(params, cfg.train.clip_value)
+        self.optimizer.step()
+        if reg.max_norm is not None:
+            from trainlab.regularization import max_norm_
+
+            max_norm_(self.model, reg.max_norm, include_bias_and_norm=reg.include_bias_and_norm)
+        self.scheduler.step()
+        if s.data.num_classes:
+            logs["acc"] = float((out.detach().argmax(-1) == yb).float().mean())
+        for k, v in logs.items():
+            self._window[k] += v
+        self._window["n"] += 1
+        return logs
+
+    def _training_loss(self, out: torch.Tensor, yb: torch.Tensor, xb: torch.Tensor) -> torch.Tensor:
+        cfg, s = self.config, self.setup
+        if s.teacher is not None:
+            from trainlab.regularization import distillation_loss
+
+            with torch.no_grad():
+                teacher_logits = s.teacher(xb)
+            return distillation_loss(out, teacher_logits, yb, cfg.distill.temperature, cfg.distill.alpha)
+        if s.data.num_classes and cfg.train.label_smoothing > 0:
+            from trainlab.regularization import smoothed_cross_entropy
+
+            return smoothed_cross_entropy(out, yb, cfg.train.label_smoothing, style=cfg.train.label_smoothing_style)
+        return s.loss_fn(out, yb)
+
+    def _log_window(self, prefix: str, reset: bool) -> dict[str, float]:
+        n = self._window.get("n", 0)
+        if not n:
+            return {}
+        means = {f"{prefix}_{k}": v / n for k, v in self._window.items() if k != "n"}
+        means[f"{prefix}_lr"] = self.optimizer.param_groups[0]["lr"]
+        if prefix == "train" and not reset:
+            self.metrics.add(self.step, means)
+        if reset:
+            self._window.clear()
+        return means
+
+    def _evaluate_and_report(self) -> dict[str, float]:
+        s = self.setup
+        train = self._log_window("train", reset=True)
+        val = self.evaluate(s.data.x_val, s.data.y_val)
+        metrics = {f"val_{k}": v for k, v in val.items()}
+        metrics.update({k: v for k, v in train.items() if k in ("train_loss", "train_acc")})
+        metrics["lr"] = self.optimizer.param_groups[0]["lr"]
+        metrics["epoch"] = self.step / s.steps_per_epoch
+        self.best.update(self.step, metrics)
+        for cb in self.callbacks:
+            extra = cb.on_eval(self, self.step, metrics)
+            if extra:
+                metrics.update(extra)
+        for k, v in metrics.items():
+            self.history[k].append((self.step, v))
+        self.metrics.add(self.step, metrics)
+        if self.trial is not None:
+            self.trial.report(self.step, metrics[self.trial.metric])
+            if self.trial.should_prune():
+                self.request_stop(f"pruned by the study at step {self.step}")
+        return metrics
+
+    # -- checkpoints --------------------------------------------------------------------
+    def _save_checkpoint(self) -> None:
+        self.metrics.flush()  # a checkpoint never refers to metrics that were not written
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "step": self.step,
+            "epoch": self.epoch,
+            "batches": self.setup.batches.state_dict(),
+            "aug_gen": self.aug_gen.get_state(),
+            "history": {k: [list(p) for p in v] for k, v in self.history.items()},
+            "window": dict(self._window),
+            "best": self.best.state_dict(),
+            "callbacks": [cb.state_dict() if hasattr(cb, "state_dict") else None for cb in self.callbacks],
+        }
+        save_checkpoint(self.ckpt_path, state)
+        self.store.add_artifact(self.run_id, "checkpoint", self.ckpt_path)
+
+    def _restore(self, run_id: str) -> None:
+        path = self.store.artifacts(run_id).get("checkpoint")
+        if path is None or not path.exists():
+            raise ConfigError(f"run {run_id} has no checkpoint to resume from")
+        state = load_checkpoint(path)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.step, self.epoch = state["step"], state["epoch"]
+        self.setup.batches.load_state_dict(state["batches"])
+        self.aug_gen.set_state(state["aug_gen"])
+        self.history = defaultdict(list, {k: [tuple(p) for p in v] for k, v in state["history"].items()})
+        self._window = defaultdict(float, state["window"])
+        self.best.load_state_dict(state["best"])
+        for cb, cb_state in zip(self.callbacks, state["callbacks"]):
+            if cb_state is not None and hasattr(cb, "load_state_dict"):
+                cb.load_state_dict(cb_state)
+        set_rng_state(state["rng"])
+        self.store.truncate_metrics(run_id, self.step)
+        self.store.set_status(run_id, "running")
+
+    def _finish(self, status: str, message: str | None, seconds: float) -> RunResult:
+        s = self.setup
+        last = {k: v[-1][1] for k, v in self.history.items() if v}
+        final: dict[str, Any] = {
+            "step": self.step,
+            "epochs": self.step / s.steps_per_epoch,
+            "train_loss": last.get("train_loss", math.nan),
+            "val_loss": last.get("val_loss", math.nan),
+            "best_step": self.best.best_step,  # the step where train.monitor was best
+            "seconds": seconds,
+        }
+        for key in ("val_loss", "val_acc"):
+            values = [v for _, v in self.history.get(key, []) if math.isfinite(v)]
+            if values:
+                final[f"best_{key}"] = min(values) if key == "val_loss" else max(values)
+        if s.data.num_classes:
+            final["train_acc"] = last.get("train_acc", math.nan)
+            final["val_acc"] = last.get("val_acc", math.nan)
+        result = RunResult(self.run_id, status, final, dict(self.history), self.config, message, self.model)
+        for cb in self.callbacks:
+            cb.on_fit_end(self, result)
+        if status in ("completed", "pruned"):
+            test = self.evaluate(s.data.x_test, s.data.y_test)  # after restore_best, if any
+            final.update({f"test_{k}": v for k, v in test.items()})
+            self._save_checkpoint()
+        self.metrics.flush()
+        if status != "interrupted":
+            self.store.finish_run(self.run_id, status, final=_json_safe(final), message=message)
+        else:
+            self.store.set_status(self.run_id, status, message=message)
+        return result
+
+
+def _json_safe(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
+
+
+def run(
+    config: RunConfig | dict | str,
+    *,
+    store: Store | str | None = None,
+    group: str | None = None,
+    trial: Any = None,
+    callbacks: Sequence[Callback] = (),
+    quiet: bool = True,
+    resume: str | None = None,
+) -> RunResult:
+    """Train one run of ``config`` (a RunConfig, dict or TOML path) and record it in ``store``.
+
+    ``resume=RUN_ID`` continues an interrupted run from its last checkpoint with the config it
+    was started with (``config`` may then be None).
+    """
+    store = store if isinstance(store, Store) else Store(store)
+    if resume is not None:
+        record = store.get_run(resume)
+        if record.status == "completed":
+            raise ConfigError(f"run {record.id} is already completed; nothing to resume")
+        trainer = Trainer(record.config, store=store, callbacks=callbacks, trial=trial, quiet=quiet, group=record.group)
+        return trainer.fit(resume=record.id)
+    return Trainer(config, store=store, callbacks=callbacks, trial=trial, quiet=quiet, group=group).fit()
