@@ -1,0 +1,38 @@
+"""Shared fixtures. Tests run on CPU, with a private run store per test."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+torch.set_num_threads(1)  # two xdist workers on two cores: one thread each is fastest and deterministic
+
+
+@pytest.fixture
+def store(tmp_path):
+    from trainlab.store import Store
+
+    return Store(tmp_path / "runs" / "trainlab.db")
+
+
+@pytest.fixture
+def tiny_config():
+    """A run that takes a fraction of a second: a small MLP on a subset of mnist1d."""
+    return {
+        "name": "tiny",
+        "seed": 0,
+        "data": {"name": "mnist1d", "batch_size": 64, "subset": 512},
+        "model": {"name": "mlp", "hidden": [32]},
+        "optim": {"name": "sgd", "lr": 0.1, "momentum": 0.9},
+        "train": {"epochs": 2, "threads": 1},
+    }
+
+
+@pytest.fixture(autouse=True)
+def _isolated_store_env(tmp_path, monkeypatch):
+    """Never write to the user's runs/ folder from a test."""
+    monkeypatch.setenv("TRAINLAB_STORE", str(tmp_path / "default-store" / "trainlab.db"))
+    yield
+    os.environ.pop("TRAINLAB_TEST_DUMMY", None)

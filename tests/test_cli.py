@@ -1,0 +1,72 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def trainlab(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "trainlab.cli", *args], capture_output=True, text=True, timeout=300, env=env)
+
+
+@pytest.fixture
+def cfg_file(tmp_path, tiny_config):
+    import tomllib  # noqa: F401  (py3.11+) -- the file is TOML written by hand below
+
+    text = """
+name = "cli"
+seed = 0
+[data]
+name = "mnist1d"
+batch_size = 64
+subset = 256
+[model]
+name = "mlp"
+hidden = [16]
+[optim]
+name = "sgd"
+lr = 0.1
+[train]
+epochs = 1
+threads = 1
+"""
+    path = tmp_path / "cfg.toml"
+    path.write_text(text)
+    return path
+
+
+def test_run_prints_id_last_and_show_json(tmp_path, cfg_file):
+    db = str(tmp_path / "s.db")
+    r = trainlab("run", str(cfg_file), "optim.lr=0.05", "--store", db, "--quiet")
+    assert r.returncode == 0, r.stderr
+    run_id = r.stdout.strip().splitlines()[-1]
+    s = trainlab("show", run_id, "--json", "--store", db)
+    obj = json.loads(s.stdout)
+    assert obj["id"] == run_id and obj["status"] == "completed" and obj["config"]["optim"]["lr"] == 0.05
+    assert {"val_loss", "val_acc", "train_loss", "step"} <= set(obj["final"])
+    listing = trainlab("runs", "--store", db)
+    assert run_id in listing.stdout
+
+
+def test_config_errors_are_one_line_and_exit_2(tmp_path, cfg_file):
+    db = str(tmp_path / "s.db")
+    for args, needle in [
+        (("run", str(cfg_file), "optim.lrr=1"), "did you mean 'optim.lr'"),
+        (("run", str(tmp_path / "missing.toml")), "config file not found"),
+        (("run", str(cfg_file), "model.name=[1, 2]"), "model.name"),
+        (("show", "nosuchrun"), "no run 'nosuchrun'"),
+        (("run", "--resume", "nosuchrun"), "no run 'nosuchrun'"),
+    ]:
+        r = trainlab(*args, "--store", db)
+        assert r.returncode == 2, (args, r.stderr)
+        assert needle in r.stderr and "Traceback" not in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_store_from_environment_and_data_list(tmp_path, cfg_file):
+    import os
+
+    env = {**os.environ, "TRAINLAB_STORE": str(tmp_path / "env.db")}
+    r = trainlab("run", str(cfg_file), "-q", env=env)
+    assert r.returncode == 0 and (tmp_path / "env.db").exists()
+    assert "mnist1d" in trainlab("data", "list").stdout

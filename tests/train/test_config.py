@@ -1,0 +1,77 @@
+import pytest
+
+from trainlab.errors import ConfigError
+from trainlab.train.config import RunConfig, apply_overrides, load_config, parse_value
+
+
+def test_quickstart_example_loads():
+    cfg = load_config("examples/quickstart.toml")
+    assert cfg.name == "quickstart" and cfg.optim.name == "sgd" and cfg.optim.momentum == 0.9
+    assert cfg.model.hidden == [256, 256] and cfg.train.epochs == 20
+
+
+def test_unknown_key_is_named_with_a_suggestion():
+    with pytest.raises(ConfigError, match=r"optim\.lrr: unknown key \(did you mean 'optim\.lr'\?\)"):
+        load_config({"optim": {"lrr": 0.1}})
+    with pytest.raises(ConfigError, match=r"train\.epoch: unknown key \(did you mean 'train\.epochs'\?\)"):
+        load_config({"train": {"epoch": 3}})
+    with pytest.raises(ConfigError, match=r"modle: unknown key \(did you mean 'model'\?\)"):
+        load_config({"modle": {}})
+
+
+def test_wrong_types_and_ranges_name_the_key():
+    with pytest.raises(ConfigError, match=r"train\.epochs: .*integer.*got 'ten'"):
+        load_config({"train": {"epochs": "ten"}})
+    with pytest.raises(ConfigError, match=r"model\.dropout: .*less than 1"):
+        load_config({"model": {"dropout": 1.5}})
+    with pytest.raises(ConfigError, match=r"data\.batch_size: .*greater than 0"):
+        load_config({"data": {"batch_size": 0}})
+
+
+def test_unknown_registry_names_list_the_choices():
+    with pytest.raises(ConfigError, match=r"optim\.name: unknown value 'adm' \(did you mean 'adam'\?\); choose one of: .*adamw"):
+        load_config({"optim": {"name": "adm"}})
+    with pytest.raises(ConfigError, match=r"model\.name: unknown value 'mpl'"):
+        load_config({"model": {"name": "mpl"}})
+
+
+def test_overrides_are_parsed_as_toml():
+    assert parse_value("0.1") == 0.1 and parse_value("[64, 64]") == [64, 64]
+    assert parse_value("true") is True and parse_value("adam") == "adam" and parse_value('"x y"') == "x y"
+    cfg = load_config("examples/quickstart.toml", ["optim.lr=0.05", "model.hidden=[8,8]", "optim.name=adam", "train.early_stopping.patience=3"])
+    assert cfg.optim.lr == 0.05 and cfg.model.hidden == [8, 8] and cfg.optim.name == "adam"
+    assert cfg.train.early_stopping.patience == 3
+    with pytest.raises(ConfigError, match="must look like key.sub=value"):
+        apply_overrides({}, ["optim.lr"])
+    with pytest.raises(ConfigError, match="'seed' is a value, not a section"):
+        apply_overrides({"seed": 1}, ["seed.x=1"])
+
+
+def test_override_returns_a_validated_copy_and_hash_ignores_name():
+    cfg = RunConfig()
+    other = cfg.override({"optim.lr": 0.5})
+    assert cfg.optim.lr == 0.01 and other.optim.lr == 0.5
+    assert cfg.hash() == cfg.override({"name": "x"}).hash() != other.hash()
+    with pytest.raises(ConfigError, match=r"optim\.lr: .*greater than or equal to 0"):
+        cfg.override({"optim.lr": -1})
+
+
+def test_linear_scaling_rule():
+    cfg = load_config({"data": {"batch_size": 1024}, "optim": {"lr": 0.1, "scale_lr": "linear", "base_batch_size": 256}})
+    assert cfg.optim.scaled_lr(1024) == pytest.approx(0.4)
+    assert cfg.override({"optim.scale_lr": "sqrt"}).optim.scaled_lr(1024) == pytest.approx(0.2)
+
+
+def test_config_round_trips_through_dict():
+    cfg = load_config({"schedule": {"name": "cosine", "min_lr": 0.001}, "train": {"early_stopping": {"patience": 2}}})
+    again = load_config(cfg.to_dict())
+    assert again == cfg and again.schedule.options() == {"min_lr": 0.001}
+
+
+def test_missing_and_invalid_toml(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[optim\nlr = 1")
+    with pytest.raises(ConfigError, match=r"bad\.toml: not valid TOML"):
+        load_config(bad)
