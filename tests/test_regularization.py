@@ -1,0 +1,392 @@
+"""trainlab.regularization against NumPy references written from the notes' formulas."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainlab.regularization import (
+    distillation_loss,
+    l1_proximal_step_,
+    label_smoothing_targets,
+    max_norm_,
+    penalty,
+    regularized_parameters,
+    smoothed_cross_entropy,
+    soft_threshold,
+)
+
+
+def _net() -> nn.Sequential:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.LayerNorm(4), nn.Linear(4, 2))
+    with torch.no_grad():  # non-trivial norm parameters, so leaving them out is visible
+        for p in net.parameters():
+            p.add_(0.3)
+    return net
+
+
+# ---------------------------------------------------------------- penalty
+
+
+def test_penalty_value_is_elastic_net_of_weights_only():
+    net = _net()
+    w1, w2 = net[0].weight.detach().numpy(), net[4].weight.detach().numpy()
+    l1, l2 = 0.03, 0.2
+    expected = l1 * (np.abs(w1).sum() + np.abs(w2).sum()) + 0.5 * l2 * ((w1**2).sum() + (w2**2).sum())
+    assert penalty(net, l1=l1, l2=l2).item() == pytest.approx(expected, rel=1e-6)
+    every = np.concatenate([p.detach().numpy().ravel() for p in net.parameters()])
+    assert penalty(net, l1=l1, l2=l2, include_bias_and_norm=True).item() == pytest.approx(
+        l1 * np.abs(every).sum() + 0.5 * l2 * (every**2).sum(), rel=1e-6
+    )
+
+
+def test_penalty_gradient_is_l1_sign_plus_l2_w_and_zero_on_bias_and_norm():
+    net = _net()
+    l1, l2 = 0.05, 0.1
+    penalty(net, l1=l1, l2=l2).backward()
+    for name, p in net.named_parameters():
+        w = p.detach().numpy()
+        if name in ("0.weight", "4.weight"):
+            np.testing.assert_allclose(p.grad.numpy(), l1 * np.sign(w) + l2 * w, rtol=1e-6)
+        else:
+            assert p.grad is None, name
+
+
+def test_penalty_zero_and_bad_arguments():
+    net = _net()
+    assert penalty(net).item() == 0.0
+    with pytest.raises(ValueError, match=r"l1 must be >= 0, got -0.1"):
+        penalty(net, l1=-0.1)
+    with pytest.raises(ValueError, match=r"l2 must be >= 0, got nan"):
+        penalty(net, l2=float("nan"))
+
+
+def test_regularized_parameters_rule():
+    lstm_net = nn.ModuleDict(
+        {
+            "lstm": nn.LSTM(3, 4),
+            "wn": nn.utils.parametrizations.weight_norm(nn.Linear(3, 5)),
+            "old_wn": torch.nn.utils.weight_norm(nn.Linear(3, 5)),
+            "gn": nn.GroupNorm(2, 4),
+            "ln3d": nn.LayerNorm((2, 3, 3)),  # a norm gain with more than one dimension
+            "emb": nn.Embedding(7, 3),
+        }
+    )
+    names = {n for n, _ in regularized_parameters(lstm_net)}
+    assert names == {
+        "lstm.weight_ih_l0",
+        "lstm.weight_hh_l0",
+        "wn.parametrizations.weight.original1",  # the direction v, not the gain g
+        "old_wn.weight_v",
+        "emb.weight",
+    }
+    assert len(regularized_parameters(lstm_net, include_bias_and_norm=True)) == len(list(lstm_net.parameters()))
+
+
+def test_tied_weights_are_penalized_once():
+    a = nn.Linear(2, 2, bias=False)
+    net = nn.Sequential(a, a)
+    assert penalty(net, l2=2.0).item() == pytest.approx((a.weight.detach() ** 2).sum().item(), rel=1e-6)
+
+
+def _sgd_run(use_penalty: bool, steps: int = 5) -> torch.Tensor:
+    torch.manual_seed(1)
+    model = nn.Linear(4, 3, bias=False)
+    x, y = torch.randn(16, 4), torch.randn(16, 3)
+    lam = 0.1
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=0.0 if use_penalty else lam)
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = F.mse_loss(model(x), y) + (penalty(model, l2=lam) if use_penalty else 0.0)
+        loss.backward()
+        opt.step()
+    return model.weight.detach()
+
+
+def test_l2_penalty_equals_torch_sgd_weight_decay_with_momentum():
+    torch.testing.assert_close(_sgd_run(True), _sgd_run(False), rtol=1e-6, atol=1e-7)
+
+
+def test_notes_decoupled_weight_decay_equals_l2_for_plain_sgd_but_not_for_adam():
+    """Notes 000 §7.7.2: θ ← (1 − β)θ − α g equals L2 for SGD with β = lr·λ; not for Adam."""
+    torch.manual_seed(2)
+    x, y = torch.randn(32, 5), torch.randn(32, 1)
+    w0 = torch.randn(1, 5)
+    lr, lam = 0.1, 0.3
+
+    def data_grad(w: np.ndarray) -> np.ndarray:  # d/dw mean((x w^T - y)^2)
+        xn, yn = x.numpy().astype(np.float64), y.numpy().astype(np.float64)
+        return (2 / len(xn)) * ((xn @ w.T - yn).T @ xn)
+
+    w_notes = w0.numpy().astype(np.float64)
+    for _ in range(3):
+        w_notes = (1 - lr * lam) * w_notes - lr * data_grad(w_notes)
+
+    def trained(opt_cls, **kw) -> np.ndarray:
+        model = nn.Linear(5, 1, bias=False)
+        with torch.no_grad():
+            model.weight.copy_(w0)
+        opt = opt_cls(model.parameters(), lr=lr, **kw)
+        for _ in range(3):
+            opt.zero_grad()
+            (F.mse_loss(model(x), y) + penalty(model, l2=lam)).backward()
+            opt.step()
+        return model.weight.detach().numpy()
+
+    np.testing.assert_allclose(trained(torch.optim.SGD), w_notes, rtol=1e-5)
+    adam_l2 = trained(torch.optim.Adam)
+    adamw = nn.Linear(5, 1, bias=False)
+    with torch.no_grad():
+        adamw.weight.copy_(w0)
+    opt = torch.optim.AdamW(adamw.parameters(), lr=lr, weight_decay=lam)
+    for _ in range(3):
+        opt.zero_grad()
+        F.mse_loss(adamw(x), y).backward()
+        opt.step()
+    assert np.abs(adam_l2 - adamw.weight.detach().numpy()).max() > 1e-3
+
+
+def test_l2_minimum_is_the_notes_ridge_solution():
+    """Notes 003: w̃ = (H + αI)^{-1} H w* for J = ½ (w − w*)ᵀ H (w − w*) + α ½||w||²."""
+    rng = np.random.default_rng(0)
+    n, d, alpha = 50, 6, 0.7
+    x = rng.normal(size=(n, d)) * rng.uniform(0.2, 2.0, size=d)
+    y = x @ rng.normal(size=d) + 0.1 * rng.normal(size=n)
+    h = x.T @ x / n
+    w_star = np.linalg.solve(h, x.T @ y / n)
+    eigval, q = np.linalg.eigh(h)
+    w_ridge = q @ np.diag(eigval / (eigval + alpha)) @ q.T @ w_star  # the notes' eigen form
+    np.testing.assert_allclose(w_ridge, np.linalg.solve(h + alpha * np.eye(d), x.T @ y / n), rtol=1e-8)
+
+    model = nn.Linear(d, 1, bias=False).double()
+    with torch.no_grad():
+        model.weight.copy_(torch.from_numpy(w_ridge)[None])
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    loss = 0.5 * ((model(xt).squeeze(1) - yt) ** 2).mean() + penalty(model, l2=alpha)
+    loss.backward()
+    assert model.weight.grad.abs().max().item() < 1e-10  # w_ridge is the stationary point
+
+
+def test_soft_threshold_formula():
+    w = torch.tensor([-3.0, -0.5, 0.0, 0.2, 1.0, 2.5])
+    np.testing.assert_allclose(soft_threshold(w, 1.0).numpy(), [-2.0, 0.0, 0.0, 0.0, 0.0, 1.5])
+
+
+def _orthogonal_design(n: int, d: int, seed: int) -> np.ndarray:
+    q, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(n, d)))
+    return q * np.sqrt(n)  # xᵀx / n = I, so the Hessian of ½ mean((xw − y)²) is I
+
+
+def test_proximal_l1_reaches_the_notes_soft_threshold_solution():
+    """Notes 003: with diagonal H, the L1 optimum is sign(w*) max(|w*| − α/H_ii, 0)."""
+    n, d, alpha = 64, 8, 0.4
+    x = _orthogonal_design(n, d, 0)
+    w_true = np.array([2.0, -1.5, 0.3, -0.2, 0.0, 0.0, 1.0, 0.1])
+    y = x @ w_true + 0.05 * np.random.default_rng(1).normal(size=n)
+    w_star = x.T @ y / n
+    expected = np.sign(w_star) * np.maximum(np.abs(w_star) - alpha, 0.0)
+
+    model = nn.Linear(d, 1, bias=False).double()
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    lr = 0.5
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    for _ in range(100):
+        opt.zero_grad()
+        (0.5 * ((model(xt).squeeze(1) - yt) ** 2).mean()).backward()
+        opt.step()
+        l1_proximal_step_(model, lr * alpha)
+    got = model.weight.detach().numpy()[0]
+    np.testing.assert_allclose(got, expected, atol=1e-9)
+    assert (got[expected == 0] == 0).all() and (expected == 0).sum() >= 3  # exact zeros
+
+
+def test_l1_drives_irrelevant_weights_to_near_zero_while_l2_only_shrinks():
+    rng = np.random.default_rng(3)
+    n, d = 60, 20
+    x = rng.normal(size=(n, d))
+    w_true = np.zeros(d)
+    w_true[:3] = [3.0, -2.0, 1.5]
+    y = x @ w_true + 0.5 * rng.normal(size=n)
+    xt, yt = torch.from_numpy(x).float(), torch.from_numpy(y).float()
+
+    def fit(l1: float, l2: float) -> np.ndarray:
+        torch.manual_seed(0)
+        model = nn.Linear(d, 1, bias=False)
+        opt = torch.optim.SGD(model.parameters(), lr=0.02)
+        for step in range(3000):
+            for group in opt.param_groups:  # a decaying step lets the subgradient settle
+                group["lr"] = 0.02 / (1 + step / 100)
+            opt.zero_grad()
+            (0.5 * ((model(xt).squeeze(1) - yt) ** 2).mean() + penalty(model, l1=l1, l2=l2)).backward()
+            opt.step()
+        return model.weight.detach().numpy()[0]
+
+    w_l1, w_l2 = fit(0.3, 0.0), fit(0.0, 0.3)
+    irrelevant_l1, irrelevant_l2 = np.abs(w_l1[3:]), np.abs(w_l2[3:])
+    assert irrelevant_l1.max() < 0.01  # L1: zero up to the subgradient's oscillation
+    assert irrelevant_l2.min() > 1e-3 and np.median(irrelevant_l2) > 0.03  # L2: small, not zero
+    assert np.abs(w_l1[:3]).min() > 1.0 and np.abs(w_l2[:3]).min() > 1.0  # the signal survives
+
+
+# ---------------------------------------------------------------- max-norm
+
+
+def _row_norms(w: np.ndarray) -> np.ndarray:
+    return np.sqrt((w.reshape(w.shape[0], -1) ** 2).sum(1))
+
+
+def test_max_norm_rescales_only_rows_above_the_bound():
+    lin = nn.Linear(3, 3)
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[3.0, 4.0, 0.0], [0.1, 0.2, 0.2], [0.0, 0.0, -10.0]]))
+        lin.bias.fill_(7.0)
+    max_norm_(lin, 2.0)
+    w = np.array([[3.0, 4.0, 0.0], [0.1, 0.2, 0.2], [0.0, 0.0, -10.0]])
+    expected = w * np.minimum(1.0, 2.0 / _row_norms(w))[:, None]
+    np.testing.assert_allclose(lin.weight.detach().numpy(), expected, rtol=1e-6)
+    assert (lin.bias == 7.0).all()  # biases are left alone by default
+
+
+def test_max_norm_with_bias_counts_bias_in_the_row_and_conv_transpose_uses_dim_1():
+    lin = nn.Linear(2, 2)
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[3.0, 0.0], [0.0, 0.5]]))
+        lin.bias.copy_(torch.tensor([4.0, 0.5]))
+    max_norm_(lin, 1.0, include_bias_and_norm=True)
+    np.testing.assert_allclose(lin.weight.detach().numpy(), [[0.6, 0.0], [0.0, 0.5]], rtol=1e-6)
+    np.testing.assert_allclose(lin.bias.detach().numpy(), [0.8, 0.5], rtol=1e-6)
+
+    torch.manual_seed(0)
+    deconv = nn.ConvTranspose2d(4, 3, 2)
+    with torch.no_grad():
+        deconv.weight.mul_(20)
+    w = deconv.weight.detach().numpy().copy()  # (in, out, kh, kw)
+    max_norm_(deconv, 0.5)
+    out_rows = np.moveaxis(deconv.weight.detach().numpy(), 1, 0)
+    np.testing.assert_allclose(_row_norms(out_rows), np.minimum(0.5, _row_norms(np.moveaxis(w, 1, 0))), rtol=1e-5)
+
+
+def test_max_norm_rejects_nonpositive():
+    with pytest.raises(ValueError, match=r"max_norm must be > 0, got 0"):
+        max_norm_(nn.Linear(2, 2), 0)
+
+
+# ---------------------------------------------------------------- label smoothing
+
+
+@pytest.mark.parametrize("style", ["notes", "uniform"])
+def test_label_smoothing_targets_match_formula_and_sum_to_one(style):
+    y = torch.tensor([0, 3, 1, 3])
+    k, eps = 4, 0.2
+    got = label_smoothing_targets(y, k, eps, style).numpy()
+    expected = np.empty((4, k))
+    for i, c in enumerate(y.tolist()):
+        if style == "notes":  # 000 §7.7.6: 1 − ε and ε/(K − 1)
+            expected[i] = eps / (k - 1)
+            expected[i, c] = 1 - eps
+        else:  # Szegedy et al.: (1 − ε) one-hot + ε/K
+            expected[i] = eps / k
+            expected[i, c] = 1 - eps + eps / k
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    np.testing.assert_allclose(got.sum(1), 1.0, rtol=1e-6)
+
+
+def test_uniform_smoothing_equals_torch_cross_entropy():
+    torch.manual_seed(0)
+    logits, y = torch.randn(16, 7) * 3, torch.randint(0, 7, (16,))
+    for eps in (0.0, 0.1, 0.5):
+        torch.testing.assert_close(
+            smoothed_cross_entropy(logits, y, eps, style="uniform"), F.cross_entropy(logits, y, label_smoothing=eps)
+        )
+
+
+def test_notes_smoothing_loss_and_style_equivalence():
+    torch.manual_seed(1)
+    logits, y = torch.randn(8, 5), torch.randint(0, 5, (8,))
+    eps, k = 0.3, 5
+    z = logits.double().numpy()
+    log_p = z - z.max(1, keepdims=True) - np.log(np.exp(z - z.max(1, keepdims=True)).sum(1, keepdims=True))
+    target = np.full((8, k), eps / (k - 1))
+    target[np.arange(8), y.numpy()] = 1 - eps
+    assert smoothed_cross_entropy(logits, y, eps).item() == pytest.approx(-(target * log_p).sum(1).mean(), rel=1e-5)
+    torch.testing.assert_close(
+        label_smoothing_targets(y, k, eps, "notes"), label_smoothing_targets(y, k, eps * k / (k - 1), "uniform")
+    )
+
+
+def test_label_smoothing_bad_arguments():
+    y = torch.tensor([0, 1])
+    with pytest.raises(ValueError, match=r"eps must be in \[0, 1\], got 1.5"):
+        label_smoothing_targets(y, 3, 1.5)
+    with pytest.raises(ValueError, match=r"style must be one of .*'gauss'"):
+        label_smoothing_targets(y, 3, 0.1, style="gauss")
+    with pytest.raises(ValueError, match=r"y must lie in \[0, 2\], got values in \[0, 3\]"):
+        label_smoothing_targets(torch.tensor([0, 3]), 3, 0.1)
+    with pytest.raises(ValueError, match=r"num_classes must be >= 2, got 1"):
+        label_smoothing_targets(torch.tensor([0]), 1, 0.1)
+
+
+# ---------------------------------------------------------------- distillation
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def test_distillation_loss_equals_formula_and_gradient():
+    torch.manual_seed(0)
+    s, t, y = torch.randn(6, 4, dtype=torch.float64), torch.randn(6, 4, dtype=torch.float64) * 2, torch.randint(0, 4, (6,))
+    temp, alpha = 3.0, 0.7
+    sn, tn, yn = s.numpy(), t.numpy(), y.numpy()
+    p, q = _softmax(tn / temp), _softmax(sn / temp)
+    soft = (p * (np.log(p) - np.log(q))).sum(1).mean() * temp**2
+    hard = -np.log(_softmax(sn)[np.arange(6), yn]).mean()
+    s.requires_grad_(True)
+    t.requires_grad_(True)
+    loss = distillation_loss(s, t, y, temp, alpha)
+    assert loss.item() == pytest.approx(alpha * soft + (1 - alpha) * hard, rel=1e-10)
+    loss.backward()
+    onehot = np.eye(4)[yn]
+    grad = (alpha * temp * (q - p) + (1 - alpha) * (_softmax(sn) - onehot)) / 6
+    np.testing.assert_allclose(s.grad.numpy(), grad, rtol=1e-9)
+    assert t.grad is None  # the teacher is a fixed target
+
+
+def test_distillation_t_squared_keeps_the_soft_gradient_scale():
+    """Hinton eq. 3: for large T and zero-mean logits, ∂/∂z_i (T² KL) → (z_i − v_i)/K."""
+    torch.manual_seed(3)
+    k = 10
+    z = torch.randn(4, k, dtype=torch.float64)
+    v = torch.randn(4, k, dtype=torch.float64)
+    z, v = z - z.mean(1, keepdim=True), v - v.mean(1, keepdim=True)
+    norms = {}
+    limit = (z - v) / (k * 4)  # batch mean over 4 rows
+    for temp in (20.0, 40.0):
+        zz = z.clone().requires_grad_(True)
+        distillation_loss(zz, v, None, temp, 1.0).backward()
+        norms[temp] = zz.grad.norm().item()
+        rel_error = ((zz.grad - limit).norm() / limit.norm()).item()
+        assert rel_error < 1.0 / temp  # the approximation error is O(logit / T)
+        zz = z.clone().requires_grad_(True)
+        (distillation_loss(zz, v, None, temp, 1.0) / temp**2).backward()  # without T²
+        norms[("raw", temp)] = zz.grad.norm().item()
+    assert norms[20.0] / norms[40.0] == pytest.approx(1.0, abs=0.01)
+    assert norms[("raw", 20.0)] / norms[("raw", 40.0)] == pytest.approx(4.0, rel=0.01)
+
+
+def test_distillation_is_zero_when_student_matches_teacher_and_checks_arguments():
+    z = torch.randn(3, 5)
+    assert distillation_loss(z, z.clone(), None, 2.0, 1.0).item() == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError, match=r"targets are required when alpha < 1 \(alpha=0.5\)"):
+        distillation_loss(z, z, None, 2.0, 0.5)
+    with pytest.raises(ValueError, match=r"temperature must be > 0, got 0"):
+        distillation_loss(z, z, None, 0, 1.0)
+    with pytest.raises(ValueError, match=r"alpha must be in \[0, 1\], got 1.2"):
+        distillation_loss(z, z, None, 2.0, 1.2)
+    with pytest.raises(ValueError, match=r"must both be \(batch, classes\)"):
+        distillation_loss(z, z[:, :4], None, 2.0, 1.0)
