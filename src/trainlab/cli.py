@@ -113,6 +113,34 @@ def show(
     del RunConfig
 
 
+@app.command()
+def compare(
+    config: Annotated[Path, typer.Argument(help="TOML config with a [compare] section")],
+    overrides: Annotated[Optional[list[str]], typer.Argument(help="overrides of the base config, key.sub=value")] = None,
+    store: StoreOpt = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="parallel worker processes")] = 1,
+    seeds: Annotated[Optional[int], typer.Option("--seeds", help="seeds per variant (overrides compare.seeds)")] = None,
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="write the HTML report here")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+) -> None:
+    """Run every variant x seed (resumable: finished runs are skipped), then print the table."""
+    from trainlab.compare import print_summary, run_comparison, summarize
+    from trainlab.train import load_config
+
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be >= 1, got {jobs}")
+    cfg = load_config(config, overrides or [])
+    st = _store(store)
+    run_comparison(cfg, store=st, jobs=jobs, seeds=seeds, quiet=quiet)
+    table = cfg.compare or {}
+    print_summary(summarize(st, cfg.name, table.get("metric"), table.get("target")), out)
+    if output is not None:
+        from trainlab.report.html import write_report
+
+        write_report(st, [cfg.name], output)
+        print(output.absolute())
+
+
 @data_app.command("list")
 def data_list() -> None:
     """List the built-in data sets and file loaders with their options."""
