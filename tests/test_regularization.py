@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trainlab.nn.norm import WeightNorm
 from trainlab.regularization import (
     distillation_loss,
     l1_proximal_step_,
@@ -65,6 +66,7 @@ def test_penalty_zero_and_bad_arguments():
         penalty(net, l2=float("nan"))
 
 
+@pytest.mark.filterwarnings("ignore:.*torch.nn.utils.weight_norm.*:FutureWarning")
 def test_regularized_parameters_rule():
     lstm_net = nn.ModuleDict(
         {
@@ -74,6 +76,7 @@ def test_regularized_parameters_rule():
             "gn": nn.GroupNorm(2, 4),
             "ln3d": nn.LayerNorm((2, 3, 3)),  # a norm gain with more than one dimension
             "emb": nn.Embedding(7, 3),
+            "tl_wn": WeightNorm(nn.Linear(3, 5)),  # trainlab's: gain g is (5, 1), not 1-D
         }
     )
     names = {n for n, _ in regularized_parameters(lstm_net)}
@@ -83,6 +86,7 @@ def test_regularized_parameters_rule():
         "wn.parametrizations.weight.original1",  # the direction v, not the gain g
         "old_wn.weight_v",
         "emb.weight",
+        "tl_wn.v",
     }
     assert len(regularized_parameters(lstm_net, include_bias_and_norm=True)) == len(list(lstm_net.parameters()))
 

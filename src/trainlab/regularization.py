@@ -10,7 +10,8 @@ By default only *weights* are: a parameter is left out when it is a bias (its na
 part after the last dot, starts with ``bias`` — ``bias``, ``bias_ih_l0``), when it belongs to a
 normalization module (BatchNorm, LayerNorm, GroupNorm, InstanceNorm, LocalResponseNorm, or
 any class whose name ends in ``Norm`` and that owns no wrapped layer), when it is a weight-norm
-gain (``weight_g``, or ``original0`` of a ``torch.nn.utils.parametrizations.weight_norm``), or,
+gain (``weight_g``, ``g`` of ``trainlab.nn.WeightNorm``, or ``original0`` of
+``torch.nn.utils.parametrizations.weight_norm``), or,
 as a fallback that catches any other gain or offset, when it has fewer than two dimensions.
 The notes give the reason (003 §正则化: "通常只对权重做惩罚而不对偏置做惩罚" — a bias controls a
 single variable and adds little variance; 002: "一般不考虑bias"). ``include_bias_and_norm=True``
@@ -56,6 +57,8 @@ def _is_norm_module(module: nn.Module) -> bool:
 
 def _is_weight_norm_gain(module: nn.Module, leaf: str) -> bool:
     if leaf in _WEIGHT_NORM_GAINS:
+        return True
+    if leaf == "g" and type(module).__name__ == "WeightNorm":  # trainlab.nn.WeightNorm (g, v)
         return True
     # torch.nn.utils.parametrizations.weight_norm stores g as original0, v as original1
     return leaf == "original0" and any(type(m).__name__ == "_WeightNorm" for m in module.children())
@@ -177,6 +180,10 @@ def max_norm_(model: nn.Module, max_norm: float, include_bias_and_norm: bool = F
     ``include_bias_and_norm=True`` the unit's bias joins its row (the paper treats the bias as a
     weight from a constant input) and 1-D parameters without a weight (gains) are clamped per
     element. torch's ``Embedding(max_norm=)`` does the same for embeddings only, lazily.
+
+    A weight-normalized layer's row norm is its gain g, not ``||v||``: rescaling v (what the
+    default does) leaves the function unchanged, so bound such layers with
+    ``include_bias_and_norm=True``, which clamps each ``|g_i|`` to ``max_norm``.
     """
     if not max_norm > 0:
         raise ValueError(f"max_norm must be > 0, got {max_norm!r}")
