@@ -1,0 +1,135 @@
+"""CLI commands of ``trainlab.tune``: ``tune``, ``nas``, ``studies``, ``show-study``.
+
+Plain typer-annotated functions; the lead's ``cli.py`` registers them
+(``app.command("tune")(commands.tune)``) and turns a ``ConfigError`` into one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from trainlab.errors import ConfigError
+
+StoreOpt = Annotated[Optional[str], typer.Option("--store", help="run store: SQLite path or SQLAlchemy URL [env: TRAINLAB_STORE]")]
+TrialsOpt = Annotated[Optional[int], typer.Option("--trials", help="trials to run now [default: search.trials]")]
+JobsOpt = Annotated[Optional[int], typer.Option("--jobs", help="parallel worker processes [default: search.jobs]")]
+ExecutorOpt = Annotated[str, typer.Option("--executor", help="local | ray (needs trainlab[ray])")]
+ResumeOpt = Annotated[Optional[str], typer.Option("--resume", help="continue the stored study of this name")]
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return "" if v is None else str(v)
+
+
+def trials_table(study, limit: int = 30) -> Table:
+    """The last ``limit`` trials with their parameters, value and state; the best marked."""
+    trials = study.trials
+    best = study.best_trial
+    names = list(study.space)
+    title = f"study {study.name}: {len(trials)} trials, best {_fmt(best.value) if best else '-'} ({study.metric or 'value'}, {study.direction})"
+    table = Table(title=title, title_justify="left")
+    for col in ("#", "state", study.metric or "value", "step", *names, "run"):
+        table.add_column(col, justify="right" if col not in ("state", "run") else "left")
+    for t in trials[-limit:]:
+        mark = "*" if best is not None and t.number == best.number else ""
+        row = [f"{t.number}{mark}", t.state, _fmt(t.value), _fmt(t.last_step)]
+        row += [_fmt(t.params.get(n)) for n in names] + [t.run_id or ""]
+        table.add_row(*row)
+    return table
+
+
+def _run_study(study, objective, n_trials: int, jobs: int, executor: str) -> None:
+    console = Console(width=None if sys.stdout.isatty() else 200)
+    with Live(trials_table(study), console=console, refresh_per_second=2, transient=False) as live:
+        study.optimize(objective, n_trials, jobs=jobs, executor=executor, callback=lambda s, _t: live.update(trials_table(s)))
+    best = study.best_trial
+    if best is not None:
+        console.print(f"best trial {best.number}: {study.metric} = {best.value:.6g}  params = {json.dumps(best.params)}  run = {best.run_id}")
+
+
+def _tune(config: Path, nas: bool, store: str | None, n_trials: int | None, jobs: int | None, executor: str, resume: str | None, **search) -> None:
+    from trainlab.tune.runs import RunObjective, study_from_config
+
+    study, spec = study_from_config(config, nas=nas, store=store, resume=resume, **search)
+    stored = study.objective or {}
+    if "config" not in stored:
+        raise ConfigError(f"study '{study.name}' was not created from a run config; run it with trainlab.tune.Study in Python")
+    objective = RunObjective(stored["config"], study.storage_url, nas=bool(stored.get("nas")))
+    _run_study(study, objective, n_trials or spec.trials, jobs or spec.jobs, executor)
+
+
+def tune(
+    config: Annotated[Path, typer.Argument(help="TOML run config with a [search] section")],
+    sampler: Annotated[Optional[str], typer.Option("--sampler", help="gp | random | grid")] = None,
+    pruner: Annotated[Optional[str], typer.Option("--pruner", help="none | median | sha | hyperband | asha")] = None,
+    trials: TrialsOpt = None,
+    jobs: JobsOpt = None,
+    executor: ExecutorOpt = "local",
+    resume: ResumeOpt = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="study name [default: search.name or the config's name]")] = None,
+    store: StoreOpt = None,
+) -> None:
+    """Search the hyperparameters named in the config's [search] section; a live table shows the trials."""
+    _tune(config, False, store, trials, jobs, executor, resume, sampler=sampler, pruner=pruner, name=name)
+
+
+def nas(
+    config: Annotated[Path, typer.Argument(help="TOML run config (an MLP) with [search.architecture]")],
+    searcher: Annotated[Optional[str], typer.Option("--searcher", help="reinforce | random")] = None,
+    pruner: Annotated[Optional[str], typer.Option("--pruner", help="none | median | sha | hyperband | asha")] = None,
+    trials: TrialsOpt = None,
+    jobs: JobsOpt = None,
+    executor: ExecutorOpt = "local",
+    resume: ResumeOpt = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="study name [default: search.name or the config's name]")] = None,
+    store: StoreOpt = None,
+) -> None:
+    """Architecture search: a REINFORCE controller (or random search) proposes MLPs; reward = val accuracy."""
+    if searcher not in (None, "reinforce", "random"):
+        raise ConfigError(f"--searcher must be 'reinforce' or 'random', got {searcher!r}")
+    _tune(config, True, store, trials, jobs, executor, resume, sampler=searcher, pruner=pruner, name=name)
+
+
+def studies(store: StoreOpt = None) -> None:
+    """List the studies in the store."""
+    from trainlab.store import resolve_url
+    from trainlab.tune.study import list_studies
+
+    table = Table(title=f"studies in {resolve_url(store)}", title_justify="left")
+    for col in ("name", "metric", "direction", "sampler", "pruner", "trials", "complete", "pruned", "failed", "best"):
+        table.add_column(col)
+    for s in list_studies(store):
+        c = s["counts"]
+        table.add_row(
+            s["name"], s["metric"] or "value", s["direction"], s["sampler"], s["pruner"], str(s["n_trials"]),
+            str(c.get("complete", 0)), str(c.get("pruned", 0)), str(c.get("failed", 0)), _fmt(s["best_value"]),
+        )  # fmt: skip
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
+
+
+def show_study(
+    name: Annotated[str, typer.Argument(help="study name")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the study and all trials as JSON")] = False,
+    store: StoreOpt = None,
+) -> None:
+    """One study: its space, sampler, pruner, best trial and every trial."""
+    from trainlab.tune.study import Study
+
+    study = Study.load(name, storage=store)
+    if as_json:
+        print(json.dumps({**study.summary(), "trials": [t.to_dict() for t in study.trials]}, indent=2, default=str))
+        return
+    console = Console(width=None if sys.stdout.isatty() else 200)
+    s = study.summary()
+    console.print(f"sampler {s['sampler']}  pruner {s['pruner']}  seed {s['seed']}  counts {s['counts']}")
+    console.print(trials_table(study, limit=10**9))

@@ -1,0 +1,315 @@
+"""Samplers choose the next point: ``Grid``, ``Random`` (optionally Sobol) and ``GP`` (Bayesian optimization).
+
+NNDL ``000_*.txt`` §7.6.1–7.6.3: grid search tries every combination; random search draws
+combinations at random because "some hyperparameters matter little" (Bergstra & Bengio,
+JMLR 2012: with a few important dimensions, n random points cover each of them with n
+distinct values where a grid gives only n^(1/D)); neither uses what earlier trials
+showed, which Bayesian optimization (SMBO) does: fit a model of the objective to the
+trials so far and pick the point with the largest expected gain.
+
+A sampler is a pure function of the study's history: ``sample(space, trials, number=,
+seed=, direction=)`` looks only at the stored trials, the trial number and the study
+seed. So a study rerun with the same seed and one worker proposes the same points, a
+resumed study continues where it stopped, and parallel workers need no shared state.
+``None`` means the sampler is exhausted (a finished grid).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import scipy.optimize
+import scipy.stats.qmc
+import torch
+
+from trainlab.errors import ConfigError, unknown_name
+from trainlab.tune.acquisition import ACQUISITIONS
+from trainlab.tune.gp import GaussianProcess, fit_hyperparameters, single_threaded
+from trainlab.tune.space import Categorical, Space
+from trainlab.tune.trial import COMPLETE, RUNNING, WAITING, FrozenTrial
+
+
+class Sampler:
+    """Base class: subclasses implement :meth:`sample` and :meth:`spec`."""
+
+    name = "sampler"
+
+    def sample(
+        self, space: Space, trials: Sequence[FrozenTrial], *, number: int, seed: int, direction: str = "minimize"
+    ) -> dict[str, Any] | None:
+        raise NotImplementedError
+
+    def spec(self) -> dict[str, Any]:
+        """A JSON-able description; :func:`create_sampler` ``(**spec)`` rebuilds the sampler."""
+        return {"name": self.name}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.spec().items() if k != "name")
+        return f"{type(self).__name__}({args})"
+
+
+def _params_key(params: Mapping[str, Any]) -> tuple:
+    return tuple(sorted((k, repr(v)) for k, v in params.items()))
+
+
+# -- grid -------------------------------------------------------------------------------
+
+
+def grid_points(space: Space, steps: int | None = None) -> list[dict[str, Any]]:
+    """Every combination of the active parameters, in order (the first parameter varies slowest).
+
+    A conditional parameter multiplies only the combinations where it is active, so the
+    result is the exact product over each branch. Continuous ranges need ``steps``.
+    """
+    points: list[dict[str, Any]] = [{}]
+    for name, p in space.items():
+        values = p.grid(steps)
+        expanded = []
+        for pt in points:
+            if p.is_active(pt):
+                expanded.extend({**pt, name: v} for v in values)
+            else:
+                expanded.append(pt)
+        points = expanded
+    return points
+
+
+class Grid(Sampler):
+    """Cartesian product of the choices; ``steps`` points for each continuous range that has
+    no ``steps`` of its own (log-spaced when ``log``). Trials take the points in order,
+    skipping points an earlier trial already has (so re-queued points are not repeated)."""
+
+    name = "grid"
+
+    def __init__(self, steps: int | None = None):
+        if steps is not None and (not isinstance(steps, int) or steps < 2):
+            raise ConfigError(f"Grid: steps must be an integer >= 2, got {steps!r}")
+        self.steps = steps
+
+    def sample(self, space, trials, *, number, seed, direction="minimize"):
+        taken = {_params_key(t.params) for t in trials}
+        for point in grid_points(space, self.steps):
+            if _params_key(point) not in taken:
+                return point
+        return None
+
+    def spec(self):
+        return {"name": self.name, "steps": self.steps}
+
+
+# -- random -----------------------------------------------------------------------------
+
+
+def _sobol_point(d: int, seed: int, index: int) -> np.ndarray:
+    sobol = scipy.stats.qmc.Sobol(d, scramble=True, seed=seed)
+    if index:
+        sobol.fast_forward(index)
+    with warnings.catch_warnings():  # "balance properties need n = 2^m": we draw one at a time
+        warnings.simplefilter("ignore")
+        return sobol.random(1)[0]
+
+
+class Random(Sampler):
+    """Independent uniform draws (log-uniform where ``log``); ``qmc=True`` takes point
+    ``number`` of a scrambled Sobol sequence instead (Owen scrambling; scipy.stats.qmc),
+    which covers the space more evenly for the same number of trials.
+
+    The draw for trial ``n`` uses a generator seeded by ``(seed, n)`` only.
+    """
+
+    name = "random"
+
+    def __init__(self, qmc: bool = False):
+        self.qmc = bool(qmc)
+
+    def sample(self, space, trials, *, number, seed, direction="minimize"):
+        if self.qmc:
+            return space.from_uniform(_sobol_point(len(space), seed, number))
+        return space.sample(np.random.default_rng([seed, number]))
+
+    def spec(self):
+        return {"name": self.name, "qmc": self.qmc}
+
+
+# -- Gaussian-process Bayesian optimization ----------------------------------------------
+
+
+class GP(Sampler):
+    """Bayesian optimization with a Gaussian-process surrogate (Snoek et al. 2012).
+
+    Each call: encode the complete trials into the unit cube (log-scaled parameters warped,
+    categoricals one-hot, see :mod:`trainlab.tune.space`); fit a Matérn-5/2 ARD GP by
+    maximizing the marginal likelihood (:mod:`trainlab.tune.gp`); add the *pending* trials
+    (running or queued) as fake observations equal to the mean of the observed values —
+    the "constant liar" of Ginsbourger, Le Riche & Carraro (2010) — so the posterior
+    variance there collapses, their acquisition drops to ~0 and parallel workers do not
+    ask for the same point; then maximize the acquisition: ``n_candidates`` scrambled Sobol
+    points plus Gaussian perturbations of the best trials, and L-BFGS-B (on the numeric
+    coordinates, categoricals held fixed) from the ``n_restarts`` best of them.
+
+    Args:
+        acquisition: ``"ei"`` (log expected improvement), ``"pi"`` (log probability of
+            improvement) or ``"ucb"`` (lower confidence bound with ``beta``).
+        n_startup: trials drawn from the Sobol sequence before the model is used.
+        n_candidates, n_restarts: the acquisition optimizer's effort.
+        noise: fix the observation noise variance (standardized units) instead of fitting it.
+        beta: the exploration weight of ``"ucb"``.
+    """
+
+    name = "gp"
+
+    def __init__(
+        self,
+        acquisition: str = "ei",
+        *,
+        n_startup: int = 10,
+        n_candidates: int = 2048,
+        n_restarts: int = 5,
+        noise: float | None = None,
+        beta: float = 4.0,
+    ):
+        if acquisition not in ACQUISITIONS:
+            raise unknown_name("acquisition", acquisition, ACQUISITIONS)
+        for arg, value, lo in (("n_startup", n_startup, 1), ("n_candidates", n_candidates, 1), ("n_restarts", n_restarts, 0)):
+            if not isinstance(value, int) or value < lo:
+                raise ConfigError(f"GP: {arg} must be an integer >= {lo}, got {value!r}")
+        if noise is not None and not (noise > 0):
+            raise ConfigError(f"GP: noise must be > 0 (a variance) or None to fit it, got {noise!r}")
+        if not beta > 0:
+            raise ConfigError(f"GP: beta must be > 0, got {beta!r}")
+        self.acquisition, self.n_startup, self.n_candidates = acquisition, n_startup, n_candidates
+        self.n_restarts, self.noise, self.beta = n_restarts, noise, float(beta)
+
+    def spec(self):
+        return {
+            "name": self.name,
+            "acquisition": self.acquisition,
+            "n_startup": self.n_startup,
+            "n_candidates": self.n_candidates,
+            "n_restarts": self.n_restarts,
+            "noise": self.noise,
+            "beta": self.beta,
+        }
+
+    def sample(self, space, trials, *, number, seed, direction="minimize"):
+        with single_threaded():
+            return self._sample(space, trials, number, seed, direction)
+
+    def _sample(self, space, trials, number, seed, direction):
+        done = [t for t in trials if t.state == COMPLETE and t.value is not None and math.isfinite(t.value)]
+        if len(done) < self.n_startup:
+            return space.from_uniform(_sobol_point(len(space), seed, number))
+        rng = np.random.default_rng([seed, number])
+        sign = 1.0 if direction == "minimize" else -1.0
+        x = np.stack([space.to_unit(t.params) for t in done])
+        y = sign * np.array([t.value for t in done])
+        ys = (y - y.mean()) / (y.std() or 1.0)
+        gp_params = fit_hyperparameters(x, ys, noise=self.noise)
+        pending = [space.to_unit(t.params) for t in trials if t.state in (RUNNING, WAITING) and t.params]
+        if pending:  # constant liar: pretend each pending point returned the mean
+            x = np.concatenate([x, np.stack(pending)])
+            ys = np.concatenate([ys, np.zeros(len(pending))])
+        gp = GaussianProcess(x, ys, gp_params)
+        best = float(((y - y.mean()) / (y.std() or 1.0)).min())
+        taken = {_params_key(t.params) for t in trials}
+        return self._maximize(space, gp, best, x[: len(done)][np.argsort(ys[: len(done)])[:5]], rng, taken)
+
+    def _acquisition(self, gp: GaussianProcess, xs: torch.Tensor, best: float) -> torch.Tensor:
+        mean, var = gp.predict(xs)
+        std = var.clamp_min(1e-20).sqrt()
+        if self.acquisition == "ucb":
+            return ACQUISITIONS["ucb"](mean, std, best, self.beta)
+        return ACQUISITIONS[self.acquisition](mean, std, best)
+
+    def _candidates(self, space: Space, best_x: np.ndarray, rng: np.random.Generator) -> list[dict[str, Any]]:
+        sobol = scipy.stats.qmc.Sobol(len(space), scramble=True, seed=rng)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            uniform = sobol.random(self.n_candidates)
+        points = [space.from_uniform(u) for u in uniform]
+        # Local candidates: small moves of the best numeric coordinates (exploitation the
+        # global Sobol set is too coarse for once the GP is confident).
+        numeric = space.numeric_mask()
+        for bx in best_x:
+            for _ in range(max(self.n_candidates // 20, 10)):
+                z = bx.copy()
+                z[numeric] = np.clip(z[numeric] + 0.05 * rng.standard_normal(numeric.sum()), 0.0, 1.0)
+                points.append(space.from_unit(z))
+        return points
+
+    def _maximize(self, space, gp, best, best_x, rng, taken) -> dict[str, Any]:
+        points = self._candidates(space, best_x, rng)
+        xs = torch.as_tensor(np.stack([space.to_unit(p) for p in points]))
+        with torch.no_grad():
+            acq = self._acquisition(gp, xs, best).numpy()
+        order = np.argsort(-acq)
+        results: list[tuple[float, dict[str, Any]]] = []
+        for i in order[: self.n_restarts]:
+            results.append(self._refine(space, gp, best, points[i], float(acq[i])))
+        results.extend((float(acq[i]), points[i]) for i in order[self.n_restarts :])
+        results.sort(key=lambda r: -r[0])
+        for _, params in results:  # the best point no trial has yet (matters for Int/categorical)
+            if _params_key(params) not in taken:
+                return params
+        return space.sample(rng)  # every candidate is taken (a tiny discrete space)
+
+    def _refine(self, space: Space, gp: GaussianProcess, best: float, params: dict[str, Any], value: float):
+        """L-BFGS-B on the active numeric coordinates of one candidate."""
+        x0 = space.to_unit(params)
+        free = np.zeros(space.dims, dtype=bool)
+        slices = space.slices()
+        for name, p in space.items():
+            if name in params and not isinstance(p, Categorical):
+                free[slices[name]] = True
+        if not free.any():
+            return value, params
+        base = torch.as_tensor(x0)
+        idx = torch.as_tensor(np.flatnonzero(free))
+
+        def negative(z: np.ndarray) -> tuple[float, np.ndarray]:
+            zt = torch.as_tensor(z, dtype=torch.float64).requires_grad_(True)
+            x = base.index_put((idx,), zt)[None, :]
+            a = self._acquisition(gp, x, best)[0]
+            (grad,) = torch.autograd.grad(a, zt)
+            return -a.item(), -grad.numpy()
+
+        res = scipy.optimize.minimize(negative, x0[free], jac=True, method="L-BFGS-B", bounds=[(0.0, 1.0)] * int(free.sum()), options={"maxiter": 50})
+        if not np.isfinite(res.fun) or -res.fun <= value:
+            return value, params
+        z = x0.copy()
+        z[free] = res.x
+        refined = space.from_unit(z)
+        # Ints are rounded on decoding; score the point actually proposed.
+        with torch.no_grad():
+            score = float(self._acquisition(gp, torch.as_tensor(space.to_unit(refined))[None, :], best)[0])
+        return (score, refined) if score > value else (value, params)
+
+
+# -- registry ---------------------------------------------------------------------------
+
+SAMPLERS: dict[str, type[Sampler]] = {"grid": Grid, "random": Random, "gp": GP}
+
+
+def create_sampler(name: str, **options: Any) -> Sampler:
+    """A sampler by name (``grid``, ``random``, ``gp``, or ``reinforce`` for NAS) with its options."""
+    from trainlab.tune.nas import Reinforce  # NAS's controller is a sampler too
+
+    registry = {**SAMPLERS, "reinforce": Reinforce}
+    if name not in registry:
+        raise unknown_name("sampler", name, registry)
+    try:
+        return registry[name](**options)
+    except TypeError as err:
+        raise ConfigError(f"sampler '{name}': {err}") from None
+
+
+def sampler_from_spec(spec: Mapping[str, Any]) -> Sampler:
+    spec = dict(spec)
+    return create_sampler(spec.pop("name"), **spec)
+
+
+__all__ = ["GP", "Grid", "Random", "Sampler", "create_sampler", "grid_points", "sampler_from_spec"]

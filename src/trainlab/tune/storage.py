@@ -1,0 +1,378 @@
+"""Study storage: studies, trials and intermediate values in SQL tables beside the run store.
+
+The tables live in the same database as :mod:`trainlab.store` (SQLite in WAL mode by
+default, any SQLAlchemy URL such as ``postgresql+psycopg://host/db`` for many machines);
+a trial that trains a model records its ``run_id`` there.
+
+Concurrency without locks held across a trial:
+
+- a trial number is taken by inserting ``max(number) + 1`` under a unique constraint
+  ``(study_id, number)``; a worker that loses the race retries with the next number;
+- a queued trial is claimed by ``UPDATE ... SET state='running' WHERE id=? AND
+  state='waiting'``; only the worker whose update changed a row runs it;
+- a running trial records its worker (``host:pid``) and a heartbeat. :meth:`StudyStorage.reap`
+  marks a trial ``failed`` when its worker is gone — a dead pid on this host, or no
+  heartbeat for ``stale_after`` seconds from another host — and, in the same
+  transaction, queues its parameters again as a new ``waiting`` trial.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections import defaultdict
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from trainlab.errors import ConfigError
+from trainlab.store import make_engine, resolve_url, retry_on_busy
+from trainlab.tune.trial import COMPLETE, FAILED, FINISHED, RUNNING, WAITING, FrozenTrial, trial_seed
+
+metadata = sa.MetaData()
+
+studies_table = sa.Table(
+    "tune_studies",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("direction", sa.String(10), nullable=False),
+    sa.Column("space", sa.Text, nullable=False),  # JSON, Space.to_dict()
+    sa.Column("sampler", sa.Text, nullable=False),  # JSON spec
+    sa.Column("pruner", sa.Text, nullable=False),  # JSON spec
+    sa.Column("seed", sa.Integer, nullable=False),
+    sa.Column("metric", sa.String(200)),
+    sa.Column("objective", sa.Text),  # JSON: what a worker needs to rebuild the objective (a run config)
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+trials_table = sa.Table(
+    "tune_trials",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("study_id", sa.Integer, sa.ForeignKey("tune_studies.id"), nullable=False),
+    sa.Column("number", sa.Integer, nullable=False),
+    sa.Column("state", sa.String(10), nullable=False),
+    sa.Column("params", sa.Text, nullable=False),  # JSON
+    sa.Column("value", sa.Float),
+    sa.Column("seed", sa.Integer, nullable=False),
+    sa.Column("run_id", sa.String(64)),
+    sa.Column("worker", sa.String(200)),
+    sa.Column("heartbeat_at", sa.Float),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("started_at", sa.Float),
+    sa.Column("finished_at", sa.Float),
+    sa.Column("message", sa.Text),
+    sa.Column("requeued_from", sa.Integer),
+    sa.UniqueConstraint("study_id", "number", name="uq_tune_trial_number"),
+    sa.Index("ix_tune_trials_study_state", "study_id", "state"),
+)
+
+intermediate_table = sa.Table(
+    "tune_intermediate",
+    metadata,
+    sa.Column("trial_id", sa.Integer, sa.ForeignKey("tune_trials.id"), primary_key=True),
+    sa.Column("step", sa.Integer, primary_key=True),
+    sa.Column("value", sa.Float),
+)
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def worker_gone(worker: str | None, heartbeat_at: float | None, stale_after: float, now: float) -> bool:
+    """True when the worker that holds a running trial can no longer finish it."""
+    host, _, pid = (worker or "").rpartition(":")
+    if host == socket.gethostname() and pid.isdigit():
+        return not _pid_alive(int(pid))
+    return heartbeat_at is None or now - heartbeat_at > stale_after
+
+
+_ENGINES: dict[str, sa.Engine] = {}
+
+
+def engine_for(url: str) -> sa.Engine:
+    """One engine per URL per process (a pool, not a connection per Study object)."""
+    if url not in _ENGINES:
+        if url in ("sqlite://", "sqlite:///:memory:"):
+            # One shared connection, or every thread would see its own empty database.
+            _ENGINES[url] = sa.create_engine(url, poolclass=sa.pool.StaticPool, connect_args={"check_same_thread": False})
+        else:
+            _ENGINES[url] = make_engine(url)
+        try:
+            retry_on_busy(metadata.create_all, _ENGINES[url])
+        except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, sa.exc.OperationalError) as err:
+            del _ENGINES[url]
+            raise ConfigError(f"cannot open study storage '{url}': {err.__class__.__name__}: {err}") from err
+    return _ENGINES[url]
+
+
+class StudyStorage:
+    """SQL access for studies and trials at ``url`` (None -> the run store's default)."""
+
+    def __init__(self, url: str | os.PathLike | None = None):
+        self.url = "sqlite://" if url == ":memory:" else resolve_url(url)
+        self.engine = engine_for(self.url)
+
+    @property
+    def in_memory(self) -> bool:
+        return self.url in ("sqlite://", "sqlite:///:memory:")
+
+    # -- plumbing -------------------------------------------------------------------------
+    def _write(self, fn):
+        """Run ``fn(conn)`` in one transaction, retried while the database is busy."""
+
+        def go():
+            with self.engine.begin() as conn:
+                return fn(conn)
+
+        return retry_on_busy(go)
+
+    def _read(self, fn):
+        def go():
+            with self.engine.connect() as conn:
+                return fn(conn)
+
+        return retry_on_busy(go)
+
+    # -- studies --------------------------------------------------------------------------
+    def get_study(self, name: str) -> dict[str, Any] | None:
+        row = self._read(lambda c: c.execute(sa.select(studies_table).where(studies_table.c.name == name)).mappings().first())
+        return None if row is None else _study_dict(row)
+
+    def create_study(self, **fields: Any) -> dict[str, Any]:
+        """Insert a study (JSON-encoding ``space``, ``sampler``, ``pruner``, ``objective``);
+        if another process created it first, return that one."""
+        row = {k: json.dumps(v) if k in ("space", "sampler", "pruner", "objective") and v is not None else v for k, v in fields.items()}
+        try:
+            self._write(lambda c: c.execute(studies_table.insert().values(**row, created_at=time.time())))
+        except IntegrityError:
+            pass
+        return self.get_study(fields["name"])
+
+    def update_study(self, study_id: int, **fields: Any) -> None:
+        row = {k: json.dumps(v) if k in ("sampler", "pruner", "objective") else v for k, v in fields.items()}
+        self._write(lambda c: c.execute(studies_table.update().where(studies_table.c.id == study_id).values(**row)))
+
+    def list_studies(self) -> list[dict[str, Any]]:
+        """Every study with ``counts`` (trials per state) and ``best_value`` added."""
+
+        def go(c):
+            studies = [_study_dict(r) for r in c.execute(sa.select(studies_table).order_by(studies_table.c.created_at)).mappings()]
+            counts: dict[int, dict[str, int]] = defaultdict(dict)
+            q = sa.select(trials_table.c.study_id, trials_table.c.state, sa.func.count()).group_by(trials_table.c.study_id, trials_table.c.state)
+            for sid, state, n in c.execute(q):
+                counts[sid][state] = n
+            q = (
+                sa.select(trials_table.c.study_id, sa.func.min(trials_table.c.value), sa.func.max(trials_table.c.value))
+                .where(trials_table.c.state == COMPLETE)
+                .group_by(trials_table.c.study_id)
+            )
+            extremes = {sid: (lo, hi) for sid, lo, hi in c.execute(q)}
+            return studies, counts, extremes
+
+        studies, counts, extremes = self._read(go)
+        for s in studies:
+            s["counts"] = counts.get(s["id"], {})
+            lo, hi = extremes.get(s["id"], (None, None))
+            s["best_value"] = lo if s["direction"] == "minimize" else hi
+        return studies
+
+    # -- trials ---------------------------------------------------------------------------
+    def new_trial(self, study: dict[str, Any], *, state: str, params: dict[str, Any], requeued_from: int | None = None, conn=None) -> int:
+        """Insert a trial with the next free number; returns the number."""
+
+        def go(c):
+            top = c.execute(sa.select(sa.func.max(trials_table.c.number)).where(trials_table.c.study_id == study["id"])).scalar()
+            number = 0 if top is None else top + 1
+            now = time.time()
+            running = state == RUNNING
+            c.execute(
+                trials_table.insert().values(
+                    study_id=study["id"],
+                    number=number,
+                    state=state,
+                    params=json.dumps(params),
+                    seed=trial_seed(study["seed"], number),
+                    created_at=now,
+                    started_at=now if running else None,
+                    heartbeat_at=now if running else None,
+                    worker=worker_id() if running else None,
+                    requeued_from=requeued_from,
+                )
+            )
+            return number
+
+        if conn is not None:
+            return go(conn)
+        for _ in range(100):  # another worker took the number: try the next one
+            try:
+                return self._write(go)
+            except IntegrityError:
+                time.sleep(0.01)
+        raise RuntimeError(f"could not allocate a trial number in study {study['name']!r}")
+
+    def claim_waiting(self, study_id: int) -> int | None:
+        """Claim the oldest queued trial for this worker; None if there is none."""
+        waiting = self._read(
+            lambda c: c.execute(
+                sa.select(trials_table.c.id, trials_table.c.number)
+                .where(trials_table.c.study_id == study_id, trials_table.c.state == WAITING)
+                .order_by(trials_table.c.number)
+            ).all()
+        )
+        for trial_id, number in waiting:
+            now = time.time()
+            stmt = (
+                trials_table.update()
+                .where(trials_table.c.id == trial_id, trials_table.c.state == WAITING)
+                .values(state=RUNNING, worker=worker_id(), started_at=now, heartbeat_at=now)
+            )
+            if self._write(lambda c: c.execute(stmt).rowcount) == 1:
+                return number
+        return None
+
+    def _trial_id(self, study_id: int, number: int) -> int:
+        tid = self._read(
+            lambda c: c.execute(
+                sa.select(trials_table.c.id).where(trials_table.c.study_id == study_id, trials_table.c.number == number)
+            ).scalar()
+        )
+        if tid is None:
+            raise ConfigError(f"no trial {number} in study {study_id}")
+        return tid
+
+    def update_trial(self, study_id: int, number: int, *, only_if_running: bool = False, **values: Any) -> bool:
+        """Set columns of one trial (``params`` JSON-encoded); False if nothing changed."""
+        if "params" in values:
+            values["params"] = json.dumps(values["params"])
+        cond = [trials_table.c.study_id == study_id, trials_table.c.number == number]
+        if only_if_running:
+            cond.append(trials_table.c.state == RUNNING)
+        return self._write(lambda c: c.execute(trials_table.update().where(*cond).values(**values)).rowcount) == 1
+
+    def finish_trial(self, study_id: int, number: int, state: str, value: float | None, message: str | None = None) -> bool:
+        """running -> ``state``; False when the trial was no longer running (reaped meanwhile)."""
+        if state not in FINISHED:
+            raise ValueError(f"state must be one of {FINISHED}, got {state!r}")
+        return self.update_trial(
+            study_id, number, only_if_running=True, state=state, value=value, message=message, finished_at=time.time()
+        )
+
+    def report(self, study_id: int, number: int, step: int, value: float) -> None:
+        tid = self._trial_id(study_id, number)
+
+        def go(c):
+            c.execute(intermediate_table.delete().where(intermediate_table.c.trial_id == tid, intermediate_table.c.step == step))
+            c.execute(intermediate_table.insert().values(trial_id=tid, step=step, value=value))
+            c.execute(trials_table.update().where(trials_table.c.id == tid).values(heartbeat_at=time.time()))
+
+        self._write(go)
+
+    def trials(self, study_id: int) -> list[FrozenTrial]:
+        def go(c):
+            rows = c.execute(sa.select(trials_table).where(trials_table.c.study_id == study_id).order_by(trials_table.c.number)).mappings().all()
+            inter = defaultdict(list)
+            q = (
+                sa.select(intermediate_table.c.trial_id, intermediate_table.c.step, intermediate_table.c.value)
+                .join(trials_table, trials_table.c.id == intermediate_table.c.trial_id)
+                .where(trials_table.c.study_id == study_id)
+                .order_by(intermediate_table.c.step)
+            )
+            for tid, step, value in c.execute(q):
+                inter[tid].append((step, float("nan") if value is None else value))
+            return rows, inter
+
+        rows, inter = self._read(go)
+        return [_frozen(r, inter.get(r["id"], [])) for r in rows]
+
+    def reap(self, study: dict[str, Any], stale_after: float) -> list[int]:
+        """Fail the running trials whose worker is gone and queue their parameters again.
+
+        Returns the numbers of the trials reaped. Safe when several workers reap at once:
+        the conditional update lets only one of them re-queue a given trial.
+        """
+        now = time.time()
+        running = self._read(
+            lambda c: c.execute(
+                sa.select(trials_table.c.number, trials_table.c.worker, trials_table.c.heartbeat_at).where(
+                    trials_table.c.study_id == study["id"], trials_table.c.state == RUNNING
+                )
+            ).all()
+        )
+        return [
+            number
+            for number, worker, beat in running
+            if worker_gone(worker, beat, stale_after, now)
+            and self.requeue(study, number, f"interrupted: worker {worker} is gone; parameters re-queued")
+        ]
+
+    def requeue(self, study: dict[str, Any], number: int, message: str) -> bool:
+        """running -> failed, and a new ``waiting`` trial with the same parameters, in one
+        transaction (a crash between the two cannot lose the parameters). False if the
+        trial was no longer running."""
+
+        def go(c):
+            row = c.execute(
+                sa.select(trials_table.c.id, trials_table.c.params).where(
+                    trials_table.c.study_id == study["id"], trials_table.c.number == number
+                )
+            ).first()
+            changed = c.execute(
+                trials_table.update()
+                .where(trials_table.c.id == row.id, trials_table.c.state == RUNNING)
+                .values(state=FAILED, finished_at=time.time(), message=message)
+            ).rowcount
+            if changed and json.loads(row.params):
+                self.new_trial(study, state=WAITING, params=json.loads(row.params), requeued_from=number, conn=c)
+            return changed == 1
+
+        for _ in range(100):
+            try:
+                return self._write(go)
+            except IntegrityError:  # the re-queued trial's number was taken; try the next
+                time.sleep(0.01)
+        raise RuntimeError(f"could not re-queue trial {number} of study {study['name']!r}")
+
+    def delete_trial(self, study_id: int, number: int) -> None:
+        """Remove a trial that never ran (a reservation given back)."""
+        tid = self._trial_id(study_id, number)
+        self._write(lambda c: c.execute(trials_table.delete().where(trials_table.c.id == tid)))
+
+
+def _study_dict(row) -> dict[str, Any]:
+    d = dict(row)
+    for k in ("space", "sampler", "pruner", "objective"):
+        d[k] = json.loads(d[k]) if d[k] else None
+    return d
+
+
+def _frozen(row, intermediate: list[tuple[int, float]]) -> FrozenTrial:
+    return FrozenTrial(
+        number=row["number"],
+        state=row["state"],
+        params=json.loads(row["params"]),
+        value=row["value"],
+        seed=row["seed"],
+        run_id=row["run_id"],
+        intermediate=intermediate,
+        message=row["message"],
+        worker=row["worker"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        requeued_from=row["requeued_from"],
+    )
