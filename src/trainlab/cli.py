@@ -141,6 +141,41 @@ def compare(
         print(output.absolute())
 
 
+@app.command()
+def reproduce(
+    name: Annotated[Optional[str], typer.Argument(help="an experiment name, or 'all'")] = None,
+    list_: Annotated[bool, typer.Option("--list", help="list the experiments with their claim and source")] = False,
+    seeds: Annotated[Optional[int], typer.Option("--seeds", help="seeds per configuration")] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="the small version (seconds), as the tests run it")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the outcome as JSON")] = False,
+    output: Annotated[Path, typer.Option("-o", "--output", help="gallery folder")] = Path("gallery"),
+    store: StoreOpt = None,
+) -> None:
+    """Rerun a claim of the notes over several seeds and check it; 'all' writes gallery.html."""
+    from trainlab import reproduce as rep
+    from trainlab.reproduce.gallery import page_name, to_jsonable, write_gallery
+
+    if list_ or name is None:
+        table = Table("experiment", "claim", "source")
+        for n in rep.NAMES:
+            exp = rep.get(n)
+            table.add_row(n, exp.claim, exp.source)
+        out.print(table)
+        return
+    names = list(rep.NAMES) if name == "all" else [name]
+    st = _store(store)
+    entries = []
+    for n in names:
+        exp, outcome, used = rep.run_experiment(n, seeds=seeds, quick=quick, store=st, out_dir=output, log=lambda m: err.print(escape(m), highlight=False))
+        entries.append((exp, outcome, used, quick))
+        err.print(f"{n}: {'holds' if outcome.holds else 'does NOT hold'} — {escape(outcome.statement)}", highlight=False, soft_wrap=True)
+        if as_json:
+            print(json.dumps(to_jsonable({"name": n, "claim": exp.claim, "holds": outcome.holds, "statement": outcome.statement, "figures": outcome.figures, "seeds": used})))
+    index = write_gallery(entries, output)
+    if not as_json:
+        print((index if name == "all" else output / page_name(name)).absolute())
+
+
 @data_app.command("list")
 def data_list() -> None:
     """List the built-in data sets and file loaders with their options."""
