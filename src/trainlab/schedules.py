@@ -39,6 +39,7 @@ ScheduleFn = Callable[[int], float]
 __all__ = [
     "SCHEDULES",
     "Schedule",
+    "ScheduleLR",
     "constant",
     "cosine",
     "cyclic_triangular",
