@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from trainlab.data.augment import (
     AUGMENTATIONS,
@@ -224,3 +225,11 @@ def test_build_augment_empty_and_errors():
         build_augment(["noise:0.1"], (1, 2, 3, 4))
     with pytest.raises(ValueError, match=r"augment expects batches of shape \(B, \(40,\)\), got \(4, 41\)"):
         build_augment(["noise:0.1"], (40,))(torch.zeros(4, 41), _gen())
+
+
+def test_grid_equals_torch_affine_grid():
+    from trainlab.data.augment import _affine_grid
+
+    theta = torch.randn(5, 2, 3, dtype=torch.float64)
+    for h, w in ((7, 10), (1, 40)):
+        torch.testing.assert_close(_affine_grid(theta, h, w), F.affine_grid(theta, [5, 1, h, w], align_corners=False))
