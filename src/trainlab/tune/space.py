@@ -70,6 +70,8 @@ class Float(_Param):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "when", _check_when(self.name, self.when))
+        if not self.name:  # checked when a Space names it, so the error can say which one
+            return
         _check_range(self, float(self.low), float(self.high))
         if self.steps is not None and (not isinstance(self.steps, int) or self.steps < 2):
             raise ConfigError(f"parameter '{self.name}': steps must be an integer >= 2, got {self.steps!r}")
@@ -105,6 +107,8 @@ class Int(_Param):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "when", _check_when(self.name, self.when))
+        if not self.name:  # checked when a Space names it, so the error can say which one
+            return
         for bound in ("low", "high"):
             if not isinstance(getattr(self, bound), int | np.integer) or isinstance(getattr(self, bound), bool):
                 raise ConfigError(f"parameter '{self.name}': {bound} must be an integer, got {getattr(self, bound)!r}")
@@ -141,6 +145,8 @@ class Categorical(_Param):
         object.__setattr__(self, "choices", tuple(choices) if not isinstance(choices, str) else (choices,))
         object.__setattr__(self, "when", _check_when(name, when))
         object.__setattr__(self, "name", name)
+        if not name:  # checked when a Space names it, so the error can say which one
+            return
         if not self.choices:
             raise ConfigError(f"parameter '{name}': choices is empty; give at least one value")
         if len(set(map(repr, self.choices))) != len(self.choices):
@@ -179,6 +185,9 @@ def _named(name: str, p: Param) -> Param:
 
 class Space(Mapping[str, Param]):
     """An ordered set of named parameters; parents of conditions come first.
+
+    Parameters are checked when the space names them (``low < high``, ``low > 0`` with
+    ``log``, non-empty ``choices``), so every error says which parameter is wrong.
 
     >>> space = Space({"optim.name": Categorical(["sgd", "adam"]),
     ...                "optim.lr": Float(1e-4, 1.0, log=True),

@@ -105,19 +105,31 @@ def worker_gone(worker: str | None, heartbeat_at: float | None, stale_after: flo
 _ENGINES: dict[str, sa.Engine] = {}
 
 
+def _create_all(engine: sa.Engine, url: str) -> sa.Engine:
+    try:
+        retry_on_busy(metadata.create_all, engine)
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, sa.exc.OperationalError) as err:
+        raise ConfigError(f"cannot open study storage '{url}': {err.__class__.__name__}: {err}") from err
+    return engine
+
+
 def engine_for(url: str) -> sa.Engine:
-    """One engine per URL per process (a pool, not a connection per Study object)."""
+    """One engine per URL per process (a pool, not a connection per Study object); a new
+    private database for each in-memory storage."""
+    if url == "sqlite://":
+        # One shared connection, or every thread would see its own empty database.
+        engine = sa.create_engine(url, poolclass=sa.pool.StaticPool, connect_args={"check_same_thread": False})
+        return _create_all(engine, url)
     if url not in _ENGINES:
-        if url in ("sqlite://", "sqlite:///:memory:"):
-            # One shared connection, or every thread would see its own empty database.
-            _ENGINES[url] = sa.create_engine(url, poolclass=sa.pool.StaticPool, connect_args={"check_same_thread": False})
-        else:
-            _ENGINES[url] = make_engine(url)
         try:
-            retry_on_busy(metadata.create_all, _ENGINES[url])
-        except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, sa.exc.OperationalError) as err:
-            del _ENGINES[url]
+            _ENGINES[url] = make_engine(url)
+        except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as err:
             raise ConfigError(f"cannot open study storage '{url}': {err.__class__.__name__}: {err}") from err
+        try:
+            _create_all(_ENGINES[url], url)
+        except ConfigError:
+            del _ENGINES[url]
+            raise
     return _ENGINES[url]
 
 
@@ -125,12 +137,12 @@ class StudyStorage:
     """SQL access for studies and trials at ``url`` (None -> the run store's default)."""
 
     def __init__(self, url: str | os.PathLike | None = None):
-        self.url = "sqlite://" if url == ":memory:" else resolve_url(url)
+        self.url = "sqlite://" if url in (":memory:", "sqlite://", "sqlite:///:memory:") else resolve_url(url)
         self.engine = engine_for(self.url)
 
     @property
     def in_memory(self) -> bool:
-        return self.url in ("sqlite://", "sqlite:///:memory:")
+        return self.url == "sqlite://"
 
     # -- plumbing -------------------------------------------------------------------------
     def _write(self, fn):

@@ -130,6 +130,7 @@ class Study:
                 objective=objective,
             )
         self._load(row, space, sampler, pruner)
+        self.reap()  # reopening a study after a crash fails and re-queues its orphaned trials
 
     def _load(self, row: dict[str, Any], space, sampler, pruner) -> None:
         self._id, self.name, self.direction = row["id"], row["name"], row["direction"]
