@@ -97,22 +97,30 @@ def test_tied_weights_are_penalized_once():
     assert penalty(net, l2=2.0).item() == pytest.approx((a.weight.detach() ** 2).sum().item(), rel=1e-6)
 
 
-def _sgd_run(use_penalty: bool, steps: int = 5) -> torch.Tensor:
+def _coupled_run(how: str, opt_cls: type, steps: int = 5, **kw) -> torch.Tensor:
+    """Train with L2 as ``penalty`` in the loss, as the optimizer's ``weight_decay``, or ``none``."""
     torch.manual_seed(1)
     model = nn.Linear(4, 3, bias=False)
     x, y = torch.randn(16, 4), torch.randn(16, 3)
     lam = 0.1
-    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=0.0 if use_penalty else lam)
+    opt = opt_cls(model.parameters(), lr=0.05, weight_decay=lam if how == "decay" else 0.0, **kw)
     for _ in range(steps):
         opt.zero_grad()
-        loss = F.mse_loss(model(x), y) + (penalty(model, l2=lam) if use_penalty else 0.0)
+        loss = F.mse_loss(model(x), y) + (penalty(model, l2=lam) if how == "penalty" else 0.0)
         loss.backward()
         opt.step()
     return model.weight.detach()
 
 
-def test_l2_penalty_equals_torch_sgd_weight_decay_with_momentum():
-    torch.testing.assert_close(_sgd_run(True), _sgd_run(False), rtol=1e-6, atol=1e-7)
+@pytest.mark.parametrize(
+    ("opt_cls", "kw"),
+    [(torch.optim.SGD, {"momentum": 0.9}), (torch.optim.SGD, {"momentum": 0.9, "nesterov": True}), (torch.optim.Adam, {})],
+)
+def test_l2_penalty_equals_torch_coupled_weight_decay(opt_cls, kw):
+    """torch's SGD/Adam weight_decay adds λw to the gradient: the same as penalty(l2=λ)."""
+    with_penalty, with_decay = _coupled_run("penalty", opt_cls, **kw), _coupled_run("decay", opt_cls, **kw)
+    torch.testing.assert_close(with_penalty, with_decay, rtol=1e-6, atol=1e-7)
+    assert (with_penalty - _coupled_run("none", opt_cls, **kw)).abs().max() > 1e-3  # L2 did act
 
 
 def test_notes_decoupled_weight_decay_equals_l2_for_plain_sgd_but_not_for_adam():

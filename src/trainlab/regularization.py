@@ -110,9 +110,10 @@ def penalty(model: nn.Module, l1: float = 0.0, l2: float = 0.0, include_bias_and
     (``α||w||_1`` with gradient ``α sign(w)``; ``Ω = ½||w||²``); Zou & Hastie (2005) for the
     elastic net.
 
-    L2 carries the ½, so its gradient is exactly ``l2 * w``. Hence, for ``torch.optim.SGD``
-    (any momentum or Nesterov), ``penalty(model, l2=λ)`` added to the loss gives the *same
-    updates* as ``SGD(..., weight_decay=λ)`` — torch adds ``weight_decay * w`` to the gradient.
+    L2 carries the ½, so its gradient is exactly ``l2 * w``. Hence ``penalty(model, l2=λ)``
+    added to the loss gives the *same updates* as ``torch.optim.SGD(..., weight_decay=λ)`` (any
+    momentum or Nesterov) or ``torch.optim.Adam(..., weight_decay=λ)``: both add
+    ``weight_decay * w`` to the gradient.
     The notes' decoupled form ``θ ← (1 − β) θ − α g`` (000 §7.7.2; AdamW's
     ``weight_decay``) equals it for plain SGD without momentum when ``β = lr · λ``; with momentum
     or with adaptive optimizers (Adam, RMSprop, AdaGrad) the two differ, because the L2
