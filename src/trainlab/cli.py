@@ -194,7 +194,7 @@ def schedule_plot(
 ) -> None:
     """Draw the learning rate over a run's steps, before spending a run on it."""
     from trainlab.report.lr_plot import plot_schedule
-    from trainlab.schedules import from_config, parse_spec
+    from trainlab.schedules import from_config, from_spec
 
     if config_or_spec.endswith(".toml"):
         from trainlab.data import load
@@ -209,10 +209,8 @@ def schedule_plot(
         lr = cfg.optim.scaled_lr(d.batch_size)
         schedule, title = from_config(cfg.schedule.name, cfg.schedule.options(), base_lr=lr, total_steps=total), f"{cfg.name}: {cfg.schedule.name}"
     else:
-        name, options = parse_spec(config_or_spec)
-        lr = float(options.pop("lr", 0.1))
-        total = int(options.get("total_steps", 1000))
-        schedule, title = from_config(name, options, base_lr=lr, total_steps=total), config_or_spec
+        schedule, total = from_spec(config_or_spec)
+        title = config_or_spec
     plot_schedule(schedule, total, output, title=title)
     print(output)
 

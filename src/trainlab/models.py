@@ -161,9 +161,16 @@ class RNNClassifier(nn.Module):
         if len(self.seq_shape) != 2:
             raise ConfigError(f"model.name = '{cfg.name}' needs inputs of shape (T,) or (T, F); got {input_shape}")
         mode = cfg.dropout_type if cfg.dropout_type in ("naive", "variational") else "naive"
+        features = self.seq_shape[1]
+        # Layer norm of W·x for a scalar x keeps only sign(x); an affine embedding first
+        # (with a bias) gives the normalized pre-activation the input's magnitude back.
+        self.embed: nn.Module = nn.Identity()
+        if cfg.norm == "layer" and features == 1:
+            features = 8
+            self.embed = nn.Linear(1, features)
         self.rnn = RecurrentNet(
             cfg.name,
-            self.seq_shape[1],
+            features,
             cfg.hidden[0],
             num_layers=len(cfg.hidden),
             layer_norm=cfg.norm == "layer",
@@ -173,7 +180,7 @@ class RNNClassifier(nn.Module):
         self.head = nn.Linear(cfg.hidden[0], out_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.rnn(x.reshape(len(x), *self.seq_shape))
+        out = self.rnn(self.embed(x.reshape(len(x), *self.seq_shape)))
         return self.head(out[:, -1])
 
 

@@ -140,3 +140,20 @@ def test_setup_builds_components_without_training(tiny_config):
     out = s.model(s.data.x_val[:4])
     assert out.shape == (4, 10)
     assert s.loss_fn(out, s.data.y_val[:4]).ndim == 0
+
+
+def test_linear_scaling_warms_up_from_the_unscaled_lr():
+    from trainlab.train import setup
+
+    cfg = load_config(
+        {
+            "data": {"name": "mnist1d", "batch_size": 512},
+            "optim": {"name": "sgd", "lr": 0.1, "scale_lr": "linear", "base_batch_size": 128},
+            "schedule": {"name": "constant", "warmup_steps": 4},
+            "train": {"epochs": 2},
+        }
+    )
+    s = setup(cfg)
+    assert s.lr == pytest.approx(0.4)
+    # Goyal et al. (2017): from the small-batch lr to k times it, linearly
+    assert [s.schedule(t) for t in range(6)] == pytest.approx([0.1, 0.175, 0.25, 0.325, 0.4, 0.4])

@@ -26,6 +26,9 @@ _EXPORTS = {
     "mc_predict": "dropout",
     # recurrent.py
     "LockedDropout": "recurrent",
+    "LayerNormRNNCell": "recurrent",
+    "GRUCell": "recurrent",
+    "dropout_mask": "recurrent",
     "LayerNormLSTMCell": "recurrent",
     "LayerNormGRUCell": "recurrent",
     "LayerNormLSTM": "recurrent",

@@ -133,7 +133,11 @@ def setup(config: RunConfig | dict | str, store: Store | None = None) -> Setup:
     batches = BatchIterator(data.x_train, data.y_train, cfg.data.batch_size, drop_last=cfg.data.drop_last, seed=cfg.seed)
     steps_per_epoch = len(batches)
     total_steps = cfg.train.max_steps or cfg.train.epochs * steps_per_epoch
-    schedule = trainlab.schedules.from_config(cfg.schedule.name, cfg.schedule.options(), base_lr=lr, total_steps=total_steps)
+    schedule_options = cfg.schedule.options()
+    if cfg.optim.scale_lr != "none" and schedule_options.get("warmup_steps") and "warmup_start_lr" not in schedule_options:
+        # Goyal et al. (2017): warm up from the small-batch lr to the scaled one, not from 0
+        schedule_options["warmup_start_lr"] = cfg.optim.lr
+    schedule = trainlab.schedules.from_config(cfg.schedule.name, schedule_options, base_lr=lr, total_steps=total_steps)
     augment = None
     if cfg.data.augment:
         from trainlab.data.augment import build_augment
