@@ -45,6 +45,7 @@ __all__ = [
     "SCHEMES",
     "compute_fans",
     "constant_",
+    "default_gain",
     "he_normal_",
     "he_uniform_",
     "init_model",
@@ -424,12 +425,14 @@ def init_model(
             ``gain`` (xavier, orthogonal), ``negative_slope`` and ``mode`` (he),
             ``method`` (orthogonal).
 
-    Modules handled: ``nn.Linear``, ``nn.Conv1d/2d/3d`` (and subclasses such as
-    ``WSConv2d``; transposed convolutions are left alone, their fans are swapped), ``trainlab.nn.WeightNorm`` (the direction ``v`` gets the scheme and the
-    length ``g`` is set to ``||v||``, so the effective weight starts equal to the scheme's)
-    and recurrent modules with torch's parameter names (``nn.RNN/LSTM/GRU`` and cells),
-    initialized gate by gate. Norm layers keep gamma = 1, beta = 0. With ``"default"``
-    biases are only touched when ``bias`` is given.
+    Modules handled: ``nn.Linear``, ``nn.Conv1d/2d/3d`` and subclasses such as
+    ``WSConv2d`` (transposed convolutions are left alone: their fans are swapped);
+    ``trainlab.nn.WeightNorm`` (the direction ``v`` gets the scheme and the length ``g`` is
+    set to ``||v||``, so the effective weight starts equal to the scheme's); recurrent
+    modules with torch's parameter names (``nn.RNN/LSTM/GRU``, their cells, trainlab's
+    layer-norm cells), initialized gate by gate. Norm layers (and the layer-norm cells'
+    LN gains and biases) are left alone. With ``"default"`` biases are only touched when
+    ``bias`` is given.
     """
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be an nn.Module, got {type(model).__name__}")

@@ -210,7 +210,10 @@ def test_bad_input_raises_clear_errors(scaler):
         (lambda: PCAWhitening(n_components=0), r"n_components .*0"),
         (lambda: ZCAWhitening(eps=-1), r"eps .*-1"),
         (lambda: PCAWhitening(n_components=7).fit(np.random.rand(20, 6)), r"n_components=7 exceeds"),
-        (lambda: PCAWhitening(eps=0).fit(np.random.rand(20, 2) @ np.random.rand(2, 3)), r"1 of the 3 kept components have zero variance.*rank 2"),
+        (
+            lambda: PCAWhitening(eps=0).fit(np.random.rand(20, 2) @ np.random.rand(2, 3)),
+            r"1 of the 3 kept components have zero variance.*rank 2",
+        ),
     ],
 )
 def test_bad_arguments_name_the_argument(make, match):

@@ -199,7 +199,10 @@ def test_selu_with_lecun_normal_keeps_mean_zero_and_variance_one():
     "call,match",
     [
         (lambda: get_activation("rellu"), r"unknown activation 'rellu'.*did you mean 'relu'"),
-        (lambda: get_activation("relu", negative_slope=0.1), r"'relu' does not take option\(s\) negative_slope"),
+        (
+            lambda: get_activation("relu", negative_slope=0.1),
+            r"'relu' does not take option\(s\) negative_slope",
+        ),
         (lambda: get_activation("gelu", approximate="fast"), r"approximate .*'fast'"),
         (lambda: get_activation("hard_sigmoid", style="tf"), r"style .*'tf'"),
         (lambda: get_activation("softplus", beta=0), r"beta must be > 0"),

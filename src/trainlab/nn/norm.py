@@ -17,6 +17,7 @@ running averages (``004_*.txt``: "方差使用移动平均无偏估计"). That i
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -155,12 +156,14 @@ class WeightNorm(nn.Module):
         return self.g * self.v / _norm_except_dim(self.v, self.dim)
 
     @torch.no_grad()
-    def reset_direction_(self, init_fn) -> None:
+    def reset_direction_(self, init_fn: Callable[[torch.Tensor], object]) -> None:
         """Re-initialize ``v`` with ``init_fn`` and set ``g = ||v||`` (used by ``init_model``)."""
         init_fn(self.v.data)
         self.g.copy_(_norm_except_dim(self.v, self.dim))
 
-    def _apply_layer(self, x: torch.Tensor, weight: torch.Tensor, bias) -> torch.Tensor:
+    def _apply_layer(
+        self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+    ) -> torch.Tensor:
         if isinstance(self.module, nn.Linear):
             return F.linear(x, weight, bias)
         return self.module._conv_forward(x, weight, bias)
