@@ -240,8 +240,10 @@ def _parse(spec: str) -> tuple[str, str | None]:
     return name.strip().lower(), (value.strip() if sep else None)
 
 
-def _number(spec: str, value: str | None, low: float, high: float, *, integer: bool = False, default: float | None = None) -> float:
-    """Parse the value of ``spec`` and check ``low < value <= high`` (``low <= value`` for flips)."""
+def _number(
+    spec: str, value: str | None, low: float, high: float, *, integer: bool = False, default: float | None = None
+) -> float:
+    """Parse the value of ``spec`` (or take ``default``) and check ``low < value <= high``."""
     if value is None:
         if default is None:
             raise ConfigError(f"augment spec '{spec}' needs a value, e.g. '{spec}:{high if integer else 0.1}'")
@@ -281,7 +283,10 @@ def build_augment(specs: list[str], input_shape: tuple[int, ...]) -> Augment | N
         name, value = _parse(spec)
         if name not in valid:
             if name in AUGMENTATIONS:
-                raise ConfigError(f"augment spec '{spec}' does not apply to {kind} inputs {tuple(input_shape)}; choose from: {', '.join(valid)}")
+                raise ConfigError(
+                    f"augment spec '{spec}' does not apply to {kind} inputs {tuple(input_shape)}; "
+                    f"choose from: {', '.join(valid)}"
+                )
             raise unknown_name("augment spec", spec, valid)
         if name in values:
             raise ConfigError(f"augment spec '{name}' is given twice in {specs}")
