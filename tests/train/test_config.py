@@ -75,3 +75,8 @@ def test_missing_and_invalid_toml(tmp_path):
     bad.write_text("[optim\nlr = 1")
     with pytest.raises(ConfigError, match=r"bad\.toml: not valid TOML"):
         load_config(bad)
+
+
+def test_label_smoothing_with_distillation_is_rejected():
+    with pytest.raises(ConfigError, match="label_smoothing cannot be combined with distill.teacher"):
+        load_config({"train": {"label_smoothing": 0.1}, "distill": {"teacher": "abc"}})

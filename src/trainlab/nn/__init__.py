@@ -24,6 +24,7 @@ _EXPORTS = {
     "DropConnectLinear": "dropout",
     "AlphaDropout": "dropout",
     "mc_predict": "dropout",
+    "is_dropout": "dropout",
     # recurrent.py
     "LockedDropout": "recurrent",
     "LayerNormRNNCell": "recurrent",

@@ -197,6 +197,8 @@ class RunConfig(Section):
     @model_validator(mode="after")
     def _check_names(self) -> RunConfig:
         _check_registry_names(self)
+        if self.distill.teacher and self.train.label_smoothing > 0:
+            raise ValueError("train.label_smoothing cannot be combined with distill.teacher: the teacher's soft targets already replace the hard labels")
         return self
 
     # -- helpers ------------------------------------------------------------------------
