@@ -75,7 +75,7 @@ class MLP(nn.Module):
                 Block(
                     _linear(cfg, width, h),
                     make_norm(cfg.norm, h, 0, num_groups=cfg.num_groups),
-                    get_activation(cfg.activation),
+                    get_activation(cfg.activation, num_features=h),  # PReLU: one slope per unit
                     _dropout(cfg.dropout_type, drop),
                     cfg.residual,
                 )
@@ -125,7 +125,7 @@ class CNN(nn.Module):
             if cfg.norm == "weight":
                 conv = WeightNorm(conv)
             blocks.append(
-                Block(conv, make_norm(cfg.norm, c, dims, num_groups=cfg.num_groups), get_activation(cfg.activation), _dropout(cfg.dropout_type, cfg.dropout), False)
+                Block(conv, make_norm(cfg.norm, c, dims, num_groups=cfg.num_groups), get_activation(cfg.activation, num_features=c), _dropout(cfg.dropout_type, cfg.dropout), False)
             )
             channels = c
         self.features = nn.Sequential(*blocks)

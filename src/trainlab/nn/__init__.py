@@ -17,6 +17,7 @@ _EXPORTS = {
     # norm.py
     "make_norm": "norm",
     "NORMS": "norm",
+    "group_count": "norm",
     "LocalResponseNorm": "norm",
     "WeightNorm": "norm",
     "WSConv2d": "norm",
