@@ -113,7 +113,7 @@ def test_module_kinds_pick_saturation_or_dead():
     assert "layer/1/act_saturated" in keys and "layer/3/act_saturated" in keys
     assert not any(k.endswith("act_dead") for k in keys)
     assert "layer/4/act_std" in keys  # GELU: an activation, so mean and std, neither saturated nor dead
-    assert layer_names(keys, "act_saturated") == ["1", "3"]
+    assert sorted(layer_names(keys, "act_saturated")) == ["1", "3"]
 
 
 def test_no_grad_forward_is_not_recorded():
@@ -170,3 +170,17 @@ def test_bad_arguments_name_the_argument():
         LayerStats(net, saturation=1.5)
     with pytest.raises(ValueError, match="layers: no module named 'nope'"):
         LayerStats(nn.Sequential(nn.Linear(2, 2)), layers=["nope"])
+
+
+def test_trainer_records_layer_stats_from_config(store, tiny_config):
+    from trainlab.train import run
+
+    cfg = {**tiny_config, "diagnose": {"stats_every": 3}, "train": {**tiny_config["train"], "epochs": 1}}
+    result = run(cfg, store=store)
+    metrics = store.metrics(result.run_id)
+    steps, values = metrics["layer/blocks.0.layer/grad_norm"]
+    assert list(steps) == list(range(3, result.final["step"] + 1, 3))
+    assert (values > 0).all()
+    stats = {k.rsplit("/", 1)[1] for k in metrics if k.startswith("layer/")}
+    assert stats == {"act_mean", "act_std", "act_dead", "grad_norm", "weight_norm", "update_ratio"}
+    assert layer_names(metrics, "act_dead") == ["blocks.0.act"]

@@ -19,4 +19,4 @@ def report(
     from trainlab.store import Store
 
     path = write_report(targets, output, Store(store), title=title)
-    print(path)
+    print(path.absolute())

@@ -51,6 +51,12 @@ def figure_to_svg(fig) -> str:
     return _GROUP_IDS.sub("", svg)
 
 
+def _integer_steps(ax) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def band_figure(
     series: Mapping[str, Sequence[tuple[np.ndarray, np.ndarray]]],
     *,
@@ -76,6 +82,7 @@ def band_figure(
     ax.set_title(mpl_text(title), fontsize=10)
     ax.set_xlabel(mpl_text(xlabel))
     ax.set_ylabel(mpl_text(ylabel))
+    _integer_steps(ax)
     if log_y:
         ax.set_yscale("log")
     ax.grid(True, alpha=0.3)
@@ -101,6 +108,7 @@ def heatmap_figure(steps: np.ndarray, layers: Sequence[str], matrix: np.ndarray,
     ax.set_yticks(np.arange(len(layers)) + 0.5, [mpl_text(name) for name in layers], fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel("step")
+    _integer_steps(ax)
     ax.set_title(mpl_text(title), fontsize=10)
     fig.colorbar(mesh, ax=ax, shrink=0.9)
     return fig
