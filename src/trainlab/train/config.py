@@ -144,7 +144,8 @@ class TrainConfig(Section):
     epochs: PositiveInt = 10
     max_steps: PositiveInt | None = Field(None, description="stop after this many optimizer steps")
     eval_every: int = Field(0, ge=0, description="evaluate every N steps; 0 = at the end of every epoch")
-    checkpoint_every: int = Field(0, ge=0, description="checkpoint every N steps; 0 = at every evaluation")
+    checkpoint_every: int = Field(0, ge=0, description="checkpoint every N steps; 0 = at evaluations, at most every checkpoint_seconds")
+    checkpoint_seconds: float = Field(30.0, ge=0, description="with checkpoint_every = 0: the least time between two checkpoints")
     log_every: PositiveInt = 10
     clip_norm: float | None = Field(None, gt=0)
     clip_value: float | None = Field(None, gt=0)

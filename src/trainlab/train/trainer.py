@@ -216,8 +216,9 @@ class Trainer:
         self.best = BestTracker(cfg.train.monitor)
         self.aug_gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)
         self.history: dict[str, list[tuple[int, float]]] = defaultdict(list)
-        self._window: dict[str, float] = defaultdict(float)  # sums since the last log / eval
+        self._reset_window()
         self.epoch, self.step = 0, 0
+        self._last_checkpoint = time.monotonic()
 
         if resume is None:
             self.run_id = self.store.create_run(cfg.name, cfg.to_dict(), seed=cfg.seed, group=self.group, config_hash=cfg.hash())
@@ -275,7 +276,7 @@ class Trainer:
         cfg, s = self.config, self.setup
         task = progress.add_task(cfg.name, total=s.total_steps, completed=self.step, info="") if progress else None
         eval_every = cfg.train.eval_every or s.steps_per_epoch
-        ckpt_every = cfg.train.checkpoint_every or eval_every
+        ckpt_every = cfg.train.checkpoint_every
         for cb in self.callbacks:
             cb.on_fit_start(self)
         self.model.train()
@@ -302,7 +303,7 @@ class Trainer:
                     if task is not None:
                         info = " ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith("val_"))
                         progress.update(task, completed=self.step, info=info)
-                if (self.step % ckpt_every == 0 or end_of_run) and self._stop_reason is None:
+                if self._stop_reason is None and not end_of_run and self._checkpoint_due(ckpt_every, eval_every):
                     self._save_checkpoint()
                 if self._stop_reason is not None:
                     return ("pruned" if self._stop_reason.startswith("pruned") else "completed"), self._stop_reason
@@ -315,19 +316,20 @@ class Trainer:
         cfg, s = self.config, self.setup
         out = self.model(xb)
         loss = self._training_loss(out, yb, xb)
+        loss_value = float(loss.detach())  # the step's one host sync: logging and the NaN check share it
         total = loss
         reg = cfg.regularize
         if reg.l1 or reg.l2:
             from trainlab.regularization import penalty
 
             total = loss + penalty(self.model, l1=reg.l1, l2=reg.l2, include_bias_and_norm=reg.include_bias_and_norm)
-        if not torch.isfinite(total):
+        if not math.isfinite(loss_value) or (total is not loss and not torch.isfinite(total.detach())):
             return None
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         for cb in self.callbacks:
             cb.on_before_step(self, self.step)
-        logs = {"loss": float(loss.detach()), "lr": self.optimizer.param_groups[0]["lr"]}
+        logs = {"loss": loss_value, "lr": self.optimizer.param_groups[0]["lr"]}
         if cfg.train.clip_norm is not None or cfg.train.clip_value is not None:
             from trainlab.optim import clip_grad_norm_, clip_grad_value_
 
@@ -342,8 +344,9 @@ class Trainer:
 
             max_norm_(self.model, reg.max_norm, include_bias_and_norm=reg.include_bias_and_norm)
         self.scheduler.step()
-        if s.data.num_classes:
-            logs["acc"] = float((out.detach().argmax(-1) == yb).float().mean())
+        if s.data.num_classes:  # summed on the device; read only when logged
+            self._correct += (out.detach().argmax(-1) == yb).sum()
+            self._seen += len(yb)
         for k, v in logs.items():
             self._window[k] += v
         self._window["n"] += 1
@@ -367,13 +370,20 @@ class Trainer:
         n = self._window.get("n", 0)
         if not n:
             return {}
-        means = {f"{prefix}_{k}": v / n for k, v in self._window.items() if k != "n"}
+        means = {f"{prefix}_{k}": v / n for k, v in self._window.items() if k not in ("n", "lr")}
         means[f"{prefix}_lr"] = self.optimizer.param_groups[0]["lr"]
+        if self._seen:
+            means[f"{prefix}_acc"] = float(self._correct) / self._seen
         if prefix == "train" and not reset:
             self.metrics.add(self.step, means)
         if reset:
-            self._window.clear()
+            self._reset_window()
         return means
+
+    def _reset_window(self) -> None:
+        self._window: dict[str, float] = defaultdict(float)  # sums since the last evaluation
+        self._correct = torch.zeros((), dtype=torch.long, device=self.device)
+        self._seen = 0
 
     def _evaluate_and_report(self) -> dict[str, float]:
         s = self.setup
@@ -398,7 +408,16 @@ class Trainer:
         return metrics
 
     # -- checkpoints --------------------------------------------------------------------
+    def _checkpoint_due(self, every: int, eval_every: int) -> bool:
+        """Every ``every`` steps if set; otherwise at evaluations, at most once per
+        ``checkpoint_seconds`` (a checkpoint per epoch of a tiny model would cost more than
+        the epoch). The end of a run always writes one."""
+        if every:
+            return self.step % every == 0
+        return self.step % eval_every == 0 and time.monotonic() - self._last_checkpoint >= self.config.train.checkpoint_seconds
+
     def _save_checkpoint(self) -> None:
+        self._last_checkpoint = time.monotonic()
         self.metrics.flush()  # a checkpoint never refers to metrics that were not written
         state = {
             "model": self.model.state_dict(),
@@ -409,7 +428,7 @@ class Trainer:
             "batches": self.setup.batches.state_dict(),
             "aug_gen": self.aug_gen.get_state(),
             "history": {k: [list(p) for p in v] for k, v in self.history.items()},
-            "window": dict(self._window),
+            "window": {**self._window, "correct": int(self._correct), "seen": self._seen},
             "best": self.best.state_dict(),
             "callbacks": [cb.state_dict() if hasattr(cb, "state_dict") else None for cb in self.callbacks],
         }
@@ -428,7 +447,10 @@ class Trainer:
         self.setup.batches.load_state_dict(state["batches"])
         self.aug_gen.set_state(state["aug_gen"])
         self.history = defaultdict(list, {k: [tuple(p) for p in v] for k, v in state["history"].items()})
-        self._window = defaultdict(float, state["window"])
+        window = dict(state["window"])
+        self._correct = torch.tensor(window.pop("correct"), device=self.device)
+        self._seen = window.pop("seen")
+        self._window = defaultdict(float, window)
         self.best.load_state_dict(state["best"])
         for cb, cb_state in zip(self.callbacks, state["callbacks"]):
             if cb_state is not None and hasattr(cb, "load_state_dict"):
