@@ -45,6 +45,7 @@ _LOG_LS = (math.log(1e-3), math.log(30.0))
 _LOG_SCALE = (math.log(1e-2), math.log(50.0))
 _LOG_NOISE = (math.log(1e-9), math.log(2.0))
 _JITTER = 1e-10
+PRIORS = {"lengthscale": (3.0, 6.0), "scale": (2.0, 0.15), "noise": (1.1, 0.05)}  # Gamma(shape, rate)
 
 
 @contextlib.contextmanager
@@ -102,9 +103,9 @@ def neg_log_posterior(raw: torch.Tensor, x: torch.Tensor, y: torch.Tensor, fixed
     alpha = torch.cholesky_solve(y[:, None], chol)[:, 0]
     n = len(y)
     mll = -0.5 * (y @ alpha) - torch.log(torch.diagonal(chol)).sum() - 0.5 * n * math.log(2 * math.pi)
-    prior = _log_gamma_prior(ls, 3.0, 6.0) + _log_gamma_prior(scale, 2.0, 0.15)
+    prior = _log_gamma_prior(ls, *PRIORS["lengthscale"]) + _log_gamma_prior(scale, *PRIORS["scale"])
     if fixed_noise is None:
-        prior = prior + _log_gamma_prior(noise, 1.1, 0.05)
+        prior = prior + _log_gamma_prior(noise, *PRIORS["noise"])
     return -(mll + prior)
 
 
