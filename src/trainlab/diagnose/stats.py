@@ -25,8 +25,10 @@ training metrics and the report finds them by prefix. Tracked modules: every mod
 parameters of its own (Linear, Conv, norms, RNNs) and every activation module (torch's and
 ``trainlab.nn``'s); saturation is reported for sigmoid/tanh-like ones, dead units for ReLU-like ones.
 
-Cost: hooks return at once on steps that are not recorded; on recorded steps the statistics
-are a few reductions per layer and one copy of the weights (``benchmarks/stats_overhead.py``).
+Cost: as a callback the hooks are registered only for the steps it records, so other steps
+run exactly as without it; a recorded step adds a few reductions per layer and one copy of
+the weights. ``benchmarks/stats_overhead.py`` (MLP 40-256-256-10, batch 128, one CPU thread,
+in the Trainer): +1% CPU time at every 100 steps, +9% at every 10, ×1.65 at every step.
 
 Example (by hand; as a Trainer callback it is ``[diagnose] stats_every = 10``)::
 
@@ -90,7 +92,12 @@ def activation_stats(output: torch.Tensor, kind: str | None, saturation: float =
     y = output.detach()
     if not y.is_floating_point():
         y = y.float()
-    out = {"act_mean": y.mean(), "act_std": y.std(correction=0)}
+    # Two passes (mean, then the centred sum of squares as a dot product): as exact as Welford
+    # here and ~10x faster on CPU than torch.std_mean, which dominated a recorded step.
+    flat = y.reshape(-1)
+    mean = flat.mean()
+    centred = flat - mean
+    out = {"act_mean": mean, "act_std": torch.dot(centred, centred).div(flat.numel()).sqrt()}
     if kind in ("identity", "affine"):
         u = y if kind == "identity" else 2 * y - 1
         out["act_saturated"] = (u.abs() > saturation).float().mean()
@@ -101,8 +108,9 @@ def activation_stats(output: torch.Tensor, kind: str | None, saturation: float =
 
 
 def _norm(tensors: Iterable[torch.Tensor]) -> float:
-    squares = [t.detach().double().pow(2).sum() for t in tensors]
-    return math.sqrt(float(torch.stack(squares).sum())) if squares else math.nan
+    """||concat(tensors)||₂ = ||(||t₁||₂, ||t₂||₂, ...)||₂, without concatenating."""
+    norms = [torch.linalg.vector_norm(t.detach()) for t in tensors]
+    return float(torch.linalg.vector_norm(torch.stack(norms).double())) if norms else math.nan
 
 
 class LayerStats(Callback):
@@ -213,10 +221,15 @@ class LayerStats(Callback):
 
     # -- as a Trainer callback ------------------------------------------------------------
     def _arm_for(self, step: int) -> None:
+        # Hooks exist only around recorded steps: a module with a forward hook takes torch's
+        # slower call path, so off-steps would pay a few microseconds per module for nothing.
         self._armed = step % self.every == 0
+        if self._armed:
+            self.attach()
+        else:
+            self.detach()
 
     def on_fit_start(self, trainer: Trainer) -> None:
-        self.attach()
         self._acts, self._grad_norms, self._before = {}, {}, None
         self._arm_for(trainer.step + 1)
 
