@@ -103,7 +103,11 @@ def heatmap_figure(steps: np.ndarray, layers: Sequence[str], matrix: np.ndarray,
     if log:
         data = np.ma.masked_where(~(data > 0), data)
     x = np.asarray(steps, dtype=np.float64)
-    edges = np.concatenate([[x[0] - 0.5], (x[1:] + x[:-1]) / 2, [x[-1] + 0.5]]) if len(x) > 1 else np.array([x[0] - 0.5, x[0] + 0.5])
+    if len(x) > 1:  # cell edges halfway between recorded steps; the end cells as wide as their neighbours
+        mid = (x[1:] + x[:-1]) / 2
+        edges = np.concatenate([[2 * x[0] - mid[0]], mid, [2 * x[-1] - mid[-1]]])
+    else:
+        edges = np.array([x[0] - 0.5, x[0] + 0.5])
     mesh = ax.pcolormesh(edges, np.arange(len(layers) + 1), data, norm=norm, cmap="viridis", shading="flat", edgecolors="face", linewidth=0.3)  # no seams between cells in SVG
     ax.set_yticks(np.arange(len(layers)) + 0.5, [mpl_text(name) for name in layers], fontsize=7)
     ax.invert_yaxis()
