@@ -52,11 +52,6 @@ def config(role: str, seed: int, quick: bool, teacher_run: str | None = None) ->
     return cfg
 
 
-def _curve(history: dict[str, list[tuple[int, float]]], key: str) -> tuple[np.ndarray, np.ndarray]:
-    points = np.asarray(history.get(key, []), dtype=np.float64).reshape(-1, 2)
-    return points[:, 0], points[:, 1]
-
-
 def _run(ctx: Context) -> Outcome:
     roles = ("teacher", "student (labels)", "student (distilled)")
     test_acc: dict[str, list[float]] = {r: [] for r in roles}
@@ -72,14 +67,12 @@ def _run(ctx: Context) -> Outcome:
                 teacher_id = result.run_id
             test_acc[role].append(result.final["test_acc"])
             train_acc[role].append(result.final["train_acc"])
-            curves[role].append(_curve(result.history, "val_acc"))
+            curves[role].append(ctx.store.metrics(result.run_id, ["val_acc"])["val_acc"])
     check = greater(
         test_acc["student (distilled)"], test_acc["student (labels)"], margin=MARGIN, what="student test acc, distilled - labels only"
     )
-    rows = [
-        [role, f"{np.mean(test_acc[role]):.3f} ± {np.std(test_acc[role], ddof=1) if ctx.seeds > 1 else 0.0:.3f}", f"{np.mean(train_acc[role]):.3f}"]
-        for role in roles
-    ]
+    spread = {role: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for role, v in test_acc.items()}
+    rows = [[role, f"{np.mean(test_acc[role]):.3f} ± {spread[role]:.3f}", f"{np.mean(train_acc[role]):.3f}"] for role in roles]
     return Outcome(
         holds=check.holds,
         statement=check.statement,
@@ -94,7 +87,10 @@ def _plots(test_acc: dict[str, list[float]], curves: dict[str, list[tuple[np.nda
 
     points = points_figure(test_acc, title="Test accuracy per seed", ylabel="test accuracy")
     bands = band_figure(curves, title="Validation accuracy during training", ylabel="val accuracy")
-    return [("Teacher, and the student with and without the teacher", figure_to_svg(points)), ("Validation accuracy (mean and 95% band over seeds)", figure_to_svg(bands))]
+    return [
+        ("Teacher, and the student with and without the teacher", figure_to_svg(points)),
+        ("Validation accuracy (mean and 95% band over seeds)", figure_to_svg(bands)),
+    ]
 
 
 EXPERIMENT = Experiment(

@@ -121,7 +121,10 @@ def _plots(metrics: dict[str, dict[str, list[float]]], pooled: dict[str, np.ndar
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
     ece = points_figure({arm: m["ece"] for arm, m in metrics.items()}, title="Expected calibration error per seed", ylabel="ECE (15 bins)")
-    return [("Below the diagonal: overconfident", figure_to_svg(fig)), ("ECE per seed (bar: mean)", figure_to_svg(ece))]
+    return [
+        ("Below the diagonal: overconfident; above it: underconfident (a target capped at 1 − ε can overshoot)", figure_to_svg(fig)),
+        ("ECE per seed (bar: mean)", figure_to_svg(ece)),
+    ]
 
 
 EXPERIMENT = Experiment(

@@ -70,11 +70,6 @@ def config(model: str, seed: int, quick: bool) -> dict[str, Any]:
     }
 
 
-def _curve(history: dict[str, list[tuple[int, float]]], key: str) -> tuple[np.ndarray, np.ndarray]:
-    points = np.asarray(history.get(key, []), dtype=np.float64).reshape(-1, 2)
-    return points[:, 0], points[:, 1]
-
-
 def _run(ctx: Context) -> Outcome:
     test_acc: dict[str, list[float]] = {m: [] for m in MODELS}
     seconds: dict[str, list[float]] = {m: [] for m in MODELS}
@@ -85,7 +80,7 @@ def _run(ctx: Context) -> Outcome:
             result = run(config(model, seed, ctx.quick), store=ctx.store, group=ctx.group(NAME))
             test_acc[model].append(result.final["test_acc"])
             seconds[model].append(result.final["seconds"])
-            curves[model].append(_curve(result.history, "val_acc"))
+            curves[model].append(ctx.store.metrics(result.run_id, ["val_acc"])["val_acc"])
     checks = [
         greater(test_acc["MLP"], test_acc["logistic regression"], margin=MARGIN, what="test acc MLP - logistic regression"),
         greater(test_acc["CNN"], test_acc["MLP"], margin=MARGIN, what="test acc CNN - MLP"),
@@ -123,7 +118,8 @@ def _table(test_acc: dict[str, list[float]], seconds: dict[str, list[float]]) ->
         lo, hi = bootstrap_ci(values)
         mean = float(np.mean(values))
         std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-        rows.append([model, f"{mean:.3f} ± {std:.3f}", f"[{lo:.3f}, {hi:.3f}]", f"{PAPER[model]:.2f}", f"{mean - PAPER[model]:+.3f}", f"{np.mean(seconds[model]):.1f}"])
+        paper = PAPER[model]
+        rows.append([model, f"{mean:.3f} ± {std:.3f}", f"[{lo:.3f}, {hi:.3f}]", f"{paper:.2f}", f"{mean - paper:+.3f}", f"{np.mean(seconds[model]):.1f}"])
     headers = ["model", "test acc (mean ± std)", "95% CI", "paper", "ours − paper", "seconds per run"]
     return "MNIST-1D test accuracy beside Greydanus (2020)", headers, rows
 
@@ -136,7 +132,10 @@ def _plots(test_acc: dict[str, list[float]], curves: dict[str, list[tuple[np.nda
     ax.scatter(range(len(PAPER)), [PAPER[m] for m in test_acc], marker="x", color="black", s=40, zorder=4, label="paper")
     ax.legend(fontsize=7)
     bands = band_figure(curves, title="Validation accuracy during training", ylabel="val accuracy")
-    return [("Test accuracy per model and seed, the paper's number marked x", figure_to_svg(fig)), ("Validation accuracy (mean and 95% band over seeds)", figure_to_svg(bands))]
+    return [
+        ("Test accuracy per model and seed, the paper's number marked x", figure_to_svg(fig)),
+        ("Validation accuracy (mean and 95% band over seeds)", figure_to_svg(bands)),
+    ]
 
 
 EXPERIMENT = Experiment(

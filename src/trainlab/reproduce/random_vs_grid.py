@@ -204,11 +204,15 @@ def _run(ctx: Context) -> Outcome:
         (
             f"Random search on MNIST-1D: optimizer steps until val_acc ≥ {_target(ctx)}",
             ["seed", "no pruning: steps (trials)", "Hyperband: steps (trials)"],
-            [[s, f"{hb['full']['steps'][s]} ({hb['full']['trials'][s]}){'' if hb['full']['reached'][s] else ' not reached'}", f"{hb['hyperband']['steps'][s]} ({hb['hyperband']['trials'][s]}){'' if hb['hyperband']['reached'][s] else ' not reached'}"] for s in range(ctx.seeds)],
+            [[s, _spent(hb["full"], s), _spent(hb["hyperband"], s)] for s in range(ctx.seeds)],
         ),
     ]
     plots = [_projection_plot(points), _regret_plot(traces), _compute_plot(hb)]
     return Outcome(holds=holds, statement=statement, figures=figures, tables=tables, plots=plots)
+
+
+def _spent(arm: dict[str, list], seed: int) -> str:
+    return f"{arm['steps'][seed]} ({arm['trials'][seed]}){'' if arm['reached'][seed] else ', not reached'}"
 
 
 def _projection_plot(points: dict[str, Any]) -> tuple[str, str]:
