@@ -115,7 +115,7 @@ def test_marginal_likelihood_matches_scipy():
         k = numpy_matern52(x, x, np.array(ls), scale) + (noise + 1e-10) * np.eye(10)
         lp = scipy.stats.multivariate_normal(np.zeros(10), k).logpdf(y)
         lp += sum(scipy.stats.gamma(3, scale=1 / 6).logpdf(l) for l in ls)
-        lp += scipy.stats.gamma(2, scale=1 / 0.15).logpdf(scale) + scipy.stats.gamma(1.1, scale=1 / 0.05).logpdf(noise)
+        lp += scipy.stats.gamma(2, scale=1 / 0.15).logpdf(scale) + scipy.stats.gamma(1.1, scale=1 / 3).logpdf(noise)
         return -lp
 
     def ours(ls, scale, noise):
@@ -149,8 +149,9 @@ def test_fitted_noise_stays_small_on_smooth_data_and_grows_on_noisy():
     smooth = np.sin(4 * x[:, 0])
     noisy = smooth + 0.5 * rng.standard_normal(30)
     standardize = lambda v: (v - v.mean()) / v.std()  # noqa: E731
-    assert fit_hyperparameters(x, standardize(smooth)).noise < 1e-3
-    assert fit_hyperparameters(x, standardize(noisy)).noise > 0.05
+    assert fit_hyperparameters(x, standardize(smooth)).noise < 1e-6
+    # the added noise is ~40% of the variance; the fit must attribute most of it to noise
+    assert 0.2 < fit_hyperparameters(x, standardize(noisy)).noise < 0.7
 
 
 # -- acquisitions -------------------------------------------------------------------------
@@ -193,7 +194,7 @@ def regret(sampler, seed, n=24):
 def test_gp_beats_random_on_branin():
     gp = [regret(GP(n_startup=6), s) for s in range(3)]
     rnd = [regret(Random(), s) for s in range(3)]
-    assert np.median(gp) < 0.05 and np.median(gp) < 0.2 * np.median(rnd)
+    assert np.median(gp) < 0.1 and np.median(gp) < 0.1 * np.median(rnd)
 
 
 @pytest.mark.parametrize("acquisition", ["pi", "ucb"])

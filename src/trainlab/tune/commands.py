@@ -54,6 +54,7 @@ def _run_study(study, objective, n_trials: int, jobs: int, executor: str) -> Non
         study.optimize(objective, n_trials, jobs=jobs, executor=executor, callback=lambda s, _t: live.update(trials_table(s)))
     best = study.best_trial
     if best is not None:
+        console.print()
         console.print(f"best trial {best.number}: {study.metric} = {best.value:.6g}  params = {json.dumps(best.params)}  run = {best.run_id}")
 
 
