@@ -139,6 +139,18 @@ def test_add_param_group_fills_defaults_and_validates():
     assert opt.param_groups[1]["lr"] == 0.1 and opt.param_groups[1]["betas"] == (0.9, 0.999)
     with pytest.raises(ValueError, match=r"lr must be >= 0, got -1"):
         opt.add_param_group({"params": [torch.zeros(1, requires_grad=True)], "lr": -1})
+    assert len(opt.param_groups) == 2  # the rejected group is not kept
+
+
+def test_torch_lr_scheduler_drives_the_learning_rate():
+    w = torch.ones(1, requires_grad=True)
+    opt = O.SGD([w], lr=1.0)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    for _ in range(3):
+        w.grad = torch.ones(1)
+        opt.step()
+        sched.step()
+    assert w.item() == pytest.approx(1 - (1 + 0.5 + 0.25))
 
 
 # --- bad arguments ------------------------------------------------------------------------

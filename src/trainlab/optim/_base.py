@@ -83,12 +83,15 @@ class MultiTensorOptimizer(torch.optim.Optimizer):
     _needs_step_values: ClassVar[bool] = False
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
-        super().add_param_group(param_group)
+        super().add_param_group(param_group)  # fills in the defaults, then we check the result
         group = self.param_groups[-1]
-        for p in group["params"]:
-            if p.is_complex():
+        try:
+            if any(p.is_complex() for p in group["params"]):
                 raise ValueError("complex parameters are not supported; optimize torch.view_as_real(p) instead")
-        self._check(group)
+            self._check(group)
+        except ValueError:
+            self.param_groups.pop()  # a rejected group must not stay behind
+            raise
 
     # --- what a subclass writes -------------------------------------------------------
 
