@@ -239,3 +239,14 @@ def test_sampler_arguments_are_checked():
     with pytest.raises(ConfigError, match="Grid: steps must be an integer >= 2"):
         Grid(steps=1)
     assert math.isfinite(regret(GP(noise=1e-6, n_startup=3), 0, n=5))
+
+
+def test_gp_counts_pruned_trials_and_does_not_propose_them_again():
+    space = Space(BRANIN)
+    rng = np.random.default_rng(6)
+    done = [FrozenTrial(n, COMPLETE, p, branin(p)) for n, p in enumerate(space.sample(rng) for _ in range(12))]
+    first = GP().sample(space, done, number=12, seed=0)
+    worst = max(t.value for t in done)
+    pruned = FrozenTrial(12, "pruned", first, value=worst, intermediate=[(1, worst)])
+    second = GP().sample(space, [*done, pruned], number=13, seed=0)
+    assert np.abs(space.to_unit(first) - space.to_unit(second)).max() > 0.02

@@ -30,7 +30,7 @@ from trainlab.errors import ConfigError, unknown_name
 from trainlab.tune.acquisition import ACQUISITIONS
 from trainlab.tune.gp import GaussianProcess, fit_hyperparameters, single_threaded
 from trainlab.tune.space import Categorical, Space
-from trainlab.tune.trial import COMPLETE, RUNNING, WAITING, FrozenTrial
+from trainlab.tune.trial import COMPLETE, PRUNED, RUNNING, WAITING, FrozenTrial
 
 
 class Sampler:
@@ -141,7 +141,7 @@ class Random(Sampler):
 class GP(Sampler):
     """Bayesian optimization with a Gaussian-process surrogate (Snoek et al. 2012).
 
-    Each call: encode the complete trials into the unit cube (log-scaled parameters warped,
+    Each call: encode the complete (and pruned, with their last value) trials into the unit cube (log-scaled parameters warped,
     categoricals one-hot, see :mod:`trainlab.tune.space`); fit a Matérn-5/2 ARD GP by
     maximizing the marginal likelihood (:mod:`trainlab.tune.gp`); add the *pending* trials
     (running or queued) as fake observations equal to the mean of the observed values —
@@ -200,7 +200,9 @@ class GP(Sampler):
             return self._sample(space, trials, number, seed, direction)
 
     def _sample(self, space, trials, number, seed, direction):
-        done = [t for t in trials if t.state == COMPLETE and t.value is not None and math.isfinite(t.value)]
+        # Pruned trials count with their last reported value: a pessimistic but real
+        # observation of a bad region; leaving them out makes the GP propose them again.
+        done = [t for t in trials if t.state in (COMPLETE, PRUNED) and t.value is not None and math.isfinite(t.value)]
         if len(done) < self.n_startup:
             return space.from_uniform(_sobol_point(len(space), seed, number))
         rng = np.random.default_rng([seed, number])
@@ -209,14 +211,14 @@ class GP(Sampler):
         y = sign * np.array([t.value for t in done])
         ys = (y - y.mean()) / (y.std() or 1.0)
         gp_params = fit_hyperparameters(x, ys, noise=self.noise)
+        best, best_x = float(ys.min()), x[np.argsort(ys)[:5]]
         pending = [space.to_unit(t.params) for t in trials if t.state in (RUNNING, WAITING) and t.params]
-        if pending:  # constant liar: pretend each pending point returned the mean
+        if pending:  # constant liar: pretend each pending point returned the mean (0 after standardizing)
             x = np.concatenate([x, np.stack(pending)])
             ys = np.concatenate([ys, np.zeros(len(pending))])
         gp = GaussianProcess(x, ys, gp_params)
-        best = float(((y - y.mean()) / (y.std() or 1.0)).min())
         taken = {_params_key(t.params) for t in trials}
-        return self._maximize(space, gp, best, x[: len(done)][np.argsort(ys[: len(done)])[:5]], rng, taken)
+        return self._maximize(space, gp, best, best_x, rng, taken)
 
     def _acquisition(self, gp: GaussianProcess, xs: torch.Tensor, best: float) -> torch.Tensor:
         mean, var = gp.predict(xs)
