@@ -1,0 +1,64 @@
+"""Small measurements and figures shared by the regularization experiments of the gallery."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from trainlab.regularization import regularized_parameters
+
+
+@torch.no_grad()
+def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Share of ``x`` classified as ``y`` in eval mode (dropout off), the model's mode restored."""
+    was_training = model.training
+    model.eval()
+    try:
+        return float((model(x).argmax(-1) == y).double().mean())
+    finally:
+        model.train(was_training)
+
+
+def mean_std(values: Sequence[float], digits: int = 3) -> str:
+    """``mean ± sample std`` over seeds (std 0 for a single seed)."""
+    v = np.asarray(values, dtype=np.float64)
+    sd = float(v.std(ddof=1)) if v.size > 1 else 0.0
+    return f"{v.mean():.{digits}f} ± {sd:.{digits}f}"
+
+
+def regularized_weights(model: torch.nn.Module) -> np.ndarray:
+    """Every weight the penalties act on (biases and norm gains left out), as one float64 vector."""
+    return np.concatenate([p.detach().double().flatten().numpy() for _, p in regularized_parameters(model)])
+
+
+def sweep_figure(
+    xs: Sequence[float],
+    series: Mapping[str, Sequence[Sequence[float]]],
+    *,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    baseline: Sequence[float] | None = None,
+):
+    """One line per label over a log-spaced ``xs``: the mean over seeds with ±1 std error bars
+    (``series[label][i]`` holds the seeds' values at ``xs[i]``); ``baseline`` (the seeds'
+    values with the knob off, x = 0 cannot sit on a log axis) as a dashed line."""
+    from trainlab.report.plots import COLORS, mpl_text, new_figure
+
+    fig, ax = new_figure(5.2, 3.4)
+    for i, (label, per_x) in enumerate(series.items()):
+        values = [np.asarray(v, dtype=np.float64) for v in per_x]
+        mean = [v.mean() for v in values]
+        std = [v.std(ddof=1) if v.size > 1 else 0.0 for v in values]
+        ax.errorbar(xs, mean, yerr=std, marker="o", markersize=4, capsize=3, color=COLORS[i % len(COLORS)], label=mpl_text(label))
+    if baseline is not None:
+        ax.axhline(float(np.mean(baseline)), color="#7f7f7f", linestyle="--", linewidth=1, label="off (0)")
+    ax.set_xscale("log")
+    ax.set_xlabel(mpl_text(xlabel))
+    ax.set_ylabel(mpl_text(ylabel))
+    ax.set_title(mpl_text(title), fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    return fig
