@@ -1,0 +1,144 @@
+"""optimizer-paths: the test functions against NumPy, the batched trajectories against torch.optim
+run one start and one lr at a time, the step count, and the quick run's figures."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from trainlab.reproduce import run_experiment
+from trainlab.reproduce.optimizer_paths import FUNCTIONS, OPTIMIZERS, SPEEDUP, f_values, starts, steps_to_target, trajectories
+from trainlab.store import Store
+
+
+def rosenbrock_np(x, y):
+    return (1 - x) ** 2 + 100 * (y - x**2) ** 2
+
+
+def rosenbrock_grad_np(x, y):
+    return np.array([-2 * (1 - x) - 400 * x * (y - x**2), 200 * (y - x**2)])
+
+
+NUMPY = {
+    "Rosenbrock": rosenbrock_np,
+    "Beale": lambda x, y: (1.5 - x + x * y) ** 2 + (2.25 - x + x * y**2) ** 2 + (2.625 - x + x * y**3) ** 2,
+    "saddle": lambda x, y: x**2 + y**4 / 4 - y**2 / 2,
+}
+MINIMA = {"Rosenbrock": [(1.0, 1.0)], "Beale": [(3.0, 0.5)], "saddle": [(0.0, 1.0), (0.0, -1.0)]}
+
+
+@pytest.mark.parametrize("name", list(FUNCTIONS))
+def test_functions_match_numpy_and_have_their_minima(name):
+    fn = FUNCTIONS[name]
+    pts = np.random.default_rng(0).uniform(-2, 2, (50, 2))
+    np.testing.assert_allclose(f_values(fn.f, pts), NUMPY[name](pts[:, 0], pts[:, 1]), rtol=1e-12)
+    for xy in MINIMA[name]:
+        p = torch.tensor(xy, dtype=torch.float64, requires_grad=True)
+        value = fn.f(p)
+        value.backward()
+        assert float(value.detach()) == pytest.approx(fn.f_min, abs=1e-12)
+        assert p.grad.abs().max() < 1e-12
+
+
+def test_saddle_point_is_a_saddle():
+    p = torch.zeros(2, dtype=torch.float64)
+    hessian = torch.autograd.functional.hessian(FUNCTIONS["saddle"].f, p)
+    assert torch.allclose(hessian, torch.tensor([[2.0, 0.0], [0.0, -1.0]], dtype=torch.float64))
+
+
+def test_plain_gradient_descent_follows_the_numpy_rule():
+    start = np.array([[-1.2, 1.0], [0.5, 0.5]])
+    path = trajectories(FUNCTIONS["Rosenbrock"].f, start, "SGD", [1e-3], 50)[0]
+    for s in range(2):
+        theta = start[s].copy()
+        for t in range(1, 51):
+            theta = theta - 1e-3 * rosenbrock_grad_np(*theta)  # θ_t = θ_{t−1} − α g_t (000 §7.2.1)
+            np.testing.assert_allclose(path[s, t], theta, rtol=1e-12, atol=1e-14)
+
+
+TORCH = {
+    "SGD": lambda p, lr: torch.optim.SGD([p], lr=lr),
+    "momentum": lambda p, lr: torch.optim.SGD([p], lr=lr, momentum=0.9),
+    "Nesterov": lambda p, lr: torch.optim.SGD([p], lr=lr, momentum=0.9, nesterov=True),
+    "AdaGrad": lambda p, lr: torch.optim.Adagrad([p], lr=lr),
+    "RMSprop": lambda p, lr: torch.optim.RMSprop([p], lr=lr),
+    "AdaDelta": lambda p, lr: torch.optim.Adadelta([p], lr=lr),
+    "Adam": lambda p, lr: torch.optim.Adam([p], lr=lr),
+    "Nadam": lambda p, lr: torch.optim.NAdam([p], lr=lr),
+}
+
+
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
+def test_batched_runs_equal_separate_torch_runs(optimizer):
+    """All starts × lrs in one loop = each (start, lr) alone with torch.optim's same algorithm."""
+    fn, lrs = FUNCTIONS["saddle"], [1e-2, 1e-1]
+    start = np.array([[1.0, 1e-3], [-0.5, 0.7], [0.3, -1.2]])
+    paths = trajectories(fn.f, start, optimizer, lrs, 30)
+    # torch keeps NAdam's momentum product μ_1···μ_t in float32 even for float64 parameters
+    rtol = 1e-6 if optimizer == "Nadam" else 1e-10
+    for i, lr in enumerate(lrs):
+        for s in range(len(start)):
+            p = torch.tensor(start[s], dtype=torch.float64, requires_grad=True)
+            opt = TORCH[optimizer](p, lr)
+            for t in range(1, 31):
+                opt.zero_grad()
+                fn.f(p).backward()
+                opt.step()
+                np.testing.assert_allclose(paths[i, s, t], p.detach().numpy(), rtol=rtol, atol=1e-12)
+
+
+def test_a_diverged_run_turns_nan_and_leaves_the_others_alone():
+    start = np.array([[-1.2, 1.0]])
+    paths = trajectories(FUNCTIONS["Rosenbrock"].f, start, "SGD", [1.0, 1e-3], 20)
+    assert np.isnan(paths[0, 0, -1]).all()  # lr 1 on a curvature of ~1000 blows up
+    alone = trajectories(FUNCTIONS["Rosenbrock"].f, start, "SGD", [1e-3], 20)
+    np.testing.assert_array_equal(paths[1], alone[0])
+
+
+def test_steps_to_target():
+    values = np.array(
+        [
+            [5.0, 1.0, 1e-4, 2.0],  # first at step 2 (a later rise does not matter)
+            [5.0, 4.0, 3.0, 2.0],  # never: steps + 1 = 4
+            [5.0, np.nan, np.nan, np.nan],  # diverged: never
+            [-0.2495, 0.0, 0.0, 0.0],  # f* = −0.25: within 1e-3 at step 0
+        ]
+    )
+    f_min = np.array([[0.0], [0.0], [0.0], [-0.25]])
+    assert steps_to_target(values, f_min).tolist() == [2, 4, 4, 0]
+
+
+def test_starts_move_a_little_and_repeat_per_seed():
+    a, b = starts("Rosenbrock", [0, 1]), starts("Rosenbrock", [0, 1])
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a - np.array([-1.2, 1.0])).max() < 0.3 and not np.allclose(a[0], a[1])
+    y0 = starts("saddle", list(range(20)))[:, 1]
+    assert ((y0 >= 1e-7) & (y0 <= 1e-5)).all()
+
+
+@pytest.mark.slow
+def test_quick_run_figures(tmp_path):
+    store = Store(tmp_path / "r.db")
+    _, outcome, seeds = run_experiment("optimizer-paths", quick=True, store=store, log=lambda _: None)
+    f = outcome.figures
+    for fname in FUNCTIONS:
+        for opt in OPTIMIZERS:
+            assert f["lr"][fname][opt] in f["lr_grid"]
+            assert len(f["steps_to_target"][fname][opt]) == seeds
+            assert all(0 <= h <= f["steps"] + 1 for h in f["steps_to_target"][fname][opt])
+    # the checks use mean log10 step counts, recomputed here from the figures
+    log = lambda fname, opt: np.log10(f["steps_to_target"][fname][opt])  # noqa: E731
+    assert f["checks"]["Rosenbrock momentum"]["diff"] == pytest.approx(np.mean(log("Rosenbrock", "momentum")) - np.mean(log("Rosenbrock", "SGD")))
+    for opt in ("RMSprop", "Adam"):
+        c = f["checks"][f"saddle {opt}"]
+        assert c["diff"] == pytest.approx(np.mean(log("saddle", opt)) - np.mean(log("saddle", "SGD")))
+        assert c["holds"] == (c["ci"][1] < -SPEEDUP)
+    assert outcome.holds == all(c["holds"] for c in f["checks"].values())
+    runs = store.list_runs(group="reproduce/optimizer-paths/quick")
+    assert len(runs) == len(OPTIMIZERS) * seeds
+    for opt in OPTIMIZERS:
+        stored = sorted(r.final["test_acc"] for r in runs if r.name.endswith(f"/{opt}"))
+        assert stored == pytest.approx(sorted(f["mnist1d_test_acc"][opt]))
+    assert len(outcome.plots) == 5 and all(svg.startswith("<svg") for _, svg in outcome.plots)
+    assert not math.isnan(sum(sum(v) for per in f["final_gap"].values() for v in per.values()))
