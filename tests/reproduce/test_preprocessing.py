@@ -1,0 +1,84 @@
+"""preprocessing: the inputs' curvature spectrum against NumPy standardization and PCA whitening written
+from the notes' formulas, the per-step loss the claim counts, and the quick run against the store."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from trainlab.data import load
+from trainlab.reproduce import run_experiment
+from trainlab.reproduce._loss_curve import StepLoss, first_step_at_or_below, loss_curve
+from trainlab.reproduce.preprocessing import ARMS, MARGIN, TARGET_LOSS, _inputs, condition_number, config, second_moment_spectrum
+from trainlab.store import Store
+from trainlab.train import run, setup
+
+
+def _raw_digits(quick=False):
+    d = load("digits", subset=300 if quick else None)
+    return d.x_train.reshape(len(d.x_train), -1).double().numpy()
+
+
+def test_spectrum_is_that_of_the_second_moment_with_a_bias_column():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 3)) * [1.0, 10.0, 0.1] + [5.0, 0.0, 0.0]
+    a = np.c_[x, np.ones(50)]
+    np.testing.assert_allclose(second_moment_spectrum(x), np.linalg.eigvalsh(a.T @ a / 50), rtol=1e-12)
+    assert condition_number(np.array([0.0, 1e-14, 0.5, 2.0])) == pytest.approx(4.0)  # exact zeros left out
+
+
+def test_standardized_and_whitened_inputs_follow_the_notes_formulas():
+    x = _raw_digits()
+    mu, sigma = x.mean(0), x.std(0)
+    keep = sigma > 0  # 000 §7.4: a feature with σ = 0 has no information and is dropped
+    standardized = (x[:, keep] - mu[keep]) / sigma[keep]
+    np.testing.assert_allclose(_inputs("standardize", False).reshape(len(x), -1), standardized, atol=1e-4)
+    np.testing.assert_allclose(second_moment_spectrum(_inputs("standardize", False)), second_moment_spectrum(standardized), rtol=1e-4, atol=1e-6)
+    # PCA whitening: rotate onto the covariance's eigenvectors and divide by sqrt(λ + 1e-5)
+    lam, vecs = np.linalg.eigh(np.cov(x.T))
+    white = (x - mu) @ vecs / np.sqrt(np.maximum(lam, 0) + 1e-5)
+    ev = second_moment_spectrum(_inputs("pca", False))
+    np.testing.assert_allclose(ev, second_moment_spectrum(white), rtol=1e-3, atol=1e-6)
+    assert ev[-1] == pytest.approx(1.0, abs=1e-6)  # unit variance in every direction (and the bias)
+    assert condition_number(ev) < 10 < 1e3 < condition_number(second_moment_spectrum(x))
+
+
+@pytest.mark.filterwarnings("ignore:Standardizer dropped")
+def test_step_loss_is_the_loss_before_each_update(tmp_path):
+    store = Store(tmp_path / "r.db")
+    cfg = config("standardize", 0, True, lr=0.5)
+    cfg["train"].update(max_steps=3, log_every=3, eval_every=3)
+    s = setup(cfg)
+    with torch.no_grad():
+        first = float(torch.nn.functional.cross_entropy(s.model(s.data.x_train), s.data.y_train))
+    result = run(cfg, store=store, callbacks=[StepLoss()])
+    steps, losses = loss_curve(store, result.run_id)
+    assert steps.tolist() == [1, 2, 3]
+    assert losses[0] == pytest.approx(first, rel=1e-6)  # full batch: step 1's loss is at the initial weights
+    assert losses[2] < losses[1] < losses[0]
+    assert first_step_at_or_below(steps, losses, losses[1]) == 2 and first_step_at_or_below(steps, losses, 0.0) is None
+
+
+def test_quick_run_figures_match_the_store(tmp_path):
+    store = Store(tmp_path / "r.db")
+    _, outcome, seeds = run_experiment("preprocessing", quick=True, store=store, log=lambda _: None)
+    f = outcome.figures
+    runs = store.list_runs(group="reproduce/preprocessing/quick")
+    assert len(runs) == len(ARMS) * seeds
+    for arm, preprocess in ARMS.items():
+        assert f["lr"][arm] == pytest.approx(2 / second_moment_spectrum(_inputs(preprocess, True))[-1])
+        mine = sorted((r for r in runs if r.name == f"preprocessing/{preprocess}"), key=lambda r: r.seed)
+        for run_record, t, hit in zip(mine, f["steps_to_target"][arm], f["reached"][arm]):
+            assert run_record.config["optim"]["lr"] == pytest.approx(f["lr"][arm])
+            steps, losses = loss_curve(store, run_record.id)
+            below = np.flatnonzero(losses <= TARGET_LOSS)
+            assert hit == bool(below.size) and t == (steps[below[0]] if below.size else f["budget"])
+    c = f["checks"]
+    log2 = {arm: np.log2(f["steps_to_target"][arm]) for arm in ARMS}
+    assert c["standardize"]["diff"] == pytest.approx(np.mean(log2["raw"]) - np.mean(log2["standardized"]))
+    assert c["whiten"]["diff"] == pytest.approx(np.mean(log2["standardized"]) - np.mean(log2["PCA-whitened"]))
+    assert c["whiten"]["holds"] == (c["whiten"]["ci"][0] > MARGIN)
+    assert outcome.holds == all(v["holds"] for v in c.values())
+    assert math.isclose(f["lambda_max"]["PCA-whitened"], 1.0, abs_tol=1e-6)
+    assert len(outcome.plots) == 2 and all(svg.startswith("<svg") for _, svg in outcome.plots)
