@@ -37,7 +37,7 @@ import numpy as np
 
 from trainlab.reproduce import Context, Experiment, Outcome
 from trainlab.reproduce._measure import mean_std
-from trainlab.reproduce._profile import init_profile, log10_ratio, per_layer_figure
+from trainlab.reproduce._profile import geometric_mean, init_profile, log10_ratio, per_layer_figure
 from trainlab.reproduce.checks import Check, greater, less
 from trainlab.train import run
 
@@ -103,7 +103,7 @@ def _run(ctx: Context) -> Outcome:
             SCHEMES[s][0],
             f"{SCHEMES[s][1]:.3f}",
             f"{np.mean([p['act_std'][0] for p in profiles[s]]):.3g}",
-            f"{np.exp(np.mean([math.log(max(p['act_std'][-1], 1e-45)) for p in profiles[s]])):.3g}",
+            f"{geometric_mean([p['act_std'] for p in profiles[s]])[-1]:.3g}",
             mean_std(ratios[s], 2),
             f"{(DEPTH - 1) * math.log10(SCHEMES[s][1]):.2f}",
             mean_std(val_acc[s]),
