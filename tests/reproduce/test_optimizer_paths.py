@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from trainlab.reproduce import run_experiment
-from trainlab.reproduce.optimizer_paths import FUNCTIONS, OPTIMIZERS, SPEEDUP, f_values, starts, steps_to_target, trajectories
+from trainlab.reproduce.optimizer_paths import FUNCTIONS, OPTIMIZERS, SPEEDUP, TUNING_SEED, f_values, race, starts, steps_to_target, trajectories
 from trainlab.store import Store
 
 
@@ -107,6 +107,16 @@ def test_steps_to_target():
     )
     f_min = np.array([[0.0], [0.0], [0.0], [-0.25]])
     assert steps_to_target(values, f_min).tolist() == [2, 4, 4, 0]
+
+
+def test_race_picks_the_lr_on_the_tuning_start_only():
+    grid = [1e-3, 1e-2, 1e-1]
+    lr, paths = race("saddle", "Adam", grid, [0, 1], 200)
+    fn = FUNCTIONS["saddle"]
+    tuning = f_values(fn.f, trajectories(fn.f, starts("saddle", [TUNING_SEED]), "Adam", grid, 200)[:, 0])
+    hits = steps_to_target(tuning, fn.f_min)
+    assert lr == grid[int(np.argmin(hits))] and hits.min() <= 200
+    np.testing.assert_allclose(paths, trajectories(fn.f, starts("saddle", [0, 1]), "Adam", [lr], 200)[0], rtol=1e-12, atol=1e-15)
 
 
 def test_starts_move_a_little_and_repeat_per_seed():
