@@ -18,7 +18,7 @@ import pytest
 from trainlab.tune import Float, Random, Study, minimize
 
 HERE = Path(__file__).parent
-pytestmark = pytest.mark.slow
+
 
 
 def _pg_bin() -> Path | None:
