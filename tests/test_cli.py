@@ -70,3 +70,13 @@ def test_store_from_environment_and_data_list(tmp_path, cfg_file):
     r = trainlab("run", str(cfg_file), "-q", env=env)
     assert r.returncode == 0 and (tmp_path / "env.db").exists()
     assert "mnist1d" in trainlab("data", "list").stdout
+
+
+def test_compare_writes_the_report_and_prints_its_path_last(tmp_path, cfg_file):
+    cfg_file.write_text(cfg_file.read_text() + '\n[compare]\nseeds = 2\n"optim.lr" = [0.05, 0.1]\n')
+    db, out = str(tmp_path / "s.db"), tmp_path / "report.html"
+    r = trainlab("compare", str(cfg_file), "--store", db, "--quiet", "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == str(out.absolute())
+    html = out.read_text()
+    assert "optim.lr" in html and html.count("<svg") >= 1

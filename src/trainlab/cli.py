@@ -135,10 +135,9 @@ def compare(
     table = cfg.compare or {}
     print_summary(summarize(st, cfg.name, table.get("metric"), table.get("target")), out)
     if output is not None:
-        from trainlab.report.html import write_report
+        from trainlab.report.build import write_report
 
-        write_report(st, [cfg.name], output)
-        print(output.absolute())
+        print(write_report([cfg.name], output, st).absolute())
 
 
 @app.command()
