@@ -80,3 +80,33 @@ def test_compare_writes_the_report_and_prints_its_path_last(tmp_path, cfg_file):
     assert r.stdout.strip().splitlines()[-1] == str(out.absolute())
     html = out.read_text()
     assert "optim.lr" in html and html.count("<svg") >= 1
+
+
+def test_every_documented_command_is_reachable_from_the_trainlab_executable(tmp_path, cfg_file):
+    """tune, nas, studies, show-study, lr-find, diagnose and report through `trainlab` itself."""
+    db = str(tmp_path / "s.db")
+    base = cfg_file.read_text()
+    tune_cfg = tmp_path / "tune.toml"
+    tune_cfg.write_text(base + '\n[search]\nname = "t"\nsampler = "random"\ntrials = 2\n[search.params]\n"optim.lr" = { type = "float", low = 0.01, high = 0.5, log = true }\n')
+    r = trainlab("tune", str(tune_cfg), "--store", db)
+    assert r.returncode == 0, r.stderr
+    assert "best trial" in r.stdout
+    nas_cfg = tmp_path / "nas.toml"
+    nas_cfg.write_text(base + '\n[search]\nname = "n"\nsampler = "random"\ntrials = 2\n[search.architecture]\ndepth = [1]\nwidths = [8, 16]\n')
+    assert trainlab("nas", str(nas_cfg), "--store", db).returncode == 0
+    studies = trainlab("studies", "--store", db)
+    assert studies.returncode == 0 and "t" in studies.stdout and "n" in studies.stdout
+    shown = json.loads(trainlab("show-study", "t", "--json", "--store", db).stdout)
+    assert len(shown["trials"]) == 2 and all(t["state"] == "complete" for t in shown["trials"])
+
+    lr = trainlab("lr-find", str(cfg_file), "--steps", "10", "--store", db)
+    assert lr.returncode == 0, lr.stderr
+    assert "suggested lr" in lr.stderr
+    run_id = trainlab("run", str(cfg_file), "--store", db, "-q").stdout.strip().splitlines()[-1]
+    diag = trainlab("diagnose", run_id, "--flops", "--gradcheck", "--store", db)
+    assert diag.returncode == 0, diag.stderr
+    assert json.loads(open(diag.stdout.strip().splitlines()[-1]).read())["gradcheck"]["ok"] is True
+    page = tmp_path / "r.html"
+    rep = trainlab("report", run_id, "t", "-o", str(page), "--store", db)
+    assert rep.returncode == 0, rep.stderr
+    assert rep.stdout.strip() == str(page.absolute()) and "<svg" in page.read_text()

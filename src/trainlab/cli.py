@@ -17,7 +17,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from trainlab.diagnose import commands as diagnose_commands
+from trainlab.cli_options import StoreOpt
 from trainlab.errors import ConfigError
+from trainlab.report import commands as report_commands
+from trainlab.tune import commands as tune_commands
 
 app = typer.Typer(
     help="trainlab: make neural networks train well — run, compare, tune, diagnose and report.",
@@ -34,7 +38,6 @@ app.add_typer(schedule_app, name="schedule")
 out = Console(width=None if sys.stdout.isatty() else 200)  # piped output keeps whole ids
 err = Console(stderr=True)
 
-StoreOpt = Annotated[Optional[str], typer.Option("--store", help="run store: SQLite path or SQLAlchemy URL [env: TRAINLAB_STORE]")]
 
 
 def _store(url: str | None):
@@ -107,15 +110,12 @@ def show(
     for k, v in record.final.items():
         table.add_row(k, _fmt(v))
     out.print(table)
-    from trainlab.train.config import RunConfig
-
     out.print_json(json.dumps(record.config), indent=2)
-    del RunConfig
 
 
 @app.command()
 def compare(
-    config: Annotated[Path, typer.Argument(help="TOML config with a [compare] section")],
+    config: Annotated[Path, typer.Argument(help="TOML config with a \\[compare] section")],
     overrides: Annotated[Optional[list[str]], typer.Argument(help="overrides of the base config, key.sub=value")] = None,
     store: StoreOpt = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="parallel worker processes")] = 1,
@@ -212,6 +212,16 @@ def schedule_plot(
         title = config_or_spec
     plot_schedule(schedule, total, output, title=title)
     print(output)
+
+
+# Commands that live beside the module they drive (each a plain typer-annotated function).
+app.command("tune")(tune_commands.tune)
+app.command("nas")(tune_commands.nas)
+app.command("studies")(tune_commands.studies)
+app.command("show-study")(tune_commands.show_study)
+app.command("lr-find")(diagnose_commands.lr_find)
+app.command("diagnose")(diagnose_commands.diagnose)
+app.command("report")(report_commands.report)
 
 
 def main(argv: list[str] | None = None) -> None:

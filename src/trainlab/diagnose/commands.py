@@ -1,4 +1,4 @@
-"""``trainlab lr-find CONFIG`` and ``trainlab diagnose RUN``: typer-annotated, registered by the lead.
+"""``trainlab lr-find CONFIG`` and ``trainlab diagnose RUN``: typer-annotated, registered in ``trainlab.cli``.
 
 Both record what they measure in the run store so ``trainlab report`` shows it: the range test
 as a run named ``<config name>/lr-find`` with metrics ``lr_find/lr``, ``lr_find/loss``,
@@ -15,9 +15,9 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from trainlab.cli_options import StoreOpt
 from trainlab.errors import ConfigError
 
-StoreOpt = Annotated[Optional[str], typer.Option("--store", help="run store: SQLite path or SQLAlchemy URL [env: TRAINLAB_STORE]")]
 
 
 def _console():
@@ -35,8 +35,7 @@ def lr_find(
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="also write the curve as SVG here")] = None,
     store: StoreOpt = None,
 ) -> None:
-    """The LR range test (Smith 2017) on a config's model and data; prints the suggested lr and
-    the id of the run that records the curve (for `trainlab report`)."""
+    """The LR range test (Smith 2017): prints the suggested lr, then the id of the run that records the curve."""
     from trainlab.diagnose.lr_finder import lr_find as range_test
     from trainlab.store import Store
     from trainlab.train import load_config, setup

@@ -1,4 +1,4 @@
-"""``trainlab report``: typer-annotated, registered by the lead in ``trainlab.cli``."""
+"""``trainlab report``: typer-annotated, registered in ``trainlab.cli``."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ from typing import Annotated, Optional
 
 import typer
 
+from trainlab.cli_options import StoreOpt
+
 
 def report(
     targets: Annotated[list[str], typer.Argument(help="run ids (or unique prefixes), study names or comparison names")],
     output: Annotated[Path, typer.Option("-o", "--output", help="HTML file to write")] = Path("report.html"),
     title: Annotated[Optional[str], typer.Option(help="page title (default: the targets)")] = None,
-    store: Annotated[Optional[str], typer.Option("--store", help="run store: SQLite path or SQLAlchemy URL [env: TRAINLAB_STORE]")] = None,
+    store: StoreOpt = None,
 ) -> None:
     """Write one self-contained HTML report (inline SVG, no script, opens from disk); prints its path."""
     from trainlab.report.build import write_report

@@ -3,38 +3,52 @@
 NNDL ``000_*.txt`` §7.6 — grid search, random search, Bayesian optimization, dynamic
 resource allocation (early stopping, successive halving, Hyperband) and neural
 architecture search with a reinforcement-learning controller. See docs/tune.md.
+
+Names resolve lazily (as in :mod:`trainlab.report`), so the CLI, which only needs
+:mod:`trainlab.tune.commands`, starts without importing torch and SciPy.
 """
 
-from trainlab.tune.nas import ArchitectureSpace, Reinforce
-from trainlab.tune.pruners import ASHA, Hyperband, Median, NoPruner, Pruner, SuccessiveHalving, create_pruner
-from trainlab.tune.samplers import GP, Grid, Random, Sampler, create_sampler
-from trainlab.tune.space import Categorical, Float, Int, Space
-from trainlab.tune.study import Study, Trial, list_studies, minimize
-from trainlab.tune.trial import FrozenTrial, TrialPruned
+from __future__ import annotations
 
-__all__ = [
-    "ASHA",
-    "GP",
-    "ArchitectureSpace",
-    "Categorical",
-    "Float",
-    "FrozenTrial",
-    "Grid",
-    "Hyperband",
-    "Int",
-    "Median",
-    "NoPruner",
-    "Pruner",
-    "Random",
-    "Reinforce",
-    "Sampler",
-    "Space",
-    "Study",
-    "SuccessiveHalving",
-    "Trial",
-    "TrialPruned",
-    "create_pruner",
-    "create_sampler",
-    "list_studies",
-    "minimize",
-]
+import importlib
+
+_EXPORTS = {
+    "ArchitectureSpace": "nas",
+    "Reinforce": "nas",
+    "ASHA": "pruners",
+    "Hyperband": "pruners",
+    "Median": "pruners",
+    "NoPruner": "pruners",
+    "Pruner": "pruners",
+    "SuccessiveHalving": "pruners",
+    "create_pruner": "pruners",
+    "GP": "samplers",
+    "Grid": "samplers",
+    "Random": "samplers",
+    "Sampler": "samplers",
+    "create_sampler": "samplers",
+    "Categorical": "space",
+    "Float": "space",
+    "Int": "space",
+    "Space": "space",
+    "Study": "study",
+    "Trial": "study",
+    "list_studies": "study",
+    "minimize": "study",
+    "FrozenTrial": "trial",
+    "TrialPruned": "trial",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    try:
+        module = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module 'trainlab.tune' has no attribute '{name}'") from None
+    return getattr(importlib.import_module(f"trainlab.tune.{module}"), name)
+
+
+def __dir__():
+    return __all__

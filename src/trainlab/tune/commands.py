@@ -1,6 +1,6 @@
 """CLI commands of ``trainlab.tune``: ``tune``, ``nas``, ``studies``, ``show-study``.
 
-Plain typer-annotated functions; the lead's ``cli.py`` registers them
+Plain typer-annotated functions; ``trainlab.cli`` registers them
 (``app.command("tune")(commands.tune)``) and turns a ``ConfigError`` into one line and exit 2.
 """
 
@@ -16,9 +16,9 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from trainlab.cli_options import StoreOpt
 from trainlab.errors import ConfigError
 
-StoreOpt = Annotated[Optional[str], typer.Option("--store", help="run store: SQLite path or SQLAlchemy URL [env: TRAINLAB_STORE]")]
 TrialsOpt = Annotated[Optional[int], typer.Option("--trials", help="trials to run now [default: search.trials]")]
 JobsOpt = Annotated[Optional[int], typer.Option("--jobs", help="parallel worker processes [default: search.jobs]")]
 ExecutorOpt = Annotated[str, typer.Option("--executor", help="local | ray (needs trainlab[ray])")]
@@ -70,7 +70,7 @@ def _tune(config: Path, nas: bool, store: str | None, n_trials: int | None, jobs
 
 
 def tune(
-    config: Annotated[Path, typer.Argument(help="TOML run config with a [search] section")],
+    config: Annotated[Path, typer.Argument(help="TOML run config with a \\[search] section")],
     sampler: Annotated[Optional[str], typer.Option("--sampler", help="gp | random | grid")] = None,
     pruner: Annotated[Optional[str], typer.Option("--pruner", help="none | median | sha | hyperband | asha")] = None,
     trials: TrialsOpt = None,
@@ -80,12 +80,12 @@ def tune(
     name: Annotated[Optional[str], typer.Option("--name", help="study name [default: search.name or the config's name]")] = None,
     store: StoreOpt = None,
 ) -> None:
-    """Search the hyperparameters named in the config's [search] section; a live table shows the trials."""
+    """Search the hyperparameters named in the config's \\[search] section; a live table shows the trials."""
     _tune(config, False, store, trials, jobs, executor, resume, sampler=sampler, pruner=pruner, name=name)
 
 
 def nas(
-    config: Annotated[Path, typer.Argument(help="TOML run config (an MLP) with [search.architecture]")],
+    config: Annotated[Path, typer.Argument(help="TOML run config (an MLP) with \\[search.architecture]")],
     searcher: Annotated[Optional[str], typer.Option("--searcher", help="reinforce | random")] = None,
     pruner: Annotated[Optional[str], typer.Option("--pruner", help="none | median | sha | hyperband | asha")] = None,
     trials: TrialsOpt = None,
