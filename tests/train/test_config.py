@@ -38,7 +38,7 @@ def test_unknown_registry_names_list_the_choices():
 def test_overrides_are_parsed_as_toml():
     assert parse_value("0.1") == 0.1 and parse_value("[64, 64]") == [64, 64]
     assert parse_value("true") is True and parse_value("adam") == "adam" and parse_value('"x y"') == "x y"
-    cfg = load_config("examples/quickstart.toml", ["optim.lr=0.05", "model.hidden=[8,8]", "optim.name=adam", "train.early_stopping.patience=3"])
+    cfg = load_config("examples/quickstart.toml", ["optim.lr=0.05", "model.hidden=[8,8]", "optim.name=adam", "~optim.momentum", "train.early_stopping.patience=3"])
     assert cfg.optim.lr == 0.05 and cfg.model.hidden == [8, 8] and cfg.optim.name == "adam"
     assert cfg.train.early_stopping.patience == 3
     with pytest.raises(ConfigError, match="must look like key.sub=value"):
@@ -80,3 +80,13 @@ def test_missing_and_invalid_toml(tmp_path):
 def test_label_smoothing_with_distillation_is_rejected():
     with pytest.raises(ConfigError, match="label_smoothing cannot be combined with distill.teacher"):
         load_config({"train": {"label_smoothing": 0.1}, "distill": {"teacher": "abc"}})
+
+
+def test_an_option_the_optimizer_does_not_take_is_named_at_load_time_and_can_be_removed():
+    with pytest.raises(ConfigError, match=r"optim\.momentum: adam does not take 'momentum'.*~optim\.momentum"):
+        load_config("examples/quickstart.toml", ["optim.name=adam"])
+    cfg = load_config("examples/quickstart.toml", ["optim.name=adam", "~optim.momentum"])
+    assert cfg.optim.name == "adam" and cfg.optim.momentum is None
+    assert apply_overrides({"a": {"b": 1, "c": 2}}, ["~a.b"]) == {"a": {"c": 2}}
+    with pytest.raises(ConfigError, match="no key 'optim.nothing' to remove"):
+        load_config("examples/quickstart.toml", ["~optim.nothing"])

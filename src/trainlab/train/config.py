@@ -5,7 +5,8 @@ top-level ``name`` and ``seed``; ``[search]`` and ``[compare]`` are kept as plai
 ``trainlab.tune`` and ``trainlab compare``. Unknown keys and wrong types raise
 :class:`~trainlab.errors.ConfigError` naming the key and suggesting the close match
 (``optim.lrr`` -> ``optim.lr``). Command-line overrides are ``key.sub=value`` with the value
-read as TOML (``optim.lr=0.1``, ``model.hidden=[64,64]``, ``optim.name=adam``).
+read as TOML (``optim.lr=0.1``, ``model.hidden=[64,64]``, ``optim.name=adam``); ``~key.sub``
+removes a key (``optim.name=adam ~optim.momentum`` on a config written for SGD).
 
 Example::
 
@@ -240,6 +241,15 @@ def _check_registry_names(cfg: RunConfig) -> None:
     for key, value, names in checks:
         if value not in names:
             raise ValueError(f"{key}: unknown value '{value}'{did_you_mean(value, names)}; choose one of: {', '.join(sorted(names))}")
+    from trainlab.optim import options as optimizer_options
+
+    accepted = optimizer_options(cfg.optim.name)
+    for key in cfg.optim.options():
+        if key not in accepted:
+            raise ValueError(
+                f"optim.{key}: {cfg.optim.name.lower()} does not take '{key}' (it takes: {', '.join(accepted)}); "
+                f"remove it from the file or with the override ~optim.{key}"
+            )
 
 
 # ----------------------------------------------------------------------------------------
@@ -256,7 +266,8 @@ def parse_value(text: str) -> Any:
 
 
 def apply_overrides(config: dict[str, Any], overrides: Mapping[str, Any] | Sequence[str] | None) -> dict[str, Any]:
-    """Apply ``{"a.b": v}`` or ``["a.b=v", ...]`` to a nested dict (returns a new dict)."""
+    """Apply ``{"a.b": v}`` or ``["a.b=v", "~a.c", ...]`` to a nested dict (returns a new dict);
+    ``~a.c`` removes the key ``a.c``."""
     out = copy.deepcopy(config)
     if not overrides:
         return out
@@ -265,8 +276,11 @@ def apply_overrides(config: dict[str, Any], overrides: Mapping[str, Any] | Seque
     else:
         items = []
         for item in overrides:
+            if item.startswith("~") and "=" not in item:
+                items.append((item[1:].strip(), _REMOVE))
+                continue
             if "=" not in item:
-                raise ConfigError(f"override '{item}' must look like key.sub=value (e.g. optim.lr=0.1)")
+                raise ConfigError(f"override '{item}' must look like key.sub=value (e.g. optim.lr=0.1), or ~key.sub to remove a key")
             key, _, value = item.partition("=")
             items.append((key.strip(), parse_value(value.strip())))
     for key, value in items:
@@ -277,8 +291,16 @@ def apply_overrides(config: dict[str, Any], overrides: Mapping[str, Any] | Seque
             if not isinstance(child, dict):
                 raise ConfigError(f"override '{key}': '{'.'.join(parts[: i + 1])}' is a value, not a section")
             node = child
-        node[parts[-1]] = value
+        if value is _REMOVE:
+            if parts[-1] not in node:
+                raise ConfigError(f"override '~{key}': the config has no key '{key}' to remove")
+            del node[parts[-1]]
+        else:
+            node[parts[-1]] = value
     return out
+
+
+_REMOVE = object()  # the value of a ``~key`` override: delete the key
 
 
 def _known_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
