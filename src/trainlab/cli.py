@@ -148,11 +148,16 @@ def reproduce(
     quick: Annotated[bool, typer.Option("--quick", help="the small version (seconds), as the tests run it")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the outcome as JSON")] = False,
     output: Annotated[Path, typer.Option("-o", "--output", help="gallery folder")] = Path("gallery"),
+    rerun: Annotated[bool, typer.Option("--rerun", help="with 'all': rerun experiments whose page is already in the gallery folder")] = False,
     store: StoreOpt = None,
 ) -> None:
-    """Rerun a claim of the notes over several seeds and check it; 'all' writes gallery.html."""
+    """Rerun a claim of the notes over several seeds and check it; 'all' writes gallery.html.
+
+    Each experiment's page is written as soon as it finishes; 'all' skips the experiments whose
+    page (same seeds, same quick/full) is already in the folder, so an interrupted 'all' resumes.
+    """
     from trainlab import reproduce as rep
-    from trainlab.reproduce.gallery import page_name, to_jsonable, write_gallery
+    from trainlab.reproduce.gallery import page_name, read_summary, to_jsonable, write_gallery
 
     if list_ or name is None:
         table = Table("experiment", "claim", "source")
@@ -163,14 +168,19 @@ def reproduce(
         return
     names = list(rep.NAMES) if name == "all" else [name]
     st = _store(store)
-    entries = []
     for n in names:
-        exp, outcome, used = rep.run_experiment(n, seeds=seeds, quick=quick, store=st, out_dir=output, log=lambda m: err.print(escape(m), highlight=False))
-        entries.append((exp, outcome, used, quick))
-        err.print(f"{n}: {'holds' if outcome.holds else 'does NOT hold'} — {escape(outcome.statement)}", highlight=False, soft_wrap=True)
+        done = read_summary(output, n) if name == "all" and not rerun else None
+        if done is not None and done.get("quick") == quick and done.get("seeds") == rep.seeds_for(rep.get(n), seeds, quick) and "figures" in done:
+            err.print(f"{n}: already in {output} ({'holds' if done['holds'] else 'does NOT hold'}); skipped (--rerun to run it again)", highlight=False, soft_wrap=True)
+            result = done
+        else:
+            exp, outcome, used = rep.run_experiment(n, seeds=seeds, quick=quick, store=st, out_dir=output, log=lambda m: err.print(escape(m), highlight=False))
+            write_gallery([(exp, outcome, used, quick)], output)
+            err.print(f"{n}: {'holds' if outcome.holds else 'does NOT hold'} — {escape(outcome.statement)}", highlight=False, soft_wrap=True)
+            result = {"name": n, "claim": exp.claim, "holds": outcome.holds, "statement": outcome.statement, "figures": to_jsonable(outcome.figures), "seeds": used}
         if as_json:
-            print(json.dumps(to_jsonable({"name": n, "claim": exp.claim, "holds": outcome.holds, "statement": outcome.statement, "figures": outcome.figures, "seeds": used})))
-    index = write_gallery(entries, output)
+            print(json.dumps({k: result[k] for k in ("name", "claim", "holds", "statement", "figures", "seeds")}))
+    index = write_gallery([], output)
     if not as_json:
         print((index if name == "all" else output / page_name(name)).absolute())
 

@@ -94,10 +94,16 @@ def get(name: str) -> Experiment:
     return module.EXPERIMENT
 
 
-def run_experiment(name: str, *, seeds: int | None = None, quick: bool = False, store: Store | None = None, out_dir: Path | str = "gallery", log=print) -> tuple[Experiment, Outcome, int]:
-    exp = get(name)
+def seeds_for(exp: Experiment, seeds: int | None, quick: bool) -> int:
+    """The number of seeds a run of ``exp`` uses: ``seeds``, else 2 quick, else its default."""
     n = seeds if seeds is not None else (2 if quick else exp.default_seeds)
     if n < 1:
         raise ValueError(f"--seeds must be >= 1, got {n}")
+    return n
+
+
+def run_experiment(name: str, *, seeds: int | None = None, quick: bool = False, store: Store | None = None, out_dir: Path | str = "gallery", log=print) -> tuple[Experiment, Outcome, int]:
+    exp = get(name)
+    n = seeds_for(exp, seeds, quick)
     ctx = Context(seeds=n, quick=quick, store=store or Store(), out_dir=Path(out_dir), log=log)
     return exp, exp.run(ctx), n

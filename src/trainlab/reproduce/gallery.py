@@ -71,12 +71,24 @@ def write_gallery(entries: list[tuple[Experiment, Outcome, int, bool]], out_dir:
     out = Path(out_dir)
     for exp, outcome, seeds, quick in entries:
         write_html(out / page_name(exp.name), render_page(exp, outcome, seeds, quick))
-        summary = {"name": exp.name, "claim": exp.claim, "source": exp.source, "holds": outcome.holds, "seeds": seeds, "quick": quick, "statement": outcome.statement}
+        summary = {
+            "name": exp.name, "claim": exp.claim, "source": exp.source, "holds": outcome.holds, "seeds": seeds,
+            "quick": quick, "statement": outcome.statement, "figures": to_jsonable(outcome.figures),
+        }  # fmt: skip
         atomic_write_json(out / f"{exp.name}.json", summary)
-    summaries = [json.loads((out / f"{n}.json").read_text()) for n in NAMES if (out / f"{n}.json").exists()]
+    summaries = [s for s in (read_summary(out, n) for n in NAMES) if s is not None]
     index = render_index(summaries)
     write_html(out / "index.html", index)
     return write_html(out / "gallery.html", index)
+
+
+def read_summary(out_dir: str | Path, name: str) -> dict[str, Any] | None:
+    """The summary an earlier run of experiment ``name`` left in ``out_dir``, or None."""
+    path = Path(out_dir) / f"{name}.json"
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
 
 
 def to_jsonable(obj: Any) -> Any:
