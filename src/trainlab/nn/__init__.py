@@ -6,7 +6,7 @@ imported only when one of its names is used.
 
 from __future__ import annotations
 
-import importlib
+from trainlab._lazy import lazy_exports
 
 _EXPORTS = {
     # activations.py
@@ -40,14 +40,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    try:
-        module = _EXPORTS[name]
-    except KeyError:
-        raise AttributeError(f"module 'trainlab.nn' has no attribute '{name}'") from None
-    return getattr(importlib.import_module(f"trainlab.nn.{module}"), name)
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -10,20 +10,10 @@ trainlab.report`` stays cheap.
 
 from __future__ import annotations
 
-import importlib
+from trainlab._lazy import lazy_exports
 
 _EXPORTS = {"build_report": "build", "write_report": "build", "figure_to_svg": "plots", "page": "html", "table": "html", "write_html": "html"}
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    try:
-        module = _EXPORTS[name]
-    except KeyError:
-        raise AttributeError(f"module 'trainlab.report' has no attribute '{name}'") from None
-    return getattr(importlib.import_module(f"trainlab.report.{module}"), name)
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -10,7 +10,7 @@ Names resolve lazily (as in :mod:`trainlab.report`), so the CLI, which only need
 
 from __future__ import annotations
 
-import importlib
+from trainlab._lazy import lazy_exports
 
 _EXPORTS = {
     "ArchitectureSpace": "nas",
@@ -41,14 +41,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    try:
-        module = _EXPORTS[name]
-    except KeyError:
-        raise AttributeError(f"module 'trainlab.tune' has no attribute '{name}'") from None
-    return getattr(importlib.import_module(f"trainlab.tune.{module}"), name)
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
