@@ -64,6 +64,14 @@ def test_compare_runs_every_variant_and_seed_and_resumes(store, tiny_config):
     records = store.list_runs(group="tiny")
     assert len(records) == 4 and {r.name for r in records} == {"tiny/0.05", "tiny/0.1"}
     assert sorted(r.seed for r in records) == [0, 0, 1, 1]
+    # steps to the [compare] target, in the summary and in the report, without passing it again
+    for r in rows:
+        hits = [steps_to_target(*store.metrics(rec.id, ["val_acc"])["val_acc"], 0.15, "max") for rec in records if rec.name == f"tiny/{r['variant']}"]
+        reached = [h for h in hits if h is not None]
+        assert r["reached"] == f"{len(reached)}/2" and r["steps_to_target"] == (np.mean(reached) if reached else None)
+    from trainlab.report.build import build_report
+
+    assert "steps to val_acc 0.15" in build_report(["tiny"], store)
     # a rerun skips the finished runs
     run_comparison(load_config(tiny_config), store=store, quiet=True)
     assert len(store.list_runs(group="tiny")) == 4

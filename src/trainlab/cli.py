@@ -132,8 +132,7 @@ def compare(
     cfg = load_config(config, overrides or [])
     st = _store(store)
     run_comparison(cfg, store=st, jobs=jobs, seeds=seeds, quiet=quiet)
-    table = cfg.compare or {}
-    print_summary(summarize(st, cfg.name, table.get("metric"), table.get("target")), out)
+    print_summary(summarize(st, cfg.name), out)
     if output is not None:
         from trainlab.report.build import write_report
 

@@ -104,7 +104,10 @@ def plan(config: RunConfig, seeds: int | None = None) -> list[tuple[Variant, Run
     if seeds is not None:
         table["seeds"] = seeds
     variants, seed_list = parse_compare(table)
-    base = config.model_copy(update={"compare": None})
+    # Each run keeps the comparison's metric and target (what its summary is read with), not
+    # the variants; RunConfig.hash leaves [compare] out, so this does not change which runs match.
+    kept = {k: table[k] for k in ("metric", "target") if table.get(k) is not None}
+    base = config.model_copy(update={"compare": kept or None})
     runs = []
     for variant in variants:
         for seed in seed_list:
@@ -201,12 +204,13 @@ def steps_to_target(steps: np.ndarray, values: np.ndarray, target: float, mode: 
 
 def summarize(store: Store, group: str, metric: str | None = None, target: float | None = None) -> list[dict[str, Any]]:
     """Per variant: n, mean, std and 95% bootstrap CI of the final and best metric, steps to
-    target, and wall time."""
+    target, and wall time. ``metric`` and ``target`` default to the runs' ``[compare]`` table."""
     records = [r for r in store.list_runs(group=group) if r.status == "completed"]
     if not records:
         raise ConfigError(f"no completed runs in comparison '{group}'")
     cfg_compare = records[0].config.get("compare") or {}
     metric = metric or cfg_compare.get("metric") or ("val_acc" if "val_acc" in records[0].final else "val_loss")
+    target = target if target is not None else cfg_compare.get("target")
     mode = "max" if "acc" in metric else "min"
     by_variant: dict[str, list[RunRecord]] = {}
     for r in records:
@@ -215,7 +219,7 @@ def summarize(store: Store, group: str, metric: str | None = None, target: float
     for variant, recs in by_variant.items():
         final = np.array([_num(r.final.get(metric)) for r in recs])
         best = np.array([_num(r.final.get(f"best_{metric}")) for r in recs])
-        row: dict[str, Any] = {"variant": variant, "n": len(recs), "metric": metric}
+        row: dict[str, Any] = {"variant": variant, "n": len(recs), "metric": metric, "target": target}
         for label, arr in (("final", final), ("best", best)):
             ok = arr[np.isfinite(arr)]
             row[f"{label}_mean"] = float(ok.mean()) if ok.size else math.nan
@@ -247,7 +251,7 @@ def print_summary(rows: list[dict[str, Any]], console=None) -> None:
     metric = rows[0]["metric"]
     has_target = "steps_to_target" in rows[0]
     headers = ["variant", "n", f"final {metric}", "95% CI", f"best {metric}", "95% CI"]
-    headers += ["steps to target", "reached"] if has_target else []
+    headers += [f"steps to {metric} {rows[0]['target']:g}", "reached"] if has_target else []
     table = Table(*headers, "seconds", title=f"{metric}: mean ± std over seeds")
     for r in rows:
         cells = [
@@ -265,5 +269,4 @@ def compare(config: RunConfig | dict | str, *, store: Store | None = None, jobs:
     cfg = load_config(config)
     store = store or Store()
     run_comparison(cfg, store=store, jobs=jobs, seeds=seeds, quiet=quiet)
-    table = cfg.compare or {}
-    return summarize(store, cfg.name, table.get("metric"), table.get("target"))
+    return summarize(store, cfg.name)

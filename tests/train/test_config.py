@@ -52,6 +52,8 @@ def test_override_returns_a_validated_copy_and_hash_ignores_name():
     other = cfg.override({"optim.lr": 0.5})
     assert cfg.optim.lr == 0.01 and other.optim.lr == 0.5
     assert cfg.hash() == cfg.override({"name": "x"}).hash() != other.hash()
+    # what orchestrators read ([compare], [search]) does not change what a run computes
+    assert cfg.hash() == cfg.override({"compare": {"target": 0.5}, "search": {"trials": 3}}).hash()
     with pytest.raises(ConfigError, match=r"optim\.lr: .*greater than or equal to 0"):
         cfg.override({"optim.lr": -1})
 

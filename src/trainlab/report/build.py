@@ -37,11 +37,11 @@ from trainlab.store import RunRecord, Store
 Curve = tuple[np.ndarray, np.ndarray]
 
 CURVES = (
-    ("train_loss", "training loss", True),
-    ("val_loss", "validation loss", True),
-    ("train_acc", "training accuracy", False),
-    ("val_acc", "validation accuracy", False),
-    ("lr", "learning rate", False),
+    ("train_loss", "training loss"),
+    ("val_loss", "validation loss"),
+    ("train_acc", "training accuracy"),
+    ("val_acc", "validation accuracy"),
+    ("lr", "learning rate"),
 )
 LAYER_HEATMAPS = (("act_std", "activation std", False), ("grad_norm", "gradient norm", True))
 SHARPNESS = (("hessian_top", "Hessian top eigenvalue"), ("hessian_trace", "Hessian trace (Hutchinson)"), ("epsilon_sharpness", "ε-sharpness (%)"))
@@ -176,9 +176,16 @@ def comparison_section(name: str, store: Store) -> str:
         for label in ("final", "best"):
             low, high = r[f"{label}_ci"]
             cells += [f"{r[f'{label}_mean']:.4f} ± {r[f'{label}_std']:.4f}", f"[{low:.4f}, {high:.4f}]"]
+        if "reached" in r:
+            steps = r["steps_to_target"]
+            cells += ["–" if steps is None else f"{steps:.0f}", r["reached"]]
         body.append([*cells, r["seconds"]])
-    headers = ["variant", "seeds", f"final {metric}", "95% CI", f"best {metric}", "95% CI", "seconds"]
+    headers = ["variant", "seeds", f"final {metric}", "95% CI", f"best {metric}", "95% CI"]
     note = "Mean ± standard deviation over seeds; 95% percentile-bootstrap interval of the mean; sorted best first."
+    if "reached" in rows[0]:
+        headers += [f"steps to {metric} {rows[0]['target']:g}", "reached"]
+        note += " Steps to target: the mean over the seeds that reached it, at the first evaluation that did."
+    headers.append("seconds")
     return H.section(f"Comparison {name}", H.table(body, headers), note, anchor=f"comparison-{name}")
 
 
@@ -204,16 +211,22 @@ def configs_section(variants: Sequence[Variant]) -> str:
 
 def curves_section(variants: Sequence[Variant]) -> str | None:
     figures = []
-    for key, label, _ in CURVES:
+    for key, label in CURVES:
         series = {v.label: [c for c in (run.curve(key) for run in v.runs) if c is not None and len(c[0])] for v in variants}
         series = {k: c for k, c in series.items() if c}
         if not series:
             continue
-        fig = P.band_figure(series, title=label, ylabel=label)
+        fig = P.band_figure(series, title=label, ylabel=label, log_y=key == "lr" and _spans_decades(series))
         figures.append(H.figure(P.figure_to_svg(fig), f"{label} against optimizer step; mean over seeds, band: 95% t-interval"))
     if not figures:
         return None
     return H.section("Curves", H.Markup(f'<div class="grid">{"".join(figures)}</div>'), anchor="curves")
+
+
+def _spans_decades(series: dict[str, list[Curve]]) -> bool:
+    """All values positive and max / min > 10: a log axis shows them (learning rates of 1e-3 and 1)."""
+    values = np.concatenate([c[1] for curves in series.values() for c in curves])
+    return bool(values.size and values.min() > 0 and values.max() / values.min() > 10)
 
 
 def _layer_matrix(metrics: dict[str, Curve], stat: str) -> tuple[np.ndarray, list[str], np.ndarray] | None:

@@ -94,7 +94,7 @@ h1 { font-size: 1.6rem; margin-bottom: 0.2rem; }
 h2 { font-size: 1.25rem; border-bottom: 1px solid #ddd; padding-bottom: 0.2rem; margin-top: 2rem; }
 h3 { font-size: 1.05rem; }
 .subtitle { color: #666; margin-top: 0; }
-table { border-collapse: collapse; margin: 0.8rem 0; font-size: 0.85rem; }
+table { border-collapse: collapse; margin: 0.8rem 0; font-size: 0.85rem; display: block; overflow-x: auto; max-width: 100%; }
 th, td { border: 1px solid #ddd; padding: 0.25rem 0.5rem; text-align: left; vertical-align: top; }
 th { background: #f4f4f4; }
 tr.diff td { background: #fff3c4; }

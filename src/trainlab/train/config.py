@@ -213,8 +213,9 @@ class RunConfig(Section):
         """A validated copy with dotted-key overrides applied."""
         return _validate(apply_overrides(self.to_dict(), overrides))
 
-    def hash(self, exclude: Sequence[str] = ("name",)) -> str:
-        """A stable digest of the config (without ``name``): equal configs, equal hashes."""
+    def hash(self, exclude: Sequence[str] = ("name", "compare", "search")) -> str:
+        """A stable digest of what a run computes: equal configs, equal hashes. ``name`` and the
+        ``[compare]`` / ``[search]`` tables (read by the orchestrators, not by training) are left out."""
         d = {k: v for k, v in self.to_dict().items() if k not in exclude}
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
