@@ -132,7 +132,8 @@ def compare(
     cfg = load_config(config, overrides or [])
     st = _store(store)
     run_comparison(cfg, store=st, jobs=jobs, seeds=seeds, quiet=quiet)
-    print_summary(summarize(st, cfg.name), out)
+    table = cfg.compare or {}
+    print_summary(summarize(st, cfg.name, table.get("metric"), table.get("target")), out)
     if output is not None:
         from trainlab.report.build import write_report
 

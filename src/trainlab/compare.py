@@ -269,4 +269,5 @@ def compare(config: RunConfig | dict | str, *, store: Store | None = None, jobs:
     cfg = load_config(config)
     store = store or Store()
     run_comparison(cfg, store=store, jobs=jobs, seeds=seeds, quiet=quiet)
-    return summarize(store, cfg.name)
+    table = cfg.compare or {}
+    return summarize(store, cfg.name, table.get("metric"), table.get("target"))
