@@ -78,3 +78,19 @@ def test_compare_runs_every_variant_and_seed_and_resumes(store, tiny_config):
     # one more seed runs only the new ones
     run_comparison(load_config(tiny_config), store=store, seeds=3, quiet=True)
     assert len(store.list_runs(group="tiny")) == 6
+
+
+def test_runs_of_an_edited_config_are_never_pooled_with_the_new_ones(store, tiny_config):
+    from trainlab.compare import summarize, summarize_plan, variant_key
+
+    tiny_config["train"]["epochs"] = 1
+    tiny_config["compare"] = {"seeds": 2, "optim.lr": [0.1]}
+    compare(tiny_config, store=store)
+    tiny_config["model"]["hidden"] = [8]  # the user edits the config and compares again
+    rows = compare(tiny_config, store=store)
+    assert [(r["variant"], r["n"]) for r in rows] == [("0.1", 2)]  # this plan's runs only
+    assert summarize_plan(load_config(tiny_config), store)[0]["final_mean"] == rows[0]["final_mean"]
+    everything = summarize(store, "tiny")  # no plan (the report): two labelled variants
+    keys = sorted({variant_key(r.config) for r in store.list_runs(group="tiny")})
+    assert len(keys) == 2 and sorted(r["variant"] for r in everything) == [f"0.1 [{k}]" for k in keys]
+    assert all(r["n"] == 2 for r in everything)

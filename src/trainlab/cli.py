@@ -124,7 +124,7 @@ def compare(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
 ) -> None:
     """Run every variant x seed (resumable: finished runs are skipped), then print the table."""
-    from trainlab.compare import print_summary, run_comparison, summarize
+    from trainlab.compare import print_summary, run_comparison, summarize_plan
     from trainlab.train import load_config
 
     if jobs < 1:
@@ -132,8 +132,7 @@ def compare(
     cfg = load_config(config, overrides or [])
     st = _store(store)
     run_comparison(cfg, store=st, jobs=jobs, seeds=seeds, quiet=quiet)
-    table = cfg.compare or {}
-    print_summary(summarize(st, cfg.name, table.get("metric"), table.get("target")), out)
+    print_summary(summarize_plan(cfg, st, seeds), out)
     if output is not None:
         from trainlab.report.build import write_report
 

@@ -21,11 +21,13 @@ completed with the same config (by hash) and resumes interrupted ones from their
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import math
 import multiprocessing as mp
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
@@ -202,19 +204,41 @@ def steps_to_target(steps: np.ndarray, values: np.ndarray, target: float, mode: 
     return int(steps[idx[0]]) if idx.size else None
 
 
-def summarize(store: Store, group: str, metric: str | None = None, target: float | None = None) -> list[dict[str, Any]]:
+def variant_key(config: Mapping[str, Any]) -> str:
+    """A short digest of a run's config apart from its seed, name and [compare]/[search]
+    tables: runs with equal keys are seeds of one variant."""
+    rest = {k: v for k, v in config.items() if k not in ("seed", "name", "compare", "search")}
+    return hashlib.sha256(json.dumps(rest, sort_keys=True, default=str).encode()).hexdigest()[:6]
+
+
+def group_by_variant(records: Sequence[RunRecord], label: Callable[[RunRecord], str]) -> dict[str, list[RunRecord]]:
+    """Runs with the same ``label`` and config (apart from seed) form one variant, in first-seen
+    order; a label shared by different configs (the config was edited between two runs of a
+    comparison) gets the config's :func:`variant_key` appended, so the two are never pooled."""
+    by_key: dict[tuple[str, str], list[RunRecord]] = {}
+    for r in records:
+        by_key.setdefault((label(r), variant_key(r.config)), []).append(r)
+    names = [name for name, _ in by_key]
+    return {(f"{name} [{key}]" if names.count(name) > 1 else name): recs for (name, key), recs in by_key.items()}
+
+
+def summarize(
+    store: Store, group: str, metric: str | None = None, target: float | None = None, *, config_hashes: Collection[str] | None = None
+) -> list[dict[str, Any]]:
     """Per variant: n, mean, std and 95% bootstrap CI of the final and best metric, steps to
-    target, and wall time. ``metric`` and ``target`` default to the runs' ``[compare]`` table."""
+    target, and wall time. ``metric`` and ``target`` default to the runs' ``[compare]`` table;
+    ``config_hashes`` keeps only the runs of one plan (:func:`plan`), leaving out runs of an
+    earlier version of the config that share the group."""
     records = [r for r in store.list_runs(group=group) if r.status == "completed"]
+    if config_hashes is not None:
+        records = [r for r in records if r.config_hash in config_hashes]
     if not records:
         raise ConfigError(f"no completed runs in comparison '{group}'")
     cfg_compare = records[0].config.get("compare") or {}
     metric = metric or cfg_compare.get("metric") or ("val_acc" if "val_acc" in records[0].final else "val_loss")
     target = target if target is not None else cfg_compare.get("target")
     mode = "max" if "acc" in metric else "min"
-    by_variant: dict[str, list[RunRecord]] = {}
-    for r in records:
-        by_variant.setdefault(r.name.split("/", 1)[-1], []).append(r)
+    by_variant = group_by_variant(records, lambda r: r.name.split("/", 1)[-1])
     rows = []
     for variant, recs in by_variant.items():
         final = np.array([_num(r.final.get(metric)) for r in recs])
@@ -269,5 +293,11 @@ def compare(config: RunConfig | dict | str, *, store: Store | None = None, jobs:
     cfg = load_config(config)
     store = store or Store()
     run_comparison(cfg, store=store, jobs=jobs, seeds=seeds, quiet=quiet)
-    table = cfg.compare or {}
-    return summarize(store, cfg.name, table.get("metric"), table.get("target"))
+    return summarize_plan(cfg, store, seeds)
+
+
+def summarize_plan(config: RunConfig, store: Store, seeds: int | None = None) -> list[dict[str, Any]]:
+    """:func:`summarize` of exactly the runs that ``config``'s comparison plans."""
+    table = config.compare or {}
+    hashes = {cfg.hash() for _, cfg in plan(config, seeds)}
+    return summarize(store, config.name, table.get("metric"), table.get("target"), config_hashes=hashes)

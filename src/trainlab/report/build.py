@@ -19,7 +19,6 @@ Runs of one *variant* are runs with the same name and the same config apart from
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -118,22 +117,14 @@ def resolve_targets(targets: Sequence[str], store: Store) -> Targets:
     return out
 
 
-def _config_key(config: dict[str, Any]) -> str:
-    rest = {k: v for k, v in config.items() if k not in ("seed", "name")}
-    return hashlib.sha256(json.dumps(rest, sort_keys=True, default=str).encode()).hexdigest()[:6]
-
-
 def group_variants(runs: Sequence[RunData]) -> list[Variant]:
-    """Runs with the same name and config (apart from seed) form one variant, in first-seen order."""
-    by_key: dict[tuple[str, str], Variant] = {}
-    for run in runs:
-        key = (run.record.name, _config_key(run.record.config))
-        by_key.setdefault(key, Variant(run.record.name)).runs.append(run)
-    names = [name for name, _ in by_key]
-    for (name, digest), variant in by_key.items():
-        if names.count(name) > 1:  # same name, different configs: tell them apart
-            variant.label = f"{name} [{digest}]"
-    return list(by_key.values())
+    """Runs with the same name and config (apart from seed) form one variant, in first-seen order
+    (labelled as in the comparison table: :func:`trainlab.compare.group_by_variant`)."""
+    from trainlab.compare import group_by_variant
+
+    by_record = {id(run.record): run for run in runs}
+    groups = group_by_variant([run.record for run in runs], lambda r: r.name)
+    return [Variant(label, [by_record[id(r)] for r in records]) for label, records in groups.items()]
 
 
 def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
