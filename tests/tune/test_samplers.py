@@ -250,3 +250,18 @@ def test_gp_counts_pruned_trials_and_does_not_propose_them_again():
     pruned = FrozenTrial(12, "pruned", first, value=worst, intermediate=[(1, worst)])
     second = GP().sample(space, [*done, pruned], number=13, seed=0)
     assert np.abs(space.to_unit(first) - space.to_unit(second)).max() > 0.02
+
+
+@pytest.mark.parametrize("fixed_noise", [None, 1e-6])
+def test_analytic_gradient_matches_autograd(fixed_noise):
+    from trainlab.tune.gp import neg_log_posterior_and_grad
+
+    rng = np.random.default_rng(7)
+    x, y = torch.as_tensor(rng.random((25, 3))), torch.as_tensor(rng.standard_normal(25))
+    for raw0 in ([-1.0, 0.3, -2.0, 0.2, -3.0], [-0.2, -0.7, 0.5, -0.5, -8.0]):
+        raw = torch.tensor(raw0, dtype=torch.float64, requires_grad=True)
+        value = neg_log_posterior(raw, x, y, fixed_noise)
+        (expected,) = torch.autograd.grad(value, raw)
+        got_value, got = neg_log_posterior_and_grad(raw.detach(), x, y, fixed_noise)
+        assert float(got_value) == pytest.approx(float(value.detach()), rel=1e-12)
+        np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-7, atol=1e-9)

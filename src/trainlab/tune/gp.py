@@ -66,10 +66,21 @@ def single_threaded() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def scaled_sq_dist(x1: torch.Tensor, x2: torch.Tensor, lengthscale: torch.Tensor) -> torch.Tensor:
+    """r²_ab = Σ_d (x1_ad − x2_bd)² / ℓ_d², as ‖u_a‖² + ‖v_b‖² − 2 u_a·v_b with u = x1/ℓ, v = x2/ℓ:
+    one matrix product instead of an (n, m, d) difference tensor (30x faster on the CPU at
+    n = m = 200). Rounding can leave −1e-16 where points coincide: clamped to 0, and the
+    diagonal of r²(x, x) is set to exactly 0."""
+    u, v = x1 / lengthscale, x2 / lengthscale
+    r2 = ((u * u).sum(1)[:, None] + (v * v).sum(1)[None, :] - 2.0 * (u @ v.T)).clamp_min(0.0)
+    if x1 is x2:
+        r2 = r2 * (1.0 - torch.eye(len(x1), dtype=r2.dtype))  # not in place: autograd may need r2
+    return r2
+
+
 def matern52(x1: torch.Tensor, x2: torch.Tensor, lengthscale: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """Matérn-5/2 ARD kernel matrix between the rows of ``x1`` (n, d) and ``x2`` (m, d)."""
-    diff = (x1[:, None, :] - x2[None, :, :]) / lengthscale
-    r2 = (diff * diff).sum(-1)
+    r2 = scaled_sq_dist(x1, x2, lengthscale)
     # sqrt has an infinite derivative at 0; the clamp keeps gradients finite on the diagonal
     # (where the kernel's own derivative in r is 0 anyway).
     r = torch.sqrt(r2.clamp_min(1e-30))
@@ -111,11 +122,59 @@ def neg_log_posterior(raw: torch.Tensor, x: torch.Tensor, y: torch.Tensor, fixed
     return -(mll + prior)
 
 
-def fit_hyperparameters(x: np.ndarray, y: np.ndarray, *, noise: float | None = None, maxiter: int = 200) -> GPParams:
+def neg_log_posterior_and_grad(
+    raw: torch.Tensor, x: torch.Tensor, y: torch.Tensor, fixed_noise: float | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`neg_log_posterior` and its gradient in ``raw = log θ``, in closed form.
+
+    GPML eq. 5.9: ∂ log p(y | X, θ) / ∂θ_j = ½ tr((α αᵀ − K⁻¹) ∂K/∂θ_j). With W = α αᵀ − K⁻¹,
+    Δ_d = x_d − x'_d and G = (5/3) σ² (1 + √5 r) exp(−√5 r) (so that ∂k/∂ log ℓ_d = G Δ_d²/ℓ_d²)::
+
+        ∂/∂ log ℓ_d  = ½ Σ_ab W_ab G_ab Δ_abd² / ℓ_d²
+        ∂/∂ log σ²   = ½ Σ_ab W_ab k_ab
+        ∂/∂ log σ_n² = ½ σ_n² tr W
+
+    and Σ_ab M_ab Δ_abd² = 2 Σ_a x_ad² (M 1)_a − 2 x_dᵀ M x_d for a symmetric M, so no n × n × d
+    tensor is built. Several times faster than autograd through the Cholesky factor (the
+    fit's cost at a few hundred trials); ``test_analytic_gradient_matches_autograd``.
+    """
+    d, n = x.shape[1], len(y)
+    ls, scale, noise = _unpack(raw, d)
+    if fixed_noise is not None:
+        noise = torch.as_tensor(fixed_noise, dtype=x.dtype)
+    r2 = scaled_sq_dist(x, x, ls)
+    r = torch.sqrt(r2.clamp_min(1e-30))
+    decay = torch.exp(-_SQRT5 * r)
+    k = scale * (1.0 + _SQRT5 * r + (5.0 / 3.0) * r2) * decay
+    chol = torch.linalg.cholesky(k + (noise + _JITTER) * torch.eye(n, dtype=x.dtype))
+    alpha = torch.cholesky_solve(y[:, None], chol)[:, 0]
+    w = torch.outer(alpha, alpha) - torch.cholesky_inverse(chol)
+    wg = w * ((5.0 / 3.0) * scale * (1.0 + _SQRT5 * r) * decay)
+    g_ls = (x * x * wg.sum(1, keepdim=True)).sum(0) - (x * (wg @ x)).sum(0)  # = ½ Σ WG Δ² per dimension
+    grad = torch.cat([g_ls / ls**2, (0.5 * (w * k).sum())[None], (0.5 * noise * torch.trace(w))[None]])
+    mll = -0.5 * (y @ alpha) - torch.log(torch.diagonal(chol)).sum() - 0.5 * n * math.log(2 * math.pi)
+    # Gamma(a, b) log-priors (a − 1) log v − b v have derivative (a − 1) − b v in log v.
+    (a_ls, b_ls), (a_s, b_s), (a_n, b_n) = PRIORS["lengthscale"], PRIORS["scale"], PRIORS["noise"]
+    prior = _log_gamma_prior(ls, a_ls, b_ls) + _log_gamma_prior(scale, a_s, b_s)
+    grad[:d] += (a_ls - 1.0) - b_ls * ls
+    grad[d] += (a_s - 1.0) - b_s * scale
+    if fixed_noise is None:
+        prior = prior + _log_gamma_prior(noise, a_n, b_n)
+        grad[d + 1] += (a_n - 1.0) - b_n * noise
+    else:
+        grad[d + 1] = 0.0
+    return -(mll + prior), -grad
+
+
+def fit_hyperparameters(
+    x: np.ndarray, y: np.ndarray, *, noise: float | None = None, maxiter: int = 200, warm_start: GPParams | None = None
+) -> GPParams:
     """MAP hyperparameters of a Matérn-5/2 ARD GP on standardized ``y`` (L-BFGS-B on log θ).
 
     ``noise`` fixes σ_n² (e.g. 1e-10 for a deterministic function) instead of fitting it.
-    Two starts — the prior's typical values and short length scales — and the better one wins.
+    Two starts and the better one wins: the prior's typical values, and either short length
+    scales or ``warm_start`` — the previous fit, which one more observation moves little, so
+    its L-BFGS-B run takes a few iterations (BO refits after every trial).
     """
     xt = torch.as_tensor(x, dtype=torch.float64)
     yt = torch.as_tensor(y, dtype=torch.float64)
@@ -123,18 +182,21 @@ def fit_hyperparameters(x: np.ndarray, y: np.ndarray, *, noise: float | None = N
     bounds = [_LOG_LS] * d + [_LOG_SCALE, _LOG_NOISE]
 
     def fun(raw_np: np.ndarray) -> tuple[float, np.ndarray]:
-        raw = torch.tensor(raw_np, dtype=torch.float64, requires_grad=True)
         try:
-            loss = neg_log_posterior(raw, xt, yt, noise)
+            loss, grad = neg_log_posterior_and_grad(torch.as_tensor(raw_np, dtype=torch.float64), xt, yt, noise)
         except torch.linalg.LinAlgError:  # an ill-conditioned corner; steer away from it
             return 1e10, np.zeros_like(raw_np)
-        (grad,) = torch.autograd.grad(loss, raw)
         return loss.item(), grad.numpy()
 
+    starts = [np.array([math.log(0.5)] * d + [0.0, math.log(1e-3)])]
+    if warm_start is not None and len(warm_start.lengthscale) == d:
+        raw0 = np.log([*warm_start.lengthscale, warm_start.scale, warm_start.noise if noise is None else 1e-3])
+        starts.append(np.clip(raw0, [b[0] for b in bounds], [b[1] for b in bounds]))
+    else:
+        starts.append(np.array([math.log(0.15)] * d + [0.0, math.log(1e-6)]))
     best = None
-    for ls0, noise0 in ((0.5, 1e-3), (0.15, 1e-6)):
-        start = np.array([math.log(ls0)] * d + [0.0, math.log(noise0)])
-        res = scipy.optimize.minimize(fun, start, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": maxiter})
+    for start in starts:
+        res = scipy.optimize.minimize(fun, start, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": maxiter, "ftol": 1e-7})
         if best is None or res.fun < best.fun:
             best = res
     raw = best.x

@@ -28,7 +28,7 @@ import torch
 
 from trainlab.errors import ConfigError, unknown_name
 from trainlab.tune.acquisition import ACQUISITIONS
-from trainlab.tune.gp import GaussianProcess, fit_hyperparameters, single_threaded
+from trainlab.tune.gp import GaussianProcess, GPParams, fit_hyperparameters, single_threaded
 from trainlab.tune.space import Categorical, Space
 from trainlab.tune.trial import COMPLETE, PRUNED, RUNNING, WAITING, FrozenTrial
 
@@ -149,7 +149,8 @@ class GP(Sampler):
     variance there collapses, their acquisition drops to ~0 and parallel workers do not
     ask for the same point; then maximize the acquisition: ``n_candidates`` scrambled Sobol
     points plus Gaussian perturbations of the best trials, and L-BFGS-B (on the numeric
-    coordinates, categoricals held fixed) from the ``n_restarts`` best of them.
+    coordinates, categoricals held fixed) from the ``n_restarts`` best of them, all starts in
+    one batched problem. The hyperparameter fit is warm-started from the previous one.
 
     Args:
         acquisition: ``"ei"`` (log expected improvement), ``"pi"`` (log probability of
@@ -183,6 +184,7 @@ class GP(Sampler):
             raise ConfigError(f"GP: beta must be > 0, got {beta!r}")
         self.acquisition, self.n_startup, self.n_candidates = acquisition, n_startup, n_candidates
         self.n_restarts, self.noise, self.beta = n_restarts, noise, float(beta)
+        self._last_fit: GPParams | None = None
 
     def spec(self):
         return {
@@ -210,7 +212,10 @@ class GP(Sampler):
         x = np.stack([space.to_unit(t.params) for t in done])
         y = sign * np.array([t.value for t in done])
         ys = (y - y.mean()) / (y.std() or 1.0)
-        gp_params = fit_hyperparameters(x, ys, noise=self.noise)
+        # Warm start from this sampler's previous fit (per process; a fresh rerun of a study
+        # makes the same calls in the same order, so its trials stay reproducible).
+        gp_params = fit_hyperparameters(x, ys, noise=self.noise, warm_start=self._last_fit)
+        self._last_fit = gp_params
         best, best_x = float(ys.min()), x[np.argsort(ys)[:5]]
         pending = [space.to_unit(t.params) for t in trials if t.state in (RUNNING, WAITING) and t.params]
         if pending:  # constant liar: pretend each pending point returned the mean (0 after standardizing)
@@ -227,68 +232,76 @@ class GP(Sampler):
             return ACQUISITIONS["ucb"](mean, std, best, self.beta)
         return ACQUISITIONS[self.acquisition](mean, std, best)
 
-    def _candidates(self, space: Space, best_x: np.ndarray, rng: np.random.Generator) -> list[dict[str, Any]]:
+    def _candidates(self, space: Space, best_x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Unit-cube encodings of the candidates: ``n_candidates`` scrambled Sobol points and,
+        around each of the best trials, small Gaussian moves of its numeric coordinates
+        (exploitation the global set is too coarse for once the GP is confident). Each row is
+        a valid point's encoding (Ints rounded, one-hot categoricals, inactive parameters 0)."""
         sobol = scipy.stats.qmc.Sobol(len(space), scramble=True, seed=rng)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             uniform = sobol.random(self.n_candidates)
-        points = [space.from_uniform(u) for u in uniform]
-        # Local candidates: small moves of the best numeric coordinates (exploitation the
-        # global Sobol set is too coarse for once the GP is confident).
         numeric = space.numeric_mask()
-        for bx in best_x:
-            for _ in range(max(self.n_candidates // 20, 10)):
-                z = bx.copy()
-                z[numeric] = np.clip(z[numeric] + 0.05 * rng.standard_normal(numeric.sum()), 0.0, 1.0)
-                points.append(space.from_unit(z))
-        return points
+        per_best = max(self.n_candidates // 20, 10)
+        local = np.repeat(best_x, per_best, axis=0)
+        local[:, numeric] = np.clip(local[:, numeric] + 0.05 * rng.standard_normal((len(local), int(numeric.sum()))), 0.0, 1.0)
+        if space.is_continuous:  # Floats only: every vector in the cube already encodes a point
+            return np.concatenate([uniform, local])
+        points = [space.from_uniform(u) for u in uniform] + [space.from_unit(z) for z in local]
+        return np.stack([space.to_unit(p) for p in points])
 
     def _maximize(self, space, gp, best, best_x, rng, taken) -> dict[str, Any]:
-        points = self._candidates(space, best_x, rng)
-        xs = torch.as_tensor(np.stack([space.to_unit(p) for p in points]))
+        units = self._candidates(space, best_x, rng)
         with torch.no_grad():
-            acq = self._acquisition(gp, xs, best).numpy()
+            acq = self._acquisition(gp, torch.as_tensor(units), best).numpy()
         order = np.argsort(-acq)
-        results: list[tuple[float, dict[str, Any]]] = []
-        for i in order[: self.n_restarts]:
-            results.append(self._refine(space, gp, best, points[i], float(acq[i])))
-        results.extend((float(acq[i]), points[i]) for i in order[self.n_restarts :])
+        top = order[: self.n_restarts]
+        results: list[tuple[float, dict[str, Any] | None, int]] = [
+            (score, params, -1) for score, params in self._refine([space.from_unit(units[i]) for i in top], acq[top], space, gp, best)
+        ]
+        results.extend((float(acq[i]), None, int(i)) for i in order[self.n_restarts :])
         results.sort(key=lambda r: -r[0])
-        for _, params in results:  # the best point no trial has yet (matters for Int/categorical)
+        for _, params, i in results:  # the best point no trial has yet (matters for Int/categorical)
+            params = params if params is not None else space.from_unit(units[i])
             if _params_key(params) not in taken:
                 return params
         return space.sample(rng)  # every candidate is taken (a tiny discrete space)
 
-    def _refine(self, space: Space, gp: GaussianProcess, best: float, params: dict[str, Any], value: float):
-        """L-BFGS-B on the active numeric coordinates of one candidate."""
-        x0 = space.to_unit(params)
-        free = np.zeros(space.dims, dtype=bool)
+    def _refine(self, starts: list[dict[str, Any]], values: np.ndarray, space: Space, gp: GaussianProcess, best: float):
+        """L-BFGS-B on the active numeric coordinates of the ``starts``, all in one problem.
+
+        The objective is the sum of the starts' acquisitions, each a function of its own
+        coordinates only, so one run optimizes every start at once (BoTorch's batched
+        multi-start) with one posterior evaluation of all of them per step. Returns
+        ``(acquisition, params)`` per start: the refined point where it is better, else the start.
+        """
+        if not starts:
+            return []
+        base = torch.as_tensor(np.stack([space.to_unit(p) for p in starts]))
         slices = space.slices()
-        for name, p in space.items():
-            if name in params and not isinstance(p, Categorical):
-                free[slices[name]] = True
+        free = np.zeros(base.shape, dtype=bool)
+        for row, params in enumerate(starts):
+            for name, p in space.items():
+                if name in params and not isinstance(p, Categorical):
+                    free[row, slices[name]] = True
         if not free.any():
-            return value, params
-        base = torch.as_tensor(x0)
-        idx = torch.as_tensor(np.flatnonzero(free))
+            return [(float(v), p) for v, p in zip(values, starts)]
+        rows, cols = (torch.as_tensor(i) for i in np.nonzero(free))
 
         def negative(z: np.ndarray) -> tuple[float, np.ndarray]:
             zt = torch.as_tensor(z, dtype=torch.float64).requires_grad_(True)
-            x = base.index_put((idx,), zt)[None, :]
-            a = self._acquisition(gp, x, best)[0]
+            a = self._acquisition(gp, base.index_put((rows, cols), zt), best).sum()
             (grad,) = torch.autograd.grad(a, zt)
             return -a.item(), -grad.numpy()
 
-        res = scipy.optimize.minimize(negative, x0[free], jac=True, method="L-BFGS-B", bounds=[(0.0, 1.0)] * int(free.sum()), options={"maxiter": 50})
-        if not np.isfinite(res.fun) or -res.fun <= value:
-            return value, params
-        z = x0.copy()
-        z[free] = res.x
-        refined = space.from_unit(z)
-        # Ints are rounded on decoding; score the point actually proposed.
+        x0 = base[rows, cols].numpy()
+        res = scipy.optimize.minimize(negative, x0, jac=True, method="L-BFGS-B", bounds=[(0.0, 1.0)] * len(x0), options={"maxiter": 50, "ftol": 1e-7})
+        refined_unit = base.index_put((rows, cols), torch.as_tensor(res.x)).numpy() if np.all(np.isfinite(res.x)) else base.numpy()
+        refined = [space.from_unit(z) for z in refined_unit]
+        # Ints are rounded on decoding; score the points actually proposed.
         with torch.no_grad():
-            score = float(self._acquisition(gp, torch.as_tensor(space.to_unit(refined))[None, :], best)[0])
-        return (score, refined) if score > value else (value, params)
+            scores = self._acquisition(gp, torch.as_tensor(np.stack([space.to_unit(p) for p in refined])), best).numpy()
+        return [(float(sc), r) if np.isfinite(sc) and sc > v else (float(v), p) for sc, r, v, p in zip(scores, refined, values, starts)]
 
 
 # -- registry ---------------------------------------------------------------------------

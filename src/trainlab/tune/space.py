@@ -304,6 +304,11 @@ class Space(Mapping[str, Param]):
                 out[name] = p.from_unit(u[sl.start])
         return out
 
+    @property
+    def is_continuous(self) -> bool:
+        """Only unconditional Float parameters: every vector of the unit cube encodes a point."""
+        return all(isinstance(p, Float) and not p.when for p in self._params.values())
+
     def numeric_mask(self) -> np.ndarray:
         """True for coordinates of Float/Int parameters (those a local optimizer may move)."""
         mask = np.zeros(self.dims, dtype=bool)
