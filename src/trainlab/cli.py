@@ -17,8 +17,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from trainlab.diagnose import commands as diagnose_commands
 from trainlab.cli_options import StoreOpt
+from trainlab.diagnose import commands as diagnose_commands
 from trainlab.errors import ConfigError
 from trainlab.report import commands as report_commands
 from trainlab.tune import commands as tune_commands
@@ -37,7 +37,6 @@ app.add_typer(schedule_app, name="schedule")
 
 out = Console(width=None if sys.stdout.isatty() else 200)  # piped output keeps whole ids
 err = Console(stderr=True)
-
 
 
 def _store(url: str | None):
