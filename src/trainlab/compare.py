@@ -21,9 +21,7 @@ completed with the same config (by hash) and resumes interrupted ones from their
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import math
 import multiprocessing as mp
 import os
@@ -36,7 +34,7 @@ import numpy as np
 
 from trainlab.errors import ConfigError
 from trainlab.store import RunRecord, Store
-from trainlab.train.config import RunConfig, load_config
+from trainlab.train.config import RunConfig, config_digest, load_config
 
 RESERVED = ("seeds", "variants", "metric", "target")
 
@@ -207,8 +205,7 @@ def steps_to_target(steps: np.ndarray, values: np.ndarray, target: float, mode: 
 def variant_key(config: Mapping[str, Any]) -> str:
     """A short digest of a run's config apart from its seed, name and [compare]/[search]
     tables: runs with equal keys are seeds of one variant."""
-    rest = {k: v for k, v in config.items() if k not in ("seed", "name", "compare", "search")}
-    return hashlib.sha256(json.dumps(rest, sort_keys=True, default=str).encode()).hexdigest()[:6]
+    return config_digest(config, ("seed", "name", "compare", "search"), length=6)
 
 
 def group_by_variant(records: Sequence[RunRecord], label: Callable[[RunRecord], str]) -> dict[str, list[RunRecord]]:

@@ -216,8 +216,13 @@ class RunConfig(Section):
     def hash(self, exclude: Sequence[str] = ("name", "compare", "search")) -> str:
         """A stable digest of what a run computes: equal configs, equal hashes. ``name`` and the
         ``[compare]`` / ``[search]`` tables (read by the orchestrators, not by training) are left out."""
-        d = {k: v for k, v in self.to_dict().items() if k not in exclude}
-        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+        return config_digest(self.to_dict(), exclude)
+
+
+def config_digest(config: Mapping[str, Any], exclude: Sequence[str] = (), length: int = 16) -> str:
+    """A stable hex digest of a config dict without the top-level keys in ``exclude``."""
+    d = {k: v for k, v in config.items() if k not in exclude}
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:length]
 
 
 def _check_registry_names(cfg: RunConfig) -> None:
