@@ -34,6 +34,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
+from trainlab._io import make_dirs
 from trainlab.errors import ConfigError
 
 DEFAULT_STORE = "runs/trainlab.db"
@@ -151,7 +152,7 @@ def make_engine(url: str) -> sa.Engine:
     if url.startswith("sqlite"):
         path = sa.engine.make_url(url).database
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(Path(path).parent)
         engine = sa.create_engine(url, connect_args={"timeout": 60})
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
@@ -281,9 +282,7 @@ class Store:
 
     # -- artifacts ----------------------------------------------------------------------
     def run_dir(self, run_id: str) -> Path:
-        path = self.artifact_root / run_id
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        return make_dirs(self.artifact_root / run_id)
 
     def add_artifact(self, run_id: str, kind: str, path: str | os.PathLike) -> None:
         stmt = artifacts_table.delete().where(artifacts_table.c.run_id == run_id, artifacts_table.c.kind == kind)

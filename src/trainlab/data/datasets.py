@@ -240,9 +240,12 @@ def _npz(path: str | None = None, x_key: str = "x", y_key: str = "y") -> Raw:
         for key in (x_key, y_key):
             if key not in z.files:
                 raise ConfigError(f"{p}: missing array '{key}' (arrays: {', '.join(z.files)})")
-        x, y = z[x_key].astype(np.float32), z[y_key]
-        xt = z[f"{x_key}_test"].astype(np.float32) if f"{x_key}_test" in z.files else None
-        yt = z[f"{y_key}_test"] if f"{y_key}_test" in z.files else None
+        try:
+            x, y = z[x_key].astype(np.float32), z[y_key]
+            xt = z[f"{x_key}_test"].astype(np.float32) if f"{x_key}_test" in z.files else None
+            yt = z[f"{y_key}_test"] if f"{y_key}_test" in z.files else None
+        except ValueError as err:  # object arrays are refused (unpickling could run code), text does not convert
+            raise ConfigError(f"{p}: {err}; save plain numeric arrays (np.savez with numbers, not objects)") from err
     if len(x) != len(y):
         raise ConfigError(f"{p}: '{x_key}' has {len(x)} rows but '{y_key}' has {len(y)}")
     return x, y, xt, yt, _num_classes(y, yt)
