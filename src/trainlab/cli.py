@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from trainlab.cli_options import StoreOpt
+from trainlab.credentials import redact
 from trainlab.diagnose import commands as diagnose_commands
 from trainlab.errors import ConfigError
 from trainlab.report import commands as report_commands
@@ -237,7 +238,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, standalone_mode=True)
     except ConfigError as e:
-        err.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(redact(str(e)))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except FileNotFoundError as e:
         err.print(f"[red]error:[/red] file not found: {escape(str(e.filename or e))}", highlight=False, soft_wrap=True)

@@ -150,6 +150,8 @@ def run_comparison(config: RunConfig, *, store: Store | None = None, jobs: int =
                 if p:
                     p.advance(task)
         else:
+            # The store URL (it may carry a password) reaches the workers through the pool's
+            # pipe, pickled with the call; a spawned worker's command line holds no argument of ours.
             with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
                 futures = [pool.submit(_run_one, cfg.to_dict(), store.url, group, resume, threads) for cfg, resume in todo]
                 for fut in as_completed(futures):

@@ -35,6 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
 from trainlab._io import make_dirs
+from trainlab.credentials import check_url, display_url, redact
 from trainlab.errors import ConfigError
 
 DEFAULT_STORE = "runs/trainlab.db"
@@ -134,7 +135,7 @@ def resolve_url(url: str | os.PathLike | None = None) -> str:
     """``None`` -> ``$TRAINLAB_STORE`` or ``runs/trainlab.db``; a plain path -> a SQLite URL."""
     url = os.fspath(url) if url is not None else os.environ.get("TRAINLAB_STORE") or DEFAULT_STORE
     if "://" in url:
-        return url
+        return check_url(url)
     return f"sqlite:///{Path(url).expanduser().absolute()}"
 
 
@@ -180,7 +181,8 @@ class Store:
             self.engine = make_engine(self.url)
             retry_on_busy(metadata.create_all, self.engine)
         except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, OperationalError) as err:
-            raise ConfigError(f"cannot open run store '{self.url}': {err.__class__.__name__}: {err}") from err
+            reason = redact(f"{err.__class__.__name__}: {err}", self.url)
+            raise ConfigError(f"cannot open run store '{display_url(self.url)}': {reason}") from err
         if artifact_root is None:
             db = sa.engine.make_url(self.url).database if self.url.startswith("sqlite") else None
             artifact_root = Path(db).parent if db and db != ":memory:" else Path(os.environ.get("TRAINLAB_ARTIFACTS", "runs"))
@@ -237,7 +239,7 @@ class Store:
                 if len(rows) == 1:
                     row = rows[0]
         if row is None:
-            raise ConfigError(f"no run '{run_id}' in store {self.url} (list them with `trainlab runs`)")
+            raise ConfigError(f"no run '{run_id}' in store {display_url(self.url)} (list them with `trainlab runs`)")
         return _record(row)
 
     def list_runs(
@@ -296,9 +298,11 @@ class Store:
 
     # -- plumbing -----------------------------------------------------------------------
     def _update(self, run_id: str, values: dict[str, Any]) -> None:
+        if values.get("message"):  # an error's text may quote the store URL: never store its password
+            values["message"] = redact(values["message"], self.url)
         result = self._execute(runs_table.update().where(runs_table.c.id == run_id).values(**values))
         if result.rowcount == 0:
-            raise ConfigError(f"no run '{run_id}' in store {self.url}")
+            raise ConfigError(f"no run '{run_id}' in store {display_url(self.url)}")
 
     def _execute(self, stmt, params=None):
         def go():

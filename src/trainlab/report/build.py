@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from trainlab.credentials import display_url
 from trainlab.errors import ConfigError
 from trainlab.report import html as H
 from trainlab.report import plots as P
@@ -113,7 +114,10 @@ def resolve_targets(targets: Sequence[str], store: Store) -> Targets:
             out.comparisons.append(target)
             add(group)
             continue
-        raise ConfigError(f"'{target}' is neither a run id, a study nor a comparison in store {store.url} (list runs with `trainlab runs`)")
+        raise ConfigError(
+            f"'{target}' is neither a run id, a study nor a comparison in store {display_url(store.url)} "
+            "(list runs with `trainlab runs`)"
+        )
     return out
 
 
@@ -354,7 +358,8 @@ def build_report(targets: Sequence[str], store: Store | None = None, *, title: s
     import trainlab
 
     title = title or f"trainlab report: {', '.join(targets)}"
-    subtitle = f"{len(runs)} runs, {len(found.comparisons)} comparisons, {len(found.studies)} studies · store {store.url} · trainlab {trainlab.__version__}"
+    counts = f"{len(runs)} runs, {len(found.comparisons)} comparisons, {len(found.studies)} studies"
+    subtitle = f"{counts} · store {display_url(store.url)} · trainlab {trainlab.__version__}"
     return H.page(title, sections, subtitle=subtitle)
 
 

@@ -103,10 +103,11 @@ def nas(
 
 def studies(store: StoreOpt = None) -> None:
     """List the studies in the store."""
+    from trainlab.credentials import display_url
     from trainlab.store import resolve_url
     from trainlab.tune.study import list_studies
 
-    table = Table(title=f"studies in {resolve_url(store)}", title_justify="left")
+    table = Table(title=f"studies in {display_url(resolve_url(store))}", title_justify="left")
     for col in ("name", "metric", "direction", "sampler", "pruner", "trials", "complete", "pruned", "failed", "best"):
         table.add_column(col)
     for s in list_studies(store):

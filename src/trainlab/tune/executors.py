@@ -10,6 +10,10 @@ lets the GP sampler see every in-flight trial as pending (constant liar).
 With Ray, the storage must be reachable from every node: a SQLite file works on one
 machine (``ray.init()`` locally), a PostgreSQL URL across machines. Ray is optional
 (``pip install 'trainlab[ray]'``) and imported only here, only when asked for.
+
+The storage URL may carry a password: it travels as a pickled argument — through the local
+pool's pipe, or Ray's task channel — never on a worker's command line. On a Ray cluster, keep
+the password out of the URL altogether (``~/.pgpass`` or ``PGPASSWORD`` on each node; SECURITY.md).
 """
 
 from __future__ import annotations

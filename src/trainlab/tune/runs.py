@@ -184,6 +184,7 @@ def study_from_config(config, *, nas: bool = False, store: str | None = None, **
     ``cli`` overrides ``[search]`` keys (sampler, pruner, trials, jobs, name); ``resume``
     names an existing study to continue.
     """
+    from trainlab.credentials import display_url
     from trainlab.store import resolve_url
     from trainlab.train import load_config
 
@@ -198,7 +199,10 @@ def study_from_config(config, *, nas: bool = False, store: str | None = None, **
         from trainlab.tune.storage import StudyStorage
 
         if StudyStorage(url).get_study(spec.name) is not None:
-            raise ConfigError(f"study '{spec.name}' already exists in {url}; continue it with --resume {spec.name} or set search.name")
+            raise ConfigError(
+                f"study '{spec.name}' already exists in {display_url(url)}; "
+                f"continue it with --resume {spec.name} or set search.name"
+            )
         # Validate every key of the space against the config before the first trial.
         probe = spec.space.sample(np.random.default_rng(0))
         load_config(base, ArchitectureSpace.to_overrides(probe) if nas else probe)

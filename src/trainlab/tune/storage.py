@@ -28,6 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from trainlab.credentials import display_url, redact
 from trainlab.errors import ConfigError
 from trainlab.store import make_engine, resolve_url, retry_on_busy
 from trainlab.tune.trial import COMPLETE, FAILED, FINISHED, RUNNING, WAITING, FrozenTrial, trial_seed
@@ -105,11 +106,16 @@ def worker_gone(worker: str | None, heartbeat_at: float | None, stale_after: flo
 _ENGINES: dict[str, sa.Engine] = {}
 
 
+def _cannot_open(url: str, err: Exception) -> ConfigError:
+    reason = redact(f"{err.__class__.__name__}: {err}", url)
+    return ConfigError(f"cannot open study storage '{display_url(url)}': {reason}")
+
+
 def _create_all(engine: sa.Engine, url: str) -> sa.Engine:
     try:
         retry_on_busy(metadata.create_all, engine)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, sa.exc.OperationalError) as err:
-        raise ConfigError(f"cannot open study storage '{url}': {err.__class__.__name__}: {err}") from err
+        raise _cannot_open(url, err) from err
     return engine
 
 
@@ -124,7 +130,7 @@ def engine_for(url: str) -> sa.Engine:
         try:
             _ENGINES[url] = make_engine(url)
         except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as err:
-            raise ConfigError(f"cannot open study storage '{url}': {err.__class__.__name__}: {err}") from err
+            raise _cannot_open(url, err) from err
         try:
             _create_all(_ENGINES[url], url)
         except ConfigError:
@@ -272,6 +278,8 @@ class StudyStorage:
         """Set columns of one trial (``params`` JSON-encoded); False if nothing changed."""
         if "params" in values:
             values["params"] = json.dumps(values["params"])
+        if values.get("message"):  # an error's text may quote the store URL: never store its password
+            values["message"] = redact(values["message"], self.url)
         cond = [trials_table.c.study_id == study_id, trials_table.c.number == number]
         if only_if_running:
             cond.append(trials_table.c.state == RUNNING)

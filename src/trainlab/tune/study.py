@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from trainlab.credentials import display_url
 from trainlab.errors import ConfigError
 from trainlab.tune.pruners import PRUNE, WAIT, NoPruner, Pruner, pruner_from_spec
 from trainlab.tune.samplers import GP, Sampler, sampler_from_spec
@@ -117,7 +118,8 @@ class Study:
         row = self._storage.get_study(name)
         if row is None:
             if space is None:
-                raise ConfigError(f"study '{name}' does not exist in {self._storage.url}; give a space to create it")
+                where = display_url(self._storage.url)
+                raise ConfigError(f"study '{name}' does not exist in {where}; give a space to create it")
             space = space if isinstance(space, Space) else Space(space)
             row = self._storage.create_study(
                 name=name,
@@ -140,7 +142,7 @@ class Study:
             given = space if isinstance(space, Space) else Space(space)
             if given != self.space:
                 raise ConfigError(
-                    f"study '{self.name}' already exists in {self._storage.url} with a different space; "
+                    f"study '{self.name}' already exists in {display_url(self._storage.url)} with a different space; "
                     "use a new name or the same space"
                 )
         self.sampler = sampler or sampler_from_spec(row["sampler"])
@@ -157,7 +159,8 @@ class Study:
             from trainlab.errors import did_you_mean
 
             known = ", ".join(names) if names else "none"
-            raise ConfigError(f"no study '{name}' in {store.url}{did_you_mean(name, names)}; studies there: {known}")
+            where = display_url(store.url)
+            raise ConfigError(f"no study '{name}' in {where}{did_you_mean(name, names)}; studies there: {known}")
         return cls(name, storage=storage, **kwargs)
 
     @property
