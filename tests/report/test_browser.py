@@ -1,9 +1,12 @@
 """The report in a real browser: headless Chromium renders it with no console message, and the
-screenshot is not blank. A negative control proves the checks can fail."""
+screenshot is not blank; with an escaping bug, its Content-Security-Policy still runs no script
+and loads nothing. Negative controls prove the checks can fail."""
 
 from __future__ import annotations
 
 import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -53,3 +56,57 @@ def test_the_checks_catch_console_errors_and_blank_pages(tmp_path):
     console, image = render(bad, tmp_path)
     assert any("boom" in line for line in console) and any("missing is not defined" in line for line in console)
     assert is_blank(image)
+
+
+def dump_dom(page: Path, tmp_path: Path) -> tuple[str, list[str]]:
+    """The page's DOM after load (scripts run, resources fetched) and the console lines."""
+    cmd = [str(CHROMIUM), *FLAGS, "--no-proxy-server", "--enable-logging=stderr", "--v=0",
+           f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", page.resolve().as_uri()]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert "</html>" in proc.stdout, proc.stderr[-2000:]
+    return proc.stdout, [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
+
+
+class _Beacon(BaseHTTPRequestHandler):
+    """Records every request: a page that loads anything from the network calls it."""
+
+    hits: list[str] = []
+
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        self.hits.append(self.path)
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_an_escaping_bug_still_runs_no_script_and_loads_nothing(store, tmp_path, monkeypatch):
+    from trainlab.report import html as H
+    from trainlab.report.build import write_report
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Beacon)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    beacon = f"http://127.0.0.1:{server.server_address[1]}"
+    evil = (
+        "<script>document.body.setAttribute('data-pwned', 'yes')</script>"
+        f"<img src='{beacon}/img.png'><link rel='stylesheet' href='{beacon}/style.css'>"
+    )
+    run_id = store.create_run(evil, {"seed": 0}, seed=0)
+    store.finish_run(run_id, "completed", final={"val_acc": 0.5})
+    # The bug: user strings go into the page unescaped.
+    monkeypatch.setattr(H, "escape", lambda v: v if isinstance(v, H.Markup) else H.Markup(str(v)))
+    page = write_report([run_id], tmp_path / "evil.html", store)
+    text = page.read_text()
+    assert "<script>document.body.setAttribute" in text  # the injection is really in the page
+    try:
+        dom, console = dump_dom(page, tmp_path)
+        assert 'data-pwned="yes"' not in dom and _Beacon.hits == []  # the script's text is there, not its effect
+        assert any("Content Security Policy" in line for line in console), console
+        # Control: the same page without the policy runs the script and calls the beacon.
+        bare = tmp_path / "bare.html"
+        bare.write_text(text.replace(f'<meta http-equiv="Content-Security-Policy" content="{H.CSP}">', ""))
+        dom, _ = dump_dom(bare, tmp_path)
+        assert 'data-pwned="yes"' in dom and {"/img.png", "/style.css"} <= set(_Beacon.hits)
+    finally:
+        server.shutdown()

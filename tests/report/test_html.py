@@ -36,3 +36,19 @@ def test_page_is_self_contained_and_escapes_the_title(tmp_path):
     path = write_html(tmp_path / "sub" / "p.html", html)
     assert path.read_text(encoding="utf-8") == html
     assert [p.name for p in path.parent.iterdir()] == ["p.html"]  # no temp file left behind
+
+
+def test_every_page_carries_a_content_security_policy_that_allows_no_script_and_no_fetch():
+    from trainlab.report.html import CSP
+
+    html = page("t", [section("s", "x")])
+    meta = f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+    assert meta in html and html.index(meta) < html.index("<style>")  # before anything it governs
+    directives = dict(d.strip().split(" ", 1) for d in CSP.split(";"))
+    assert directives == {
+        "default-src": "'none'",  # scripts, fetches, fonts, frames, objects: none
+        "img-src": "data:",  # the heatmaps matplotlib embeds in its SVG
+        "style-src": "'unsafe-inline'",  # the page's <style> and SVG style attributes
+        "base-uri": "'none'",
+        "form-action": "'none'",
+    }

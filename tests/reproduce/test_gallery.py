@@ -73,6 +73,7 @@ def test_zero_init_symmetry_quick_holds_and_its_page_is_written(tmp_path):
     page = (tmp_path / "g" / "zero-init-symmetry.html").read_text()
     assert "holds" in page and "quick version" in page and 'href="index.html"' in page
     assert 'href="zero-init-symmetry.html"' in index.read_text()
+    assert all('http-equiv="Content-Security-Policy"' in text for text in (page, index.read_text()))
     assert read_summary(tmp_path / "g", "zero-init-symmetry")["figures"]["check"]["holds"] is True
 
 

@@ -4,6 +4,11 @@ A page opens from disk with no server and no network (TensorBoard #2045: a dashb
 cannot send by mail). Every string that comes from a user — run names, config values,
 messages, parameter names — goes through :func:`escape`; fragments this package builds
 itself (tables, SVG figures) are wrapped in :class:`Markup` so they are not escaped twice.
+
+Reports are sent to and opened by others, and their text comes from a store others may write
+to, so every page also carries a Content-Security-Policy (:data:`CSP`) that lets the browser
+run no script and load nothing from anywhere: even a future escaping bug cannot run code in
+a reader's browser or call home from it.
 The building blocks are small so the reproduction gallery composes its own pages from them.
 
 Example::
@@ -87,6 +92,11 @@ def section(title: str, *parts: str, anchor: str | None = None) -> Markup:
     return Markup(f"<section{ident}><h2>{escape(title)}</h2>{body}</section>")
 
 
+# What a page needs and nothing more: its own <style> and style attributes (matplotlib's SVG),
+# data: images (heatmaps embedded in the SVG). No script, no fetch, no font, no frame, no form;
+# base-uri and form-action do not fall back to default-src, so they are named.
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
+
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif;
        margin: 2rem auto; max-width: 1100px; padding: 0 1rem; color: #222; background: #fff; }
@@ -123,6 +133,7 @@ def page(title: str, sections: Sequence[str], *, subtitle: str | None = None, to
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{escape(title)}</title><style>{CSS}</style></head>"
         f"<body><h1>{escape(title)}</h1>{sub}{nav}{''.join(sections)}</body></html>\n"
