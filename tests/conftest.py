@@ -10,6 +10,16 @@ import torch
 torch.set_num_threads(1)  # two xdist workers on two cores: one thread each is fastest and deterministic
 
 
+@pytest.fixture(scope="session")
+def postgres():
+    """One throwaway PostgreSQL server per test process (tests/postgres_server.py): ``postgres``
+    logs in without a password, roles made with ``create_role`` with theirs."""
+    from postgres_server import postgres_server
+
+    with postgres_server() as server:
+        yield server
+
+
 @pytest.fixture
 def store(tmp_path):
     from trainlab.store import Store

@@ -1,16 +1,13 @@
-"""A study shared through a real PostgreSQL server (initdb into a temp dir, a free loopback port).
+"""A study shared through a real PostgreSQL server (``postgres`` in tests/conftest.py: initdb
+into a temp dir, a free loopback port).
 
 Needs the server binaries (Debian: ``apt-get install -y postgresql``; ``.ci/run`` installs
 them when ``pg_ctl`` is absent) and the ``psycopg`` driver (the dev extra).
 """
 
-import glob
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -20,43 +17,10 @@ from trainlab.tune import Float, Random, Study, minimize
 HERE = Path(__file__).parent
 
 
-
-def _pg_bin() -> Path | None:
-    found = shutil.which("pg_ctl")
-    if found:
-        return Path(os.path.realpath(found)).parent
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
-    return Path(candidates[-1]).parent if candidates else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def pg_url():
-    bindir = _pg_bin()
-    if bindir is None:
-        pytest.skip("no PostgreSQL server binaries (pg_ctl) on this machine; apt-get install -y postgresql")
-    pytest.importorskip("psycopg", reason="the psycopg driver is not installed (pip install 'psycopg[binary]')")
-    # initdb refuses to run as root: run the server as 'nobody' in a directory it owns.
-    as_user = ["runuser", "-u", "nobody", "--"] if os.geteuid() == 0 else []
-    root = Path(tempfile.mkdtemp(prefix="trainlab-pg-"))
-    if as_user:
-        shutil.chown(root, "nobody")
-    data, port = root / "data", _free_port()
-    run = lambda *cmd: subprocess.run([*as_user, *cmd], check=True, capture_output=True, cwd=root)  # noqa: E731
-    try:
-        run(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
-        run(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "-o", f"-p {port} -k {root} -h 127.0.0.1", "start")
-    except subprocess.CalledProcessError as err:
-        shutil.rmtree(root, ignore_errors=True)
-        pytest.fail(f"could not start PostgreSQL: {err.stderr.decode(errors='replace')}")
-    yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-    run(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
-    shutil.rmtree(root, ignore_errors=True)
+def pg_url(postgres):
+    """The shared server's superuser URL (no password: trust on loopback; tests/postgres_server.py)."""
+    return postgres.url()
 
 
 def test_two_workers_share_a_postgres_study(pg_url, tmp_path):
