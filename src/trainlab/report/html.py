@@ -4,12 +4,12 @@ A page opens from disk with no server and no network (TensorBoard #2045: a dashb
 cannot send by mail). Every string that comes from a user — run names, config values,
 messages, parameter names — goes through :func:`escape`; fragments this package builds
 itself (tables, SVG figures) are wrapped in :class:`Markup` so they are not escaped twice.
+The building blocks are small so the reproduction gallery composes its own pages from them.
 
 Reports are sent to and opened by others, and their text comes from a store others may write
 to, so every page also carries a Content-Security-Policy (:data:`CSP`) that lets the browser
 run no script and load nothing from anywhere: even a future escaping bug cannot run code in
 a reader's browser or call home from it.
-The building blocks are small so the reproduction gallery composes its own pages from them.
 
 Example::
 
