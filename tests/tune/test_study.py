@@ -161,3 +161,57 @@ def test_parallel_jobs_share_the_store(tmp_path):
 def test_in_memory_study_refuses_parallel_jobs():
     with pytest.raises(ConfigError, match="jobs > 1 .* need a storage"):
         minimize(tune_objectives.quadratic, SPACE, n_trials=2, jobs=2)
+
+
+def _uncached(db, name):
+    """The trials as a fresh storage reads them (no cache)."""
+    storage = StudyStorage(db)
+    return storage.trials(storage.get_study(name)["id"])
+
+
+def test_cache_sees_what_another_process_writes(tmp_path):
+    db = str(tmp_path / "s.db")
+    study = Study("shared", SPACE, sampler=Random(), storage=db)
+    study.tell(study.ask(), 0.25)
+    running = study.ask()  # unfinished in this process's cache
+    running.report(3, 0.9)
+    assert [t.state for t in study.trials] == ["complete", "running"]  # the cache is warm now
+    script = (
+        "from trainlab.tune import Study\n"
+        f"s = Study.load('shared', storage={db!r})\n"
+        f"s.tell({running.number}, 0.125)\n"  # another process finishes our running trial
+        "t = s.ask(); t.report(1, 2.0); t.report(2, 1.5); s.tell(t, state='pruned')\n"
+        "s.tell(s.ask(), 0.5)\n"
+        "s.enqueue({'x': 0.75})\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True)
+    seen = study.trials
+    assert seen == _uncached(db, "shared")
+    assert [(t.number, t.state, t.value) for t in seen] == [
+        (0, "complete", 0.25), (1, "complete", 0.125), (2, "pruned", 1.5), (3, "complete", 0.5), (4, "waiting", None)
+    ]
+    assert seen[1].intermediate == [(3, 0.9)] and seen[2].intermediate == [(1, 2.0), (2, 1.5)]
+    assert study.trial(4).params == {"x": 0.75} and study.best_value == 0.125
+
+
+def test_finished_trials_are_read_once(tmp_path, monkeypatch):
+    import trainlab.tune.storage as storage_module
+
+    db = str(tmp_path / "s.db")
+    study = Study("once", SPACE, sampler=Random(), storage=db)
+    for _ in range(20):
+        study.tell(study.ask(), 1.0)
+    study.trials  # warm
+    decoded = []
+    real = storage_module._frozen
+    monkeypatch.setattr(storage_module, "_frozen", lambda row, inter: decoded.append(row["number"]) or real(row, inter))
+    assert len(study.trials) == 20 and decoded == []  # nothing new: no row decoded
+    trial = study.ask()
+    study.tell(trial, 0.5)
+    decoded.clear()
+    assert len(study.trials) == 21 and decoded == []  # tell's read of trial 20 cached it already
+    # a reservation given back disappears from the list
+    reserved = study._storage.new_trial(study._row(), state="running", params={})
+    assert [t.number for t in study.trials][-1] == reserved
+    study._storage.delete_trial(study._id, reserved)
+    assert [t.number for t in study.trials] == list(range(21))

@@ -21,7 +21,9 @@ from __future__ import annotations
 import json
 import os
 import socket
+import threading
 import time
+from bisect import bisect_left
 from collections import defaultdict
 from typing import Any
 
@@ -145,6 +147,8 @@ class StudyStorage:
     def __init__(self, url: str | os.PathLike | None = None):
         self.url = "sqlite://" if url in (":memory:", "sqlite://", "sqlite:///:memory:") else resolve_url(url)
         self.engine = engine_for(self.url)
+        self._caches: dict[int, _TrialCache] = {}
+        self._lock = threading.Lock()
 
     @property
     def in_memory(self) -> bool:
@@ -304,21 +308,37 @@ class StudyStorage:
         self._write(go)
 
     def trials(self, study_id: int) -> list[FrozenTrial]:
-        def go(c):
-            rows = c.execute(sa.select(trials_table).where(trials_table.c.study_id == study_id).order_by(trials_table.c.number)).mappings().all()
-            inter = defaultdict(list)
-            q = (
-                sa.select(intermediate_table.c.trial_id, intermediate_table.c.step, intermediate_table.c.value)
-                .join(trials_table, trials_table.c.id == intermediate_table.c.trial_id)
-                .where(trials_table.c.study_id == study_id)
-                .order_by(intermediate_table.c.step)
-            )
-            for tid, step, value in c.execute(q):
-                inter[tid].append((step, float("nan") if value is None else value))
-            return rows, inter
+        """Every trial of the study, by number. Finished trials come from this object's cache
+        (they never change); one query reads the trials that are new or were unfinished at the
+        last call, with their intermediate values (see :class:`_TrialCache`)."""
+        return self._cache(study_id).refresh(self)
 
-        rows, inter = self._read(go)
-        return [_frozen(r, inter.get(r["id"], [])) for r in rows]
+    def trial(self, study_id: int, number: int) -> FrozenTrial | None:
+        """One trial by number: from the cache if finished, else one row and its intermediate values."""
+        cache = self._cache(study_id)
+        hit = cache.finished.get(number)
+        if hit is not None:
+            return hit
+
+        def go(c):
+            row = c.execute(
+                sa.select(trials_table).where(trials_table.c.study_id == study_id, trials_table.c.number == number)
+            ).mappings().first()
+            return row, (_intermediate(c, [row["id"]]) if row is not None else {})
+
+        row, inter = self._read(go)
+        if row is None:
+            return None
+        trial = _frozen(row, inter.get(row["id"], []))
+        if trial.state in FINISHED:
+            cache.add_finished(row["id"], trial)
+        return trial
+
+    def _cache(self, study_id: int) -> _TrialCache:
+        with self._lock:
+            if study_id not in self._caches:
+                self._caches[study_id] = _TrialCache(study_id)
+            return self._caches[study_id]
 
     def reap(self, study: dict[str, Any], stale_after: float) -> list[int]:
         """Fail the running trials whose worker is gone and queue their parameters again.
@@ -396,3 +416,90 @@ def _frozen(row, intermediate: list[tuple[int, float]]) -> FrozenTrial:
         finished_at=row["finished_at"],
         requeued_from=row["requeued_from"],
     )
+
+
+def _intermediate(c, trial_ids: list[int]) -> dict[int, list[tuple[int, float]]]:
+    """``{trial id: [(step, value), ...]}`` sorted by step, for the given trials only."""
+    inter: dict[int, list[tuple[int, float]]] = defaultdict(list)
+    for chunk in range(0, len(trial_ids), 500):  # under every database's limit on bound parameters
+        ids = trial_ids[chunk : chunk + 500]
+        q = (
+            sa.select(intermediate_table.c.trial_id, intermediate_table.c.step, intermediate_table.c.value)
+            .where(intermediate_table.c.trial_id.in_(ids))
+            .order_by(intermediate_table.c.trial_id, intermediate_table.c.step)
+        )
+        for tid, step, value in c.execute(q):
+            inter[tid].append((step, float("nan") if value is None else value))
+    return inter
+
+
+class _TrialCache:
+    """Finished trials of one study, read once (Optuna's ``_CachedStorage`` is the model).
+
+    A finished trial (complete, pruned, failed) never changes again, so it is kept here; each
+    refresh reads only the rows with an id above the highest finished id seen so far and the
+    rows that were unfinished at the last refresh (waiting or running: they may have changed,
+    finished or, for a reservation given back, vanished). Ids come from the database's
+    autoincrement, so a trial created by another process after the last refresh has a larger id.
+    Several processes writing one study stay correct: nothing is cached that can still change.
+    """
+
+    def __init__(self, study_id: int):
+        self.study_id = study_id
+        self.finished: dict[int, FrozenTrial] = {}  # number -> trial
+        self._numbers: list[int] = []  # sorted numbers of the finished trials
+        self._sorted: list[FrozenTrial] = []  # finished trials in the order of _numbers
+        self.last_finished_id = -1
+        self.unfinished_ids: set[int] = set()
+        self._lock = threading.Lock()
+
+    def add_finished(self, trial_id: int, trial: FrozenTrial) -> None:
+        with self._lock:
+            self._add(trial_id, trial)
+
+    def _add(self, trial_id: int, trial: FrozenTrial) -> None:
+        if trial.number in self.finished:
+            return
+        self.finished[trial.number] = trial
+        i = bisect_left(self._numbers, trial.number)
+        self._numbers.insert(i, trial.number)
+        self._sorted.insert(i, trial)
+        self.unfinished_ids.discard(trial_id)
+        # trial() may cache a finished trial out of order: only refresh() moves the mark,
+        # after it has seen every row up to it.
+
+    def refresh(self, storage: StudyStorage) -> list[FrozenTrial]:
+        t = trials_table
+        with self._lock:
+            last, pending = self.last_finished_id, sorted(self.unfinished_ids)
+
+        def go(c):
+            cond = t.c.id > last
+            if pending:
+                # a long list of unfinished ids (a big queue) becomes one range instead
+                cond = sa.or_(cond, t.c.id.in_(pending) if len(pending) <= 500 else t.c.id >= pending[0])
+            rows = c.execute(sa.select(t).where(t.c.study_id == self.study_id, cond)).mappings().all()
+            return rows, _intermediate(c, [r["id"] for r in rows])
+
+        rows, inter = storage._read(go)
+        with self._lock:
+            unfinished: list[FrozenTrial] = []
+            seen_unfinished: set[int] = set()
+            for row in rows:
+                if row["number"] in self.finished:  # cached meanwhile by trial()
+                    self.last_finished_id = max(self.last_finished_id, row["id"])
+                    continue
+                trial = _frozen(row, inter.get(row["id"], []))
+                if trial.state in FINISHED:
+                    self._add(row["id"], trial)
+                    self.last_finished_id = max(self.last_finished_id, row["id"])
+                elif trial.number not in self.finished:
+                    seen_unfinished.add(row["id"])
+                    unfinished.append(trial)
+            # every previously unfinished id was queried: one not returned was deleted (a
+            # reservation given back), one returned finished is cached now
+            self.unfinished_ids = seen_unfinished
+            out = list(self._sorted)
+            for k, trial in enumerate(sorted(unfinished, key=lambda x: x.number)):
+                out.insert(bisect_left(self._numbers, trial.number) + k, trial)  # k earlier insertions shift it
+            return out

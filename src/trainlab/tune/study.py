@@ -226,9 +226,10 @@ class Study:
         return self._storage.trials(self._id)
 
     def trial(self, number: int) -> FrozenTrial:
-        for t in self.trials:
-            if t.number == number:
-                return t
+        """Trial ``number`` (one query, or none for a finished trial already read)."""
+        t = self._storage.trial(self._id, number)
+        if t is not None:
+            return t
         raise ConfigError(f"no trial {number} in study '{self.name}'")
 
     @property
