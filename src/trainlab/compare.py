@@ -205,9 +205,9 @@ def steps_to_target(steps: np.ndarray, values: np.ndarray, target: float, mode: 
 
 
 def variant_key(config: Mapping[str, Any]) -> str:
-    """A short digest of a run's config apart from its seed, name and [compare]/[search]
+    """A short digest of a run's config apart from its seed, name and [compare]/[search]/[log]
     tables: runs with equal keys are seeds of one variant."""
-    return config_digest(config, ("seed", "name", "compare", "search"), length=6)
+    return config_digest(config, ("seed", "name", "compare", "search", "log"), length=6)
 
 
 def group_by_variant(records: Sequence[RunRecord], label: Callable[[RunRecord], str]) -> dict[str, list[RunRecord]]:

@@ -19,12 +19,13 @@ Example::
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -260,12 +261,18 @@ class Store:
     # -- metrics ------------------------------------------------------------------------
     def log_metrics(self, run_id: str, rows: Iterable[tuple[int, str, float]]) -> None:
         """Insert many ``(step, key, value)`` rows in one transaction."""
-        values = [
-            {"run_id": run_id, "step": int(s), "key": k, "value": None if v is None or not np.isfinite(v) else float(v)}
-            for s, k, v in rows
-        ]
+        values = [(run_id, int(s), k, None if v is None or not math.isfinite(v) else float(v)) for s, k, v in rows]
         if values:
-            self._execute(metrics_table.insert(), values)
+            # The driver's executemany with positional rows: 5x faster than a Core insert of
+            # dicts, which processes every row's parameters in Python (logging every step < 1%).
+            self._execute_many(self._insert_metrics_sql, values)
+
+    @property
+    def _insert_metrics_sql(self) -> str:
+        dialect = self.engine.dialect
+        mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        cols = ", ".join(dialect.identifier_preparer.quote(c) for c in ("run_id", "step", "key", "value"))
+        return f"INSERT INTO metrics ({cols}) VALUES ({mark}, {mark}, {mark}, {mark})"
 
     def truncate_metrics(self, run_id: str, after_step: int) -> None:
         """Delete rows logged after ``after_step``: a resumed run logs them again."""
@@ -304,6 +311,13 @@ class Store:
         if result.rowcount == 0:
             raise ConfigError(f"no run '{run_id}' in store {display_url(self.url)}")
 
+    def _execute_many(self, sql: str, rows: list[tuple]) -> None:
+        def go():
+            with self.engine.begin() as conn:
+                conn.exec_driver_sql(sql, rows)
+
+        retry_on_busy(go)
+
     def _execute(self, stmt, params=None):
         def go():
             with self.engine.begin() as conn:
@@ -335,14 +349,20 @@ class MetricBuffer:
 
     Rows are flushed when ``max_rows`` are pending or ``max_seconds`` have passed, and on
     :meth:`flush` (the Trainer flushes before every checkpoint, so a checkpoint never
-    refers to metrics that were not written).
+    refers to metrics that were not written). Sinks (:meth:`add_sink`, the loggers of
+    :mod:`trainlab.loggers`) receive each batch after the store has it.
     """
 
     def __init__(self, store: Store, run_id: str, max_rows: int = 2000, max_seconds: float = 5.0):
         self.store, self.run_id = store, run_id
         self.max_rows, self.max_seconds = max_rows, max_seconds
         self._rows: list[tuple[int, str, float]] = []
+        self._sinks: list[Callable[[list[tuple[int, str, float]]], None]] = []
         self._last = time.monotonic()
+
+    def add_sink(self, sink: Callable[[list[tuple[int, str, float]]], None]) -> None:
+        """Call ``sink(rows)`` with every batch written to the store (a mirror: csv, TensorBoard, MLflow)."""
+        self._sinks.append(sink)
 
     def add(self, step: int, values: dict[str, float]) -> None:
         self._rows.extend((step, k, float(v)) for k, v in values.items())
@@ -352,5 +372,7 @@ class MetricBuffer:
     def flush(self) -> None:
         if self._rows:
             self.store.log_metrics(self.run_id, self._rows)
+            for sink in self._sinks:
+                sink(self._rows)
             self._rows = []
         self._last = time.monotonic()

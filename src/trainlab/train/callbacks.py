@@ -11,6 +11,7 @@ Hooks:
     on_step_end(trainer, step, logs)       after the optimizer step and the schedule step
     on_eval(trainer, step, metrics)        after each evaluation
     on_fit_end(trainer, result)
+    on_run_end(trainer, result)            after the store has the run's status and final metrics
 
 A callback that keeps state across a resume implements ``state_dict()`` / ``load_state_dict()``;
 the Trainer stores it in every checkpoint.
@@ -40,6 +41,8 @@ class Callback:
     def on_eval(self, trainer: Trainer, step: int, metrics: dict[str, float]) -> dict[str, float] | None: ...
 
     def on_fit_end(self, trainer: Trainer, result: RunResult) -> None: ...
+
+    def on_run_end(self, trainer: Trainer, result: RunResult) -> None: ...
 
 
 def resolve_mode(monitor: str, mode: str) -> str:

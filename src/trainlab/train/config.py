@@ -1,6 +1,6 @@
 """The run config: one typed object, read from TOML, validated at the boundary.
 
-Sections ``[data] [model] [optim] [schedule] [train] [regularize] [distill] [diagnose]`` and
+Sections ``[data] [model] [optim] [schedule] [train] [regularize] [distill] [diagnose] [log]`` and
 top-level ``name`` and ``seed``; ``[search]`` and ``[compare]`` are kept as plain tables for
 ``trainlab.tune`` and ``trainlab compare``. Unknown keys and wrong types raise
 :class:`~trainlab.errors.ConfigError` naming the key and suggesting the close match
@@ -175,6 +175,18 @@ class DiagnoseConfig(Section):
     stats_every: int = Field(0, ge=0, description="record per-layer statistics every N steps; 0 = off")
 
 
+class LogConfig(Section):
+    """``[log]``: mirrors of the run store (:mod:`trainlab.loggers`); not part of the config hash."""
+
+    to: list[Literal["csv", "tensorboard", "mlflow"]] = Field(default_factory=list, description='e.g. ["csv", "tensorboard"]')
+    dir: str | None = Field(None, description="tensorboard: root folder, one subfolder per run (default: the run's folder)")
+    mlflow_uri: str | None = Field(None, description="mlflow: tracking URI (default $MLFLOW_TRACKING_URI or ./mlruns)")
+    mlflow_experiment: str | None = Field(None, description="mlflow: experiment (default: the run's group or name)")
+
+    def options(self) -> dict[str, Any]:
+        return {"dir": self.dir, "mlflow_uri": self.mlflow_uri, "mlflow_experiment": self.mlflow_experiment}
+
+
 class RunConfig(Section):
     name: str = "run"
     seed: int = 0
@@ -186,6 +198,7 @@ class RunConfig(Section):
     regularize: RegularizeConfig = Field(default_factory=RegularizeConfig)
     distill: DistillConfig = Field(default_factory=DistillConfig)
     diagnose: DiagnoseConfig = Field(default_factory=DiagnoseConfig)
+    log: LogConfig = Field(default_factory=LogConfig)
     search: dict[str, Any] | None = None
     compare: dict[str, Any] | None = None
 
@@ -213,9 +226,10 @@ class RunConfig(Section):
         """A validated copy with dotted-key overrides applied."""
         return _validate(apply_overrides(self.to_dict(), overrides))
 
-    def hash(self, exclude: Sequence[str] = ("name", "compare", "search")) -> str:
-        """A stable digest of what a run computes: equal configs, equal hashes. ``name`` and the
-        ``[compare]`` / ``[search]`` tables (read by the orchestrators, not by training) are left out."""
+    def hash(self, exclude: Sequence[str] = ("name", "compare", "search", "log")) -> str:
+        """A stable digest of what a run computes: equal configs, equal hashes. ``name``, the
+        ``[compare]`` / ``[search]`` tables (read by the orchestrators, not by training) and
+        ``[log]`` (where metrics are mirrored) are left out."""
         return config_digest(self.to_dict(), exclude)
 
 

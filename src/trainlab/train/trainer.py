@@ -259,6 +259,10 @@ class Trainer:
         es = cfg.train.early_stopping
         if es is not None:
             out.append(EarlyStopping(es.monitor, es.mode, es.patience, es.min_delta, es.restore_best))
+        if cfg.log.to:  # mirrors of the store: csv, TensorBoard, MLflow
+            from trainlab.loggers import create_loggers
+
+            out += create_loggers(cfg.log.to, **cfg.log.options())
         return out
 
     def _progress(self):
@@ -489,6 +493,8 @@ class Trainer:
             self.store.finish_run(self.run_id, status, final=_json_safe(final), message=message)
         else:
             self.store.set_status(self.run_id, status, message=message)
+        for cb in self.callbacks:
+            cb.on_run_end(self, result)
         return result
 
 
