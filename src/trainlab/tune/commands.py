@@ -71,7 +71,7 @@ def _tune(config: Path, nas: bool, store: str | None, n_trials: int | None, jobs
 
 def tune(
     config: Annotated[Path, typer.Argument(help="TOML run config with a \\[search] section")],
-    sampler: Annotated[Optional[str], typer.Option("--sampler", help="gp | random | grid")] = None,
+    sampler: Annotated[Optional[str], typer.Option("--sampler", help="gp | random | grid | optuna:tpe | optuna:cmaes (needs trainlab[optuna])")] = None,
     pruner: Annotated[Optional[str], typer.Option("--pruner", help="none | median | sha | hyperband | asha")] = None,
     trials: TrialsOpt = None,
     jobs: JobsOpt = None,

@@ -6,7 +6,7 @@
     name = "mnist1d-gp"        # study name (default: the config's name)
     metric = "val_loss"        # a metric the Trainer evaluates (val_loss, val_acc)
     direction = "minimize"     # default: maximize for *acc*, else minimize
-    sampler = "gp"             # gp | random | grid | reinforce (NAS)
+    sampler = "gp"             # gp | random | grid | reinforce (NAS) | optuna:tpe | optuna:cmaes | ...
     pruner = "hyperband"       # none | median | sha | asha | hyperband
     trials = 30
     jobs = 1
@@ -68,7 +68,7 @@ class SearchConfig:
     architecture: ArchitectureSpace | None = None
 
     def make_sampler(self) -> Sampler:
-        opts = {k: self.options[k] for k in SAMPLER_OPTIONS[self.sampler] if k in self.options}
+        opts = {k: self.options[k] for k in SAMPLER_OPTIONS.get(self.sampler, ()) if k in self.options}
         if "grid_steps" in opts:
             opts["steps"] = opts.pop("grid_steps")
         return create_sampler(self.sampler, **opts)
@@ -118,8 +118,8 @@ def parse_search(search: dict[str, Any] | None, config, *, nas: bool = False) ->
     if direction not in ("minimize", "maximize"):
         raise ConfigError(f"search.direction: must be 'minimize' or 'maximize', got {direction!r}")
     sampler = search.get("sampler", "reinforce" if nas else "gp")
-    if sampler not in SAMPLER_OPTIONS:
-        raise unknown_name("search.sampler", sampler, SAMPLER_OPTIONS)
+    if sampler not in SAMPLER_OPTIONS and not (isinstance(sampler, str) and sampler.startswith("optuna:")):
+        raise unknown_name("search.sampler", sampler, [*SAMPLER_OPTIONS, "optuna:tpe", "optuna:cmaes"])
     pruner = search.get("pruner", "none")
     if pruner not in PRUNERS:
         raise unknown_name("search.pruner", pruner, PRUNERS)

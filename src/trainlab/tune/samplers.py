@@ -310,8 +310,17 @@ SAMPLERS: dict[str, type[Sampler]] = {"grid": Grid, "random": Random, "gp": GP}
 
 
 def create_sampler(name: str, **options: Any) -> Sampler:
-    """A sampler by name (``grid``, ``random``, ``gp``, or ``reinforce`` for NAS) with its options."""
+    """A sampler by name (``grid``, ``random``, ``gp``, ``reinforce`` for NAS, or one of Optuna's
+    as ``optuna:tpe``, ``optuna:cmaes``, ... — :class:`trainlab.tune.optuna.OptunaSampler`) with its options."""
     from trainlab.tune.nas import Reinforce  # NAS's controller is a sampler too
+
+    if isinstance(name, str) and name.startswith("optuna:"):
+        from trainlab.tune.optuna import OptunaSampler
+
+        try:
+            return OptunaSampler(name.split(":", 1)[1], **options)
+        except TypeError as err:
+            raise ConfigError(f"sampler '{name}': {err}") from None
 
     registry = {**SAMPLERS, "reinforce": Reinforce}
     if name not in registry:
