@@ -21,6 +21,7 @@ from trainlab.cli_options import StoreOpt
 from trainlab.credentials import redact
 from trainlab.diagnose import commands as diagnose_commands
 from trainlab.errors import ConfigError
+from trainlab.export import export_command
 from trainlab.report import commands as report_commands
 from trainlab.tune import commands as tune_commands
 
@@ -83,9 +84,18 @@ def runs(
     store: StoreOpt = None,
     group: Annotated[Optional[str], typer.Option(help="only runs of this comparison / study")] = None,
     limit: Annotated[int, typer.Option(help="show the last N runs")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="print the runs as a JSON list (config, final metrics, status, times)")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="print one CSV row per run, final metrics as final.<key> columns")] = False,
 ) -> None:
-    """List runs in a table."""
+    """List runs in a table (or as JSON / CSV for other tools)."""
+    if as_json and as_csv:
+        raise ConfigError("give --json or --csv, not both")
     records = _store(store).list_runs(group=group)[-limit:]
+    if as_json or as_csv:
+        from trainlab.export import run_summary_rows, to_csv
+
+        print(json.dumps([r.to_dict() for r in records], indent=2, default=str) if as_json else to_csv(run_summary_rows(records)), end="\n" if as_json else "")
+        return
     table = Table("id", "name", "status", "seed", "step", "val_acc", "val_loss", "created")
     for r in records:
         table.add_row(r.id, r.name, r.status, _fmt(r.seed), _fmt(r.final.get("step")), _fmt(r.final.get("val_acc")), _fmt(r.final.get("val_loss")), r.to_dict()["created_at"])
@@ -231,6 +241,7 @@ app.command("show-study")(tune_commands.show_study)
 app.command("lr-find")(diagnose_commands.lr_find)
 app.command("diagnose")(diagnose_commands.diagnose)
 app.command("report")(report_commands.report)
+app.command("export")(export_command)
 
 
 def main(argv: list[str] | None = None) -> None:

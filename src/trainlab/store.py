@@ -279,7 +279,16 @@ class Store:
         self._execute(metrics_table.delete().where(metrics_table.c.run_id == run_id, metrics_table.c.step > after_step))
 
     def metrics(self, run_id: str, keys: Sequence[str] | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """``{key: (steps, values)}`` sorted by step; missing values are NaN."""
+        """Every row the run logged, as ``{key: (steps, values)}`` NumPy arrays sorted by step
+        (rows of one step in the order they were logged); a non-finite value is stored as NULL
+        and returned as NaN.
+
+        What a training run logs: every ``train.log_every`` steps the training window's means
+        (``train_loss``, ``train_lr``, ``train_acc``); at each evaluation ``val_loss``,
+        ``val_acc``, ``train_loss``, ``train_acc``, ``lr``, ``epoch`` (so ``train_loss`` can
+        have two rows at an evaluation step); and what callbacks return (per-layer statistics
+        ``layer/<name>/<stat>``, ``lr_find/*``, ``sharpness/*``). ``keys`` keeps only those keys.
+        """
         query = sa.select(metrics_table.c.key, metrics_table.c.step, metrics_table.c.value).where(metrics_table.c.run_id == run_id)
         if keys is not None:
             query = query.where(metrics_table.c.key.in_(list(keys)))

@@ -60,6 +60,16 @@ class Setup:
 
 @dataclass
 class RunResult:
+    """What ``run`` / ``Trainer.fit`` return.
+
+    ``history`` holds every metric row the run logged, as the store has it
+    (:meth:`trainlab.store.Store.metrics`): ``{key: [(step, value), ...]}`` sorted by step —
+    the training window's ``train_loss`` / ``train_lr`` / ``train_acc`` every
+    ``train.log_every`` steps, each evaluation's ``val_*``, ``train_loss``, ``lr`` and ``epoch``
+    (so ``train_loss`` has a row at an evaluation step from both), and what callbacks log
+    (``layer/...``). ``final`` has the last and best values, test metrics included.
+    """
+
     run_id: str
     status: str
     final: dict[str, Any]
@@ -481,7 +491,10 @@ class Trainer:
         if s.data.num_classes:
             final["train_acc"] = last.get("train_acc", math.nan)
             final["val_acc"] = last.get("val_acc", math.nan)
-        result = RunResult(self.run_id, status, final, dict(self.history), self.config, message, self.model)
+        self.metrics.flush()
+        logged = self.store.metrics(self.run_id)  # every logged row, not only the evaluations in self.history
+        history = {k: list(zip(steps.tolist(), values.tolist())) for k, (steps, values) in logged.items()}
+        result = RunResult(self.run_id, status, final, history, self.config, message, self.model)
         for cb in self.callbacks:
             cb.on_fit_end(self, result)
         if status in ("completed", "pruned"):

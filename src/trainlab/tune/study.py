@@ -270,6 +270,18 @@ class Study:
             "best": None if best is None else best.to_dict(),
         }
 
+    def trials_dataframe(self):
+        """The trials as a pandas DataFrame, one row per trial: ``number, state, value,
+        params_<name>..., seed, run_id, started_at, finished_at, duration, last_step, message``
+        (Optuna's ``params_`` naming). Needs pandas: ``pip install 'trainlab[pandas]'``."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ConfigError("Study.trials_dataframe needs pandas: pip install 'trainlab[pandas]'") from None
+        from trainlab.export import trial_rows
+
+        return pd.DataFrame(trial_rows(self))
+
     def _row(self) -> dict[str, Any]:
         return {"id": self._id, "name": self.name, "seed": self.seed}
 
