@@ -110,3 +110,36 @@ def test_an_escaping_bug_still_runs_no_script_and_loads_nothing(store, tmp_path,
         assert 'data-pwned="yes"' in dom and {"/img.png", "/style.css"} <= set(_Beacon.hits)
     finally:
         server.shutdown()
+
+
+@pytest.mark.parametrize("kind", ["run", "comparison", "study"])
+def test_each_report_kind_renders(kind, filled_store, tmp_path):
+    """A screenshot of each report kind: no console message, not blank, and the answer on top
+    (the band of the answer's green is in the first screenful). TRAINLAB_SCREENSHOTS=DIR keeps
+    the screenshots for a person to look at."""
+    import os
+    import shutil
+
+    from trainlab.report.build import write_report
+
+    if kind == "study":
+        from trainlab.tune import Categorical, Float, Random, Study
+
+        study = Study("shot-study", {"lr": Float(1e-4, 1.0, log=True), "opt": Categorical(["sgd", "adam"]), "wd": Float(0, 0.1)},
+                      sampler=Random(), storage=filled_store.url)  # fmt: skip
+        for _ in range(12):
+            t = study.ask()
+            for step in (1, 2, 3):
+                t.report(step, abs(np.log10(t.params["lr"]) + 2) + (t.params["opt"] == "sgd") + 1 / step)
+            study.tell(t, abs(np.log10(t.params["lr"]) + 2) + (t.params["opt"] == "sgd") + t.params["wd"])
+        targets = ["shot-study"]
+    else:
+        targets = ["cmp"] if kind == "comparison" else [filled_store.ids["lone"]]
+    page = write_report(targets, tmp_path / f"{kind}.html", filled_store)
+    console, image = render(page, tmp_path)
+    assert console == []
+    assert not is_blank(image)
+    top = image[:500, :, :3]  # the answer's box: #eef6ee background
+    assert (np.abs(top - np.array([0xEE, 0xF6, 0xEE]) / 255).max(axis=-1) < 0.02).mean() > 0.005
+    if os.environ.get("TRAINLAB_SCREENSHOTS"):
+        shutil.copy(tmp_path / f"{kind}.png", os.environ["TRAINLAB_SCREENSHOTS"])

@@ -87,7 +87,9 @@ def test_study_report_with_a_real_study(store):
     minimize(lambda p: (np.log10(p["lr"]) + 2) ** 2 + (p["<opt>"] == "sgd"), space, n_trials=8, storage=store.url, name="tiny<study>", seed=0)
     html = build_report(["tiny<study>"], store)
     study = _section(html, "study-tiny&lt;study&gt;")
-    assert study.count("<svg") == 2  # best so far; parameters against the objective
+    assert study.count("<svg") == 4  # best so far, importances, slices, parallel coordinates
+    for caption in ("permutation importance", "one dot per complete trial", "one line per complete trial"):
+        assert caption in study
     assert "&lt;opt&gt;" in study and "8 complete" in study
     assert "<study>" not in html and "<opt>" not in html
 
@@ -108,3 +110,95 @@ def test_study_report_from_a_stub_object():
 def test_write_report_writes_the_file(filled_store, tmp_path):
     path = write_report([filled_store.ids["lone"]], tmp_path / "r.html", filled_store)
     assert path.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+def _summary_row(variant, values):
+    values = np.asarray(values)
+    return {"variant": variant, "n": len(values), "metric": "val_acc", "final_mean": values.mean(), "final_std": values.std(ddof=1)}
+
+
+def test_answer_sentence_matches_a_hand_computation():
+    from scipy import stats
+
+    from trainlab.report.answer import comparison_sentence, welch_interval
+
+    a, b = [0.80, 0.82, 0.84], [0.70, 0.71, 0.75]
+    # by hand: means 0.82 and 0.72; s² = 0.0004 and 0.0007; se² = 0.0004/3 + 0.0007/3
+    se2 = 0.0004 / 3 + 0.0007 / 3
+    df = se2**2 / ((0.0004 / 3) ** 2 / 2 + (0.0007 / 3) ** 2 / 2)
+    half = stats.t.ppf(0.975, df) * np.sqrt(se2)
+    diff = welch_interval(0.82, 0.02, 3, 0.72, np.sqrt(0.0007), 3)
+    assert diff.estimate == pytest.approx(0.10) and diff.df == pytest.approx(df)
+    assert (diff.low, diff.high) == pytest.approx((0.10 - half, 0.10 + half))
+    assert diff.significant == (stats.ttest_ind(a, b, equal_var=False).pvalue < 0.05)
+    sentence = comparison_sentence([_summary_row("adam", a), _summary_row("sgd", b)])
+    assert sentence == (
+        f"adam is best of 2 variants on final val_acc: 0.82 vs 0.72 for the runner-up sgd (means over 3 and 3 seeds); "
+        f"difference +0.1, 95% CI [{0.10 - half:+.4g}, {0.10 + half:+.4g}] (Welch's t interval of the difference of means)"
+        " — significant at 5%: the interval excludes 0."
+    )
+    close = comparison_sentence([_summary_row("adam", [0.80, 0.82, 0.84]), _summary_row("sgd", [0.79, 0.81, 0.83])])
+    assert close.endswith("not significant at 5%: the interval includes 0.")
+    one = comparison_sentence([_summary_row("adam", [0.8]) | {"final_std": 0.0}, _summary_row("sgd", [0.7]) | {"final_std": 0.0}])
+    assert one.endswith("with one seed the difference cannot be told from seed noise (run more seeds).")
+
+
+def test_report_leads_with_the_answer_and_folds_the_runs(filled_store):
+    html = build_report(["cmp", filled_store.ids["lone"]], filled_store)
+    anchors = re.findall(r'<section id="([^"]+)">', html)
+    assert anchors[0] == "answer" and anchors[1] == "comparison-cmp" and anchors[-1] == "runs"
+    answer = _section(html, "answer")
+    # both variants: final val_acc 0.81 ± 0.01 over 3 seeds: difference 0, not significant
+    assert "on final val_acc: 0.81 vs 0.81" in answer and "not significant at 5%" in answer
+    assert f"Run {filled_store.ids['lone']} (lone) completed at step 50: val_acc 0.8, val_loss 0.3" in answer
+    assert "<details><summary>all 7 runs</summary>" in _section(html, "runs")
+
+
+def test_single_run_captions_do_not_claim_seeds(filled_store):
+    html = build_report([filled_store.ids["lone"]], filled_store)
+    curves = _section(html, "curves")
+    assert "mean over" not in curves and "against optimizer step; one run" in curves
+
+
+def test_many_variants_become_small_multiples(store):
+    for v in range(7):
+        for seed in range(2):
+            add_run(store, f"many/v{v}", seed, lr=0.01 * (v + 1), group="many", steps=20)
+    html = build_report(["many"], store)
+    curves = _section(html, "curves")
+    assert "one panel per variant, grey: the best variant" in curves
+    svg = re.findall(r"<svg.*?</svg>", curves, re.S)[0]
+    assert svg.count("(best)") == 1 and all(f"many/v{v}" in svg for v in range(7))
+
+
+def test_legends_sit_outside_the_plot_area():
+    curves = {f"variant {i}": [(np.arange(50), np.linspace(2, 0.1 * i, 50))] for i in range(4)}
+    fig = band_figure(curves, title="t", ylabel="y")
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    legend_box, axes_box = ax.get_legend().get_window_extent(renderer), ax.get_window_extent(renderer)
+    assert legend_box.x0 >= axes_box.x1  # entirely right of the axes: it covers no curve
+
+
+def test_study_report_marks_pruned_trials_and_draws_rungs(store):
+    from trainlab.tune import ASHA, Float, Random, Study, TrialPruned
+
+    study = Study("pruned-study", {"x": Float(0, 1), "y": Float(0, 1)}, sampler=Random(), pruner=ASHA(min_resource=1, eta=3, max_resource=9), storage=store.url)
+    for _ in range(12):
+        trial = study.ask()
+        try:
+            for step in range(1, 10):
+                trial.report(step, trial.params["x"] + 1.0 / step)
+                if trial.should_prune():
+                    raise TrialPruned()
+            study.tell(trial, trial.params["x"])
+        except TrialPruned:
+            study.tell(trial, state="pruned")
+    html = _section(build_report(["pruned-study"], store), "study-pruned-study")
+    n_pruned = sum(t.state == "pruned" for t in study.trials)
+    assert n_pruned >= 3 and f"{n_pruned} pruned trials as crosses at their last reported value" in html
+    assert "dashed: the pruner&#x27;s rungs" in html
+    n_complete = sum(t.state == "complete" for t in study.trials)
+    # best so far, intermediate values, slices, parallel coordinates; importance from 5 complete trials
+    assert html.count("<svg") == 4 + (n_complete >= 5)

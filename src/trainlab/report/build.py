@@ -1,18 +1,23 @@
 """The run report: runs, comparisons and studies from the store, as one self-contained HTML file.
 
 ``trainlab report TARGET... -o report.html`` — each TARGET is a run id (or a unique prefix), a
-study name, or a comparison name (the ``group`` of its runs), tried in that order. The page:
+study name, or a comparison name (the ``group`` of its runs), tried in that order. The page
+leads with the answer, then the evidence:
 
-* Runs — every run's status, steps, final and best metrics, wall time, message.
+* Answer — one sentence per comparison, run or study (:mod:`trainlab.report.answer`): the best
+  variant, its margin over the runner-up with Welch's 95% interval and whether it is significant.
 * Comparison — per variant mean ± std and 95% bootstrap CI (``trainlab.compare.summarize``).
 * Configs side by side — one column per variant, the keys that differ highlighted and first.
 * Curves — training/validation loss and accuracy and the learning rate against step; per
-  variant the mean over seeds with a 95% t-interval band (:mod:`trainlab.report.bands`).
+  variant the mean over seeds with a 95% t-interval band (:mod:`trainlab.report.bands`); beyond
+  five variants small multiples, one panel per variant with the best drawn faintly in each.
 * Per-layer statistics — heatmaps (layer × step) of activation std and gradient norm from
   ``[diagnose] stats_every`` (:mod:`trainlab.diagnose.stats`), first seed of each variant.
 * LR finder — runs written by ``trainlab lr-find`` (metrics ``lr_find/*``).
 * Sharpness — runs measured by ``trainlab diagnose RUN --sharpness`` (metrics ``sharpness/*``).
-* Study — best value so far against trials; each parameter against the objective; the trials.
+* Study — best so far (pruned trials marked), intermediate values with the rungs, parameter
+  importances, slices, parallel coordinates (:mod:`trainlab.report.study`).
+* Runs — every run's status, steps, final and best metrics, wall time, message (folded).
 
 Runs of one *variant* are runs with the same name and the same config apart from the seed.
 """
@@ -30,8 +35,10 @@ import numpy as np
 
 from trainlab.credentials import display_url
 from trainlab.errors import ConfigError
+from trainlab.report import answer as A
 from trainlab.report import html as H
 from trainlab.report import plots as P
+from trainlab.report.study import study_section
 from trainlab.store import RunRecord, Store
 
 Curve = tuple[np.ndarray, np.ndarray]
@@ -148,22 +155,45 @@ def _cell(value: Any) -> str:
 # -- sections ---------------------------------------------------------------------------------
 
 
+SMALL_MULTIPLES_ABOVE = 5  # more variants than this: one panel each instead of one crowded plot
+
+
 def runs_section(runs: Sequence[RunData]) -> str:
     headers = ["run", "name", "seed", "status", "step", "val_loss", "val_acc", "best_val_acc", "test_acc", "seconds", "message"]
     rows = []
     for run in runs:
         r, f = run.record, run.record.final
         rows.append([r.id, r.name, r.seed, r.status, f.get("step"), f.get("val_loss"), f.get("val_acc"), f.get("best_val_acc"), f.get("test_acc"), f.get("seconds"), r.message or ""])
-    return H.section("Runs", H.table(rows, headers), anchor="runs")
+    return H.section("Runs", H.details(f"all {len(rows)} runs", H.table(rows, headers)), anchor="runs")
 
 
-def comparison_section(name: str, store: Store) -> str:
+def _summary(name: str, store: Store) -> list[dict[str, Any]] | str:
+    """The comparison's summary rows (best first), or the reason there are none."""
     from trainlab.compare import summarize
 
     try:
-        rows = summarize(store, name)
+        return summarize(store, name)
     except ConfigError as err:
-        return H.section(f"Comparison {name}", str(err), anchor=f"comparison-{name}")
+        return str(err)
+
+
+def answer_section(found: Targets, summaries: dict[str, list[dict[str, Any]] | str]) -> str:
+    """The answer first: one sentence per comparison, lone run and study."""
+    sentences = [f"{name}: {A.comparison_sentence(rows)}" if isinstance(rows, list) else f"{name}: {rows}" for name, rows in summaries.items()]
+    grouped = {r.group for r in found.runs if r.group in summaries}
+    lone = [r for r in found.runs if r.group not in grouped]
+    if len(lone) <= 3:
+        sentences += [A.run_sentence(r) for r in lone]
+    else:
+        sentences.append(f"{len(lone)} runs outside any comparison; their final metrics are in the runs table at the end.")
+    sentences += [A.study_sentence(s) for s in found.studies]
+    body = "".join(f'<p class="answer">{H.escape(s)}</p>' for s in sentences)
+    return H.section("Answer", H.Markup(body), anchor="answer")
+
+
+def comparison_section(name: str, rows: list[dict[str, Any]] | str) -> str:
+    if isinstance(rows, str):
+        return H.section(f"Comparison {name}", rows, anchor=f"comparison-{name}")
     metric = rows[0]["metric"]
     body = []
     for r in rows:
@@ -204,15 +234,36 @@ def configs_section(variants: Sequence[Variant]) -> str:
     return H.section("Configs side by side", *parts, anchor="configs")
 
 
-def curves_section(variants: Sequence[Variant]) -> str | None:
+def curves_caption(label: str, series: dict[str, list[Curve]], multiples: bool = False, best: str | None = None) -> str:
+    """A caption that says what is drawn: one run's curve, or means over seeds with their band."""
+    sizes = {len(c) for c in series.values()}
+    if sizes == {1}:
+        what = "one run per line" if len(series) > 1 else "one run"
+    else:
+        what = "mean over each variant's seeds (n in the legend), band: 95% t-interval where n ≥ 2"
+    text = f"{label} against optimizer step; {what}"
+    if multiples:
+        text += f"; one panel per variant, grey: the best variant ({best})"
+    return text
+
+
+def curves_section(variants: Sequence[Variant], best: str | None = None) -> str | None:
+    """One figure per curve key; beyond ``SMALL_MULTIPLES_ABOVE`` variants small multiples, with
+    ``best`` (the comparison's best variant, else the first) drawn faintly in each panel."""
     figures = []
     for key, label in CURVES:
         series = {v.label: [c for c in (run.curve(key) for run in v.runs) if c is not None and len(c[0])] for v in variants}
         series = {k: c for k, c in series.items() if c}
         if not series:
             continue
-        fig = P.band_figure(series, title=label, ylabel=label, log_y=key == "lr" and _spans_decades(series))
-        figures.append(H.figure(P.figure_to_svg(fig), f"{label} against optimizer step; mean over seeds, band: 95% t-interval"))
+        log_y = key == "lr" and _spans_decades(series)
+        if len(series) > SMALL_MULTIPLES_ABOVE:
+            ref = best if best in series else next(iter(series))
+            fig = P.small_multiples_figure(series, best=ref, title=label, ylabel=label, log_y=log_y)
+            figures.append(H.figure(P.figure_to_svg(fig), curves_caption(label, series, True, ref)))
+        else:
+            fig = P.band_figure(series, title=label, ylabel=label, log_y=log_y)
+            figures.append(H.figure(P.figure_to_svg(fig), curves_caption(label, series)))
     if not figures:
         return None
     return H.section("Curves", H.Markup(f'<div class="grid">{"".join(figures)}</div>'), anchor="curves")
@@ -298,47 +349,6 @@ def sharpness_section(variants: Sequence[Variant]) -> str | None:
     return H.section("Sharpness", note, H.table(rows, headers), H.Markup(f'<div class="grid">{"".join(figs)}</div>'), anchor="sharpness")
 
 
-def study_section(study: Any) -> str:
-    trials = sorted(study.trials, key=lambda t: t.number)
-    finished = [t for t in trials if t.value is not None]
-    best = study.best_trial
-    counts: dict[str, int] = {}
-    for t in trials:
-        counts[t.state] = counts.get(t.state, 0) + 1
-    metric = getattr(study, "metric", None) or "objective"
-    summary = [
-        ["direction", study.direction],
-        ["metric", metric],
-        ["trials", ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))],
-        ["best value", None if best is None else best.value],
-        ["best trial", None if best is None else best.number],
-        ["best params", "–" if best is None else json.dumps(best.params, default=str)],
-    ]
-    parts: list[str] = [H.table(summary, ["", "value"])]
-    if finished:
-        numbers, vals = [t.number for t in finished], [t.value for t in finished]
-        figs = [H.figure(P.figure_to_svg(P.best_so_far_figure(numbers, vals, study.direction, title=f"{study.name}: best so far", ylabel=metric)), "each finished trial's value and the best so far")]
-        names = sorted({k for t in finished for k in t.params})
-        if names:
-            params = {n: [t.params.get(n) for t in finished] for n in names}
-            log = [n for n in names if _is_log_param(study, n)]
-            figs.append(H.figure(P.figure_to_svg(P.params_figure(params, vals, title=f"{study.name}: parameters against {metric}", log_params=log, ylabel=metric)), "each parameter's value against the trial's objective"))
-        parts.append(H.Markup(f'<div class="grid">{"".join(figs)}</div>'))
-    names = sorted({k for t in trials for k in t.params})
-    rows = [[t.number, t.state, t.value, *(t.params.get(n) for n in names), t.run_id or ""] for t in trials]
-    parts.append(H.details(f"all {len(trials)} trials", H.table(rows, ["trial", "state", "value", *names, "run"])))
-    return H.section(f"Study {study.name}", *parts, anchor=f"study-{study.name}")
-
-
-def _is_log_param(study: Any, name: str) -> bool:
-    space = getattr(study, "space", None)
-    try:
-        param = space[name] if space is not None else None
-    except (KeyError, TypeError):
-        return False
-    return bool(getattr(param, "log", False))
-
-
 # -- the page -----------------------------------------------------------------------------------
 
 
@@ -347,14 +357,19 @@ def build_report(targets: Sequence[str], store: Store | None = None, *, title: s
     store = store if isinstance(store, Store) else Store(store)
     found = resolve_targets(targets, store)
     runs = [RunData(r, store.metrics(r.id)) for r in found.runs]
-    sections: list[str] = []
+    summaries = {name: _summary(name, store) for name in found.comparisons}
+    sections: list[str] = [answer_section(found, summaries)]
     if runs:
         variants = group_variants(runs)
-        sections.append(runs_section(runs))
-        sections += [comparison_section(name, store) for name in found.comparisons]
+        sections += [comparison_section(name, rows) for name, rows in summaries.items()]
         sections.append(configs_section(variants))
-        sections += [s for s in (curves_section(variants), layers_section(variants), lr_find_section(runs), sharpness_section(variants)) if s]
+        best = next((rows[0]["variant"] for rows in summaries.values() if isinstance(rows, list)), None)
+        if best is not None:  # the comparison's variant label as the report labels it (name/variant)
+            best = next((v.label for v in variants if v.label.split("/", 1)[-1] == best), best)
+        sections += [s for s in (curves_section(variants, best), layers_section(variants), lr_find_section(runs), sharpness_section(variants)) if s]
     sections += [study_section(study) for study in found.studies]
+    if runs:
+        sections.append(runs_section(runs))
     import trainlab
 
     title = title or f"trainlab report: {', '.join(targets)}"

@@ -115,6 +115,7 @@ figcaption { color: #555; font-size: 0.85rem; }
 nav ul { columns: 2; font-size: 0.9rem; }
 details { margin: 0.5rem 0; }
 .grid { display: flex; flex-wrap: wrap; gap: 1rem; }
+p.answer { font-size: 1.05rem; background: #eef6ee; border-left: 4px solid #2ca02c; padding: 0.5rem 0.8rem; margin: 0.5rem 0; }
 .grid figure { flex: 1 1 480px; }
 """
 

@@ -87,7 +87,56 @@ def band_figure(
         ax.set_yscale("log")
     ax.grid(True, alpha=0.3)
     if series:
-        ax.legend(fontsize=7, loc="best")
+        legend_outside(ax)
+    return fig
+
+
+def legend_outside(ax) -> None:
+    """The legend right of the axes, never over a curve (constrained layout makes room)."""
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False)
+
+
+def small_multiples_figure(
+    series: Mapping[str, Sequence[tuple[np.ndarray, np.ndarray]]],
+    *,
+    best: str,
+    title: str,
+    ylabel: str,
+    log_y: bool = False,
+    level: float = 0.95,
+    cols: int = 3,
+):
+    """One panel per label (mean over its runs, t-interval band where n >= 2), each with the
+    ``best`` label's mean drawn faintly in grey for reference; shared axes."""
+    labels = list(series)
+    rows = -(-len(labels) // cols)
+    fig, axes = new_figure(3.0 * cols, 2.1 * rows + 0.4, nrows=rows, ncols=cols, squeeze=False, sharex=True, sharey=True)
+    stats = {}
+    for label, curves in series.items():
+        grid, matrix = align(curves)
+        stats[label] = (grid, *mean_ci(matrix, level), len(curves)) if len(grid) else None
+    for k, ax in enumerate(axes.flat):
+        if k >= len(labels):
+            ax.set_visible(False)
+            continue
+        label = labels[k]
+        if stats.get(best) is not None and label != best:
+            grid, mean, *_ = stats[best]
+            ax.plot(grid, mean, color="#999999", linewidth=1.0, alpha=0.6)
+        if stats[label] is not None:
+            grid, mean, low, high, n = stats[label]
+            color = COLORS[k % len(COLORS)]
+            ax.plot(grid, mean, color=color, linewidth=1.4)
+            if n > 1:
+                ax.fill_between(grid, low, high, color=color, alpha=0.2, linewidth=0)
+        ax.set_title(mpl_text(label + (" (best)" if label == best else "")), fontsize=8)
+        ax.grid(True, alpha=0.3)
+        ax.tick_params(labelsize=7)
+        if log_y:
+            ax.set_yscale("log")
+    fig.supxlabel("step", fontsize=8)
+    fig.supylabel(mpl_text(ylabel), fontsize=8)
+    fig.suptitle(mpl_text(title), fontsize=10)
     return fig
 
 
@@ -133,7 +182,7 @@ def lr_find_figure(lrs: np.ndarray, losses: np.ndarray, smoothed: np.ndarray, su
     ax.set_ylabel("training loss")
     ax.set_title(mpl_text(title), fontsize=10)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
+    legend_outside(ax)
     return fig
 
 
@@ -154,13 +203,19 @@ def points_figure(values: Mapping[str, Sequence[float]], *, title: str, ylabel: 
     return fig
 
 
-def best_so_far_figure(numbers: Sequence[int], values: Sequence[float | None], direction: str, *, title: str, ylabel: str = "objective"):
-    """Each finished trial's value (dots) and the best value so far (a step line)."""
+def best_so_far_figure(
+    numbers: Sequence[int], values: Sequence[float | None], direction: str, *, title: str, ylabel: str = "objective", states: Sequence[str] | None = None
+):
+    """Each finished trial's value (dots; pruned trials as grey crosses at their last reported
+    value) and the best value so far over the complete trials (a step line)."""
     fig, ax = new_figure()
     x = np.asarray(numbers, dtype=float)
     y = np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
-    ax.scatter(x, y, s=12, color=COLORS[0], alpha=0.7, label="trial")
-    filled = np.where(np.isfinite(y), y, np.inf if direction == "minimize" else -np.inf)
+    pruned = np.asarray([s == "pruned" for s in states]) if states is not None else np.zeros(len(x), dtype=bool)
+    ax.scatter(x[~pruned], y[~pruned], s=12, color=COLORS[0], alpha=0.8, label="complete trial")
+    if pruned.any():
+        ax.scatter(x[pruned], y[pruned], s=16, color="#888888", marker="x", linewidths=1.0, label="pruned (last value)")
+    filled = np.where(np.isfinite(y) & ~pruned, y, np.inf if direction == "minimize" else -np.inf)
     best = np.minimum.accumulate(filled) if direction == "minimize" else np.maximum.accumulate(filled)
     best = np.where(np.isfinite(best), best, np.nan)
     ax.step(x, best, where="post", color=COLORS[3], linewidth=1.5, label="best so far")
@@ -168,7 +223,87 @@ def best_so_far_figure(numbers: Sequence[int], values: Sequence[float | None], d
     ax.set_ylabel(mpl_text(ylabel))
     ax.set_title(mpl_text(title), fontsize=10)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
+    legend_outside(ax)
+    return fig
+
+
+def intermediate_figure(curves: Mapping[int, tuple[Sequence[int], Sequence[float], str]], rungs: Sequence[float], *, title: str, ylabel: str):
+    """Every trial's intermediate values against the step (complete trials in colour, pruned
+    ones grey and ending in a cross), with the pruner's rungs as dashed vertical lines."""
+    from matplotlib.lines import Line2D
+
+    fig, ax = new_figure()
+    for number, (steps, values, state) in curves.items():
+        if state == "pruned":
+            ax.plot(steps, values, color="#999999", linewidth=0.8, alpha=0.7)
+            ax.scatter(steps[-1:], values[-1:], color="#888888", marker="x", s=14, linewidths=1.0)
+        else:
+            ax.plot(steps, values, color=COLORS[number % len(COLORS)], linewidth=1.0, alpha=0.9)
+    for i, r in enumerate(rungs):
+        ax.axvline(r, color=COLORS[3], linestyle="--", linewidth=0.8, alpha=0.7, label="rung" if i == 0 else None)
+    handles = [
+        Line2D([], [], color=COLORS[0], label="complete"),
+        Line2D([], [], color="#999999", marker="x", label="pruned"),
+    ]
+    if rungs:
+        handles.append(Line2D([], [], color=COLORS[3], linestyle="--", label="rung"))
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False)
+    ax.set_xlabel("step (resource)")
+    ax.set_ylabel(mpl_text(ylabel))
+    ax.set_title(mpl_text(title), fontsize=10)
+    ax.grid(True, alpha=0.3)
+    return fig
+
+
+def importance_figure(importances: Mapping[str, tuple[float, float]], *, title: str):
+    """Horizontal bars: each parameter's importance (mean ± std over the permutation repeats)."""
+    names = sorted(importances, key=lambda n: importances[n][0])
+    fig, ax = new_figure(6.4, 1.0 + 0.35 * len(names))
+    means = [importances[n][0] for n in names]
+    errs = [importances[n][1] for n in names]
+    ax.barh(range(len(names)), means, xerr=errs, color=COLORS[0], alpha=0.8, error_kw={"linewidth": 0.8})
+    ax.set_yticks(range(len(names)), [mpl_text(n) for n in names], fontsize=8)
+    ax.set_xlabel("importance (drop in R² when the parameter is shuffled)")
+    ax.set_title(mpl_text(title), fontsize=10)
+    ax.grid(True, axis="x", alpha=0.3)
+    return fig
+
+
+def parallel_coordinates_figure(axes_values: Mapping[str, Sequence[float]], ticks: Mapping[str, tuple[Sequence[float], Sequence[str]]], values: Sequence[float], *, title: str, ylabel: str, direction: str):
+    """One line per trial through one vertical axis per parameter (each scaled to [0, 1]) and a
+    last axis for the objective, coloured by the objective (the best end of the colour map is
+    drawn last, on top)."""
+    from matplotlib import colormaps
+    from matplotlib.colors import Normalize
+
+    names = list(axes_values)
+    y = np.asarray(values, dtype=np.float64)
+    columns = [np.asarray(axes_values[n], dtype=np.float64) for n in names] + [y]
+    scaled = []
+    for col in columns:
+        lo, hi = np.nanmin(col), np.nanmax(col)
+        scaled.append((col - lo) / (hi - lo) if hi > lo else np.full_like(col, 0.5))
+    data = np.stack(scaled, axis=1)
+    fig, ax = new_figure(max(6.4, 1.3 * (len(names) + 1)), 3.4)
+    norm = Normalize(np.nanmin(y), np.nanmax(y))
+    cmap = colormaps["viridis_r" if direction == "minimize" else "viridis"]
+    order = np.argsort(-y if direction == "minimize" else y)  # the best last, on top
+    xs = np.arange(len(columns))
+    for i in order:
+        ax.plot(xs, data[i], color=cmap(norm(y[i])), linewidth=1.0, alpha=0.8)
+    for k, name in enumerate(names):
+        ax.axvline(k, color="#444444", linewidth=0.8)
+        tick_pos, tick_labels = ticks.get(name, ((), ()))
+        for pos, lab in zip(tick_pos, tick_labels):
+            ax.text(k + 0.03, pos, mpl_text(lab), fontsize=6, va="center", color="#444444")
+    ax.axvline(len(names), color="#444444", linewidth=0.8)
+    ax.set_xticks(xs, [mpl_text(n) for n in names] + [mpl_text(ylabel)], fontsize=8, rotation=15)
+    ax.set_yticks([])
+    ax.set_xlim(-0.1, len(names) + 0.3)
+    ax.set_title(mpl_text(title), fontsize=10)
+    from matplotlib.cm import ScalarMappable
+
+    fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, shrink=0.9, label=mpl_text(ylabel))
     return fig
 
 
