@@ -27,14 +27,16 @@ import os
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from trainlab._io import atomic_write_bytes, atomic_write_text
 from trainlab.cli_options import StoreOpt
 from trainlab.errors import ConfigError
-from trainlab.store import RunRecord, Store
+
+if TYPE_CHECKING:  # the store (SQLAlchemy) is imported when an export runs, not when the CLI starts
+    from trainlab.store import RunRecord, Store
 
 FORMATS = ("csv", "json", "parquet", "optuna")
 
@@ -183,6 +185,8 @@ def resolve(target: str, store: Store) -> tuple[str, Any]:
 def export(target: str, fmt: str, output: str | os.PathLike | None = None, store: Store | str | None = None) -> str | Path:
     """Export ``target`` (a run id, study or group) as ``fmt``; returns the path (or URL) written,
     or the text when ``output`` is None (csv, json)."""
+    from trainlab.store import Store
+
     store = store if isinstance(store, Store) else Store(store)
     if fmt not in FORMATS:
         from trainlab.errors import unknown_name
