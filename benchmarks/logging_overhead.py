@@ -29,7 +29,10 @@ def step_time(steps: int) -> float:
     from trainlab.train import Trainer, load_config
 
     torch.set_num_threads(1)
-    cfg = load_config("examples/quickstart.toml", [f"train.max_steps={steps}", f"train.eval_every={steps}", f"train.log_every={10**9}"])
+    cfg = load_config(
+        "examples/quickstart.toml",
+        [f"train.max_steps={steps}", f"train.eval_every={steps}", f"train.log_every={10**9}"],
+    )
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(cfg, store=Store(Path(tmp) / "t.db"))
         result = trainer.fit()
@@ -47,7 +50,9 @@ def logging_time(steps: int, names: list[str], tmp: Path) -> tuple[float, float]
     config = load_config("examples/quickstart.toml")
     run_id = store.create_run("bench", config.to_dict(), seed=0)
     buffer = MetricBuffer(store, run_id)
-    trainer = SimpleNamespace(store=store, run_id=run_id, run_dir=store.run_dir(run_id), step=0, config=config, group=None, metrics=buffer)
+    trainer = SimpleNamespace(
+        store=store, run_id=run_id, run_dir=store.run_dir(run_id), step=0, config=config, group=None, metrics=buffer
+    )
     loggers = create_loggers(names, mlflow_uri=f"sqlite:///{tmp / 'mlflow.db'}")
     for logger in loggers:
         logger.on_fit_start(trainer)
@@ -73,7 +78,8 @@ def main() -> None:
     if importlib.util.find_spec("mlflow"):
         setups.append(["csv", "tensorboard", "mlflow"] if ["csv", "tensorboard"] in setups else ["csv", "mlflow"])
     print(f"\nstep of the quickstart model: {step * 1e6:.0f} us (1 thread)")
-    print(f"{'logging every step into':36s} {'in the loop: us/step':>21s} {'% of step':>10s} {'until written: us/step':>23s} {'% of step':>10s}")
+    head = f"{'in the loop: us/step':>21s} {'% of step':>10s} {'until written: us/step':>23s} {'% of step':>10s}"
+    print(f"{'logging every step into':36s} {head}")
     for names in setups:
         costs = []
         for _ in range(3):  # best of three: the least disturbed by other load
@@ -81,7 +87,9 @@ def main() -> None:
                 costs.append(logging_time(args.steps, names, Path(tmp)))
         loop, total = min(c[0] for c in costs), min(c[1] for c in costs)
         label = "store + " + ", ".join(names) if names else "store only"
-        print(f"{label:36s} {loop * 1e6:21.1f} {100 * loop / step:9.2f}% {total * 1e6:23.1f} {100 * total / step:9.2f}%")
+        print(
+            f"{label:36s} {loop * 1e6:21.1f} {100 * loop / step:9.2f}% {total * 1e6:23.1f} {100 * total / step:9.2f}%"
+        )
 
 
 if __name__ == "__main__":

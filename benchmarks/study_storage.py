@@ -50,12 +50,24 @@ def fill_optuna(url: str, name: str, n: int):
 
     study = optuna.create_study(storage=url, study_name=name, sampler=optuna.samplers.RandomSampler(seed=0))
     storage = study._storage._backend  # the RDBStorage under Optuna's cache
-    dist = json.dumps({"name": "FloatDistribution", "attributes": {"log": False, "step": None, "low": 0.0, "high": 1.0}})
+    dist = json.dumps(
+        {"name": "FloatDistribution", "attributes": {"log": False, "step": None, "low": 0.0, "high": 1.0}}
+    )
     now = datetime.datetime.now()
     with storage.engine.begin() as conn:
         conn.execute(
             models.TrialModel.__table__.insert(),
-            [dict(trial_id=i + 1, number=i, study_id=study._study_id, state=optuna.trial.TrialState.COMPLETE, datetime_start=now, datetime_complete=now) for i in range(n)],
+            [
+                dict(
+                    trial_id=i + 1,
+                    number=i,
+                    study_id=study._study_id,
+                    state=optuna.trial.TrialState.COMPLETE,
+                    datetime_start=now,
+                    datetime_complete=now,
+                )
+                for i in range(n)
+            ],
         )
         conn.execute(
             models.TrialParamModel.__table__.insert(),
@@ -63,7 +75,10 @@ def fill_optuna(url: str, name: str, n: int):
         )
         conn.execute(
             models.TrialValueModel.__table__.insert(),
-            [dict(trial_id=i + 1, objective=0, value=i / n, value_type=models.TrialValueModel.TrialValueType.FINITE) for i in range(n)],
+            [
+                dict(trial_id=i + 1, objective=0, value=i / n, value_type=models.TrialValueModel.TrialValueType.FINITE)
+                for i in range(n)
+            ],
         )
 
 
@@ -126,7 +141,9 @@ def main() -> None:
                 fill_optuna(url, "bench", n)
                 results["optuna-rdb"][n] = time_optuna(url, "bench", args.repeats)
             print(f"  N = {n}: done", flush=True)
-    print(f"\nask + tell, median of {args.repeats} (ms); 'vs N={args.sizes[0]}' = growth; 'trainlab/optuna' at the same N")
+    print(
+        f"\nask + tell, median of {args.repeats} (ms); 'vs N={args.sizes[0]}' = growth; 'trainlab/optuna' at the same N"
+    )
     print(f"{'N':>8s} {'trainlab':>10s} {'vs first':>9s} {'optuna RDB':>11s} {'vs first':>9s} {'trainlab/optuna':>16s}")
     first = args.sizes[0]
     for n in args.sizes:

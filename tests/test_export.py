@@ -8,25 +8,31 @@ import json
 
 import numpy as np
 import pytest
+from report.conftest import add_run
 
 from trainlab.cli import main
 from trainlab.errors import ConfigError
 from trainlab.export import export, trial_rows
 from trainlab.tune import Categorical, Float, Int, Random, Study
 
-from report.conftest import add_run
-
 
 @pytest.fixture
 def filled(store):
     ids = [add_run(store, "cmp/sgd", seed, group="cmp", steps=20) for seed in range(2)]
-    study = Study("st", {"lr": Float(1e-3, 1.0, log=True), "opt": Categorical(["sgd", "adam"]), "hidden": Categorical([[8], [16, 16]]),
-                         "k": Int(1, 3, when={"opt": "sgd"})}, sampler=Random(), storage=store.url)  # fmt: skip
+    space = {
+        "lr": Float(1e-3, 1.0, log=True),
+        "opt": Categorical(["sgd", "adam"]),
+        "hidden": Categorical([[8], [16, 16]]),
+        "k": Int(1, 3, when={"opt": "sgd"}),
+    }
+    study = Study("st", space, sampler=Random(), storage=store.url)
     for i in range(6):
         t = study.ask()
         t.report(1, 1.0 + i)
         t.report(2, 0.5 + i)
-        study.tell(t, 0.4 + i if i != 4 else None, state="complete" if i not in (2, 4) else ("pruned" if i == 2 else "failed"))
+        study.tell(
+            t, 0.4 + i if i != 4 else None, state="complete" if i not in (2, 4) else ("pruned" if i == 2 else "failed")
+        )
     study.enqueue({"lr": 0.1, "opt": "adam", "hidden": [8]})
     store.ids = ids
     return store, study
@@ -38,11 +44,22 @@ def test_run_and_group_csv_hold_every_logged_row(filled, tmp_path):
     for run_id in store.ids:
         mine = [r for r in rows if r["run_id"] == run_id]
         logged = store.metrics(run_id)
-        assert len(mine) == sum(len(s) for s, _ in logged.values())  # 20 train_loss + 20 train_lr + 2 val_loss + 2 val_acc
+        assert len(mine) == sum(
+            len(s) for s, _ in logged.values()
+        )  # 20 train_loss + 20 train_lr + 2 val_loss + 2 val_acc
         got = sorted((int(r["step"]), float(r["value"])) for r in mine if r["key"] == "train_loss")
         steps, values = logged["train_loss"]
         assert got == list(zip(steps.tolist(), values.tolist()))
-    assert {r["group"] for r in rows} == {"cmp"} and rows[0].keys() == {"run_id", "name", "group", "seed", "status", "step", "key", "value"}
+    assert {r["group"] for r in rows} == {"cmp"} and rows[0].keys() == {
+        "run_id",
+        "name",
+        "group",
+        "seed",
+        "status",
+        "step",
+        "key",
+        "value",
+    }
     one = export(store.ids[0][:6], "csv", tmp_path / "one.csv", store=store)
     assert one.read_text() == to_text(store, store.ids[0])
 
@@ -55,7 +72,11 @@ def test_run_json_has_config_final_and_metrics(filled):
     store, _ = filled
     doc = json.loads(export(store.ids[1], "json", store=store))
     [run] = doc["runs"]
-    assert run["id"] == store.ids[1] and run["config"]["optim"]["lr"] == 0.1 and run["final"]["val_acc"] == pytest.approx(0.81)
+    assert (
+        run["id"] == store.ids[1]
+        and run["config"]["optim"]["lr"] == 0.1
+        and run["final"]["val_acc"] == pytest.approx(0.81)
+    )
     steps, values = store.metrics(store.ids[1])["val_loss"]
     assert run["metrics"]["val_loss"] == {"steps": steps.tolist(), "values": values.tolist()}
 
@@ -98,7 +119,15 @@ def test_study_into_optuna_loads_with_the_same_trials(filled, tmp_path):
     loaded = optuna.load_study(study_name="st", storage=url)
     ours = study.trials
     assert [t.number for t in loaded.trials] == [t.number for t in ours]
-    assert [t.state.name for t in loaded.trials] == ["COMPLETE", "COMPLETE", "PRUNED", "COMPLETE", "FAIL", "COMPLETE", "WAITING"]
+    assert [t.state.name for t in loaded.trials] == [
+        "COMPLETE",
+        "COMPLETE",
+        "PRUNED",
+        "COMPLETE",
+        "FAIL",
+        "COMPLETE",
+        "WAITING",
+    ]
     for mine, theirs in zip(ours, loaded.trials):
         assert theirs.value == (mine.value if mine.state in ("complete", "pruned") else None)
         assert theirs.intermediate_values == dict(mine.intermediate)

@@ -56,7 +56,9 @@ def metric_rows(store: Store, records: Sequence[RunRecord]) -> list[dict[str, An
     """Every metric row of ``records``, long format, ordered by run then step."""
     rows = []
     for r in records:
-        flat = sorted((int(s), k, float(v)) for k, (steps, values) in store.metrics(r.id).items() for s, v in zip(steps, values))
+        flat = sorted(
+            (int(s), k, float(v)) for k, (steps, values) in store.metrics(r.id).items() for s, v in zip(steps, values)
+        )
         base = {"run_id": r.id, "name": r.name, "group": r.group, "seed": r.seed, "status": r.status}
         rows += [{**base, "step": s, "key": k, "value": _num(v)} for s, k, v in flat]
     return rows
@@ -76,7 +78,10 @@ def run_summary_rows(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
 
 
 def run_json(store: Store, record: RunRecord) -> dict[str, Any]:
-    metrics = {k: {"steps": s.tolist(), "values": [_num(float(x)) for x in v]} for k, (s, v) in store.metrics(record.id).items()}
+    metrics = {
+        k: {"steps": s.tolist(), "values": [_num(float(x)) for x in v]}
+        for k, (s, v) in store.metrics(record.id).items()
+    }
     return {**record.to_dict(), "config_hash": record.config_hash, "metrics": metrics}
 
 
@@ -87,8 +92,10 @@ def trial_rows(study: Any) -> list[dict[str, Any]]:
     for t in study.trials:
         row: dict[str, Any] = {"number": t.number, "state": t.state, "value": _num(t.value)}
         row.update({f"params_{n}": _cell(t.params.get(n)) for n in names})
-        row.update({"seed": t.seed, "run_id": t.run_id, "started_at": _iso(t.started_at), "finished_at": _iso(t.finished_at),
-                    "duration": t.duration, "last_step": t.last_step, "message": t.message})  # fmt: skip
+        row.update({"seed": t.seed, "run_id": t.run_id, "started_at": _iso(t.started_at)})
+        row.update(
+            {"finished_at": _iso(t.finished_at), "duration": t.duration, "last_step": t.last_step, "message": t.message}
+        )
         rows.append(row)
     return rows
 
@@ -148,10 +155,13 @@ def to_optuna(study: Any, url: str, name: str | None = None):
         state = getattr(optuna.trial.TrialState, STATE_TO_OPTUNA[t.state])
         value = t.value if t.state in ("complete", "pruned") else None  # Optuna, too, keeps a pruned trial's last value
         ft = optuna.trial.create_trial(
-            state=state, params=params, distributions=dists, value=value,
+            state=state,
+            params=params,
+            distributions=dists,
+            value=value,
             intermediate_values={s: v for s, v in t.intermediate if math.isfinite(v)},
-            user_attrs={k: v for k, v in (("seed", t.seed), ("run_id", t.run_id), ("message", t.message)) if v is not None},
-        )  # fmt: skip
+            user_attrs={k: getattr(t, k) for k in ("seed", "run_id", "message") if getattr(t, k) is not None},
+        )
         start = None if t.started_at is None else datetime.fromtimestamp(t.started_at)
         end = None if t.finished_at is None else datetime.fromtimestamp(t.finished_at)
         ft.datetime_start = start if t.state != "waiting" else None
@@ -179,10 +189,15 @@ def resolve(target: str, store: Store) -> tuple[str, Any]:
     group = store.list_runs(group=target)
     if group:
         return "group", group
-    raise ConfigError(f"'{target}' is neither a run id, a study nor a comparison in store {store.url} (list them with `trainlab runs`, `trainlab studies`)")
+    raise ConfigError(
+        f"'{target}' is neither a run id, a study nor a comparison in store {store.url} "
+        "(list them with `trainlab runs`, `trainlab studies`)"
+    )
 
 
-def export(target: str, fmt: str, output: str | os.PathLike | None = None, store: Store | str | None = None) -> str | Path:
+def export(
+    target: str, fmt: str, output: str | os.PathLike | None = None, store: Store | str | None = None
+) -> str | Path:
     """Export ``target`` (a run id, study or group) as ``fmt``; returns the path (or URL) written,
     or the text when ``output`` is None (csv, json)."""
     from trainlab.store import Store
@@ -214,11 +229,23 @@ def export(target: str, fmt: str, output: str | os.PathLike | None = None, store
 
 def export_command(
     target: Annotated[str, typer.Argument(help="a run id (or unique prefix), a study name or a comparison name")],
-    fmt: Annotated[str, typer.Option("--format", "-f", help="csv | json | parquet (needs trainlab[parquet]) | optuna (a study; needs trainlab[optuna])")] = "csv",
-    output: Annotated[Optional[str], typer.Option("-o", "--output", help="file to write (csv/json: stdout when omitted); for optuna an SQLAlchemy URL")] = None,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            help="csv | json | parquet (needs trainlab[parquet]) | optuna (a study; needs trainlab[optuna])",
+        ),
+    ] = "csv",
+    output: Annotated[
+        Optional[str],
+        typer.Option(
+            "-o", "--output", help="file to write (csv/json: stdout when omitted); for optuna an SQLAlchemy URL"
+        ),
+    ] = None,
     store: StoreOpt = None,
 ) -> None:
-    """Export a run, a comparison or a study: every metric row, or every trial (csv, json, parquet), or a study into an Optuna storage."""
+    """Export a run, a comparison or a study: metric rows or trials (csv, json, parquet), or a study into Optuna."""
     result = export(target, fmt, output, store)
     if output is None:
         print(result, end="")

@@ -95,7 +95,10 @@ def test_missing_extra_is_one_line_naming_it(monkeypatch):
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tensorboard" else real(name, *a))
-    with pytest.raises(ConfigError, match=r"^logger 'tensorboard' needs the 'tensorboard' package: pip install 'trainlab\[tensorboard\]'$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^logger 'tensorboard' needs the 'tensorboard' package: pip install 'trainlab\[tensorboard\]'$",
+    ):
         create_loggers(["csv", "tensorboard"])
 
 

@@ -12,7 +12,7 @@ optuna = pytest.importorskip("optuna", reason="the optuna extra is not installed
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 from trainlab.errors import ConfigError  # noqa: E402
-from trainlab.tune import ASHA, Categorical, Float, Hyperband, Int, Study, TrialPruned, create_sampler, minimize  # noqa: E402
+from trainlab.tune import ASHA, Categorical, Float, Int, Study, TrialPruned, create_sampler, minimize  # noqa: E402
 from trainlab.tune.optuna import ASHAPruner, GPSampler, HyperbandPruner, from_distribution, to_distribution  # noqa: E402
 
 BRANIN_MIN = 0.397887357729738
@@ -103,7 +103,13 @@ def test_asha_pruner_decides_in_optuna_as_in_trainlab():
         return value
 
     optuna_study.optimize(objective, n_trials=12)
-    ours = Study("asha", {"x": Float(0, 1)}, pruner=ASHA(min_resource=1, eta=3, max_resource=9), storage=":memory:", sampler=create_sampler("random"))
+    ours = Study(
+        "asha",
+        {"x": Float(0, 1)},
+        pruner=ASHA(min_resource=1, eta=3, max_resource=9),
+        storage=":memory:",
+        sampler=create_sampler("random"),
+    )
     for _ in range(12):
         trial = ours.ask()
         try:
@@ -141,11 +147,19 @@ def test_hyperband_pruner_in_optuna_stops_trials_in_proportion():
 
 
 def test_distributions_round_trip():
-    for param in (Float(1e-4, 1.0, log=True), Float(-1, 1), Int(1, 64, log=True), Int(0, 5), Categorical(["a", "b", 3])):
+    for param in (
+        Float(1e-4, 1.0, log=True),
+        Float(-1, 1),
+        Int(1, 64, log=True),
+        Int(0, 5),
+        Categorical(["a", "b", 3]),
+    ):
         assert from_distribution(to_distribution(param)) == param
     hidden = to_distribution(Categorical([[64], [128, 128]]))
     assert hidden.choices == ("[64]", "[128, 128]")  # lists travel as JSON text
-    assert from_distribution(optuna.distributions.FloatDistribution(0, 1, step=0.25)) == Categorical([0, 0.25, 0.5, 0.75, 1.0])
+    assert from_distribution(optuna.distributions.FloatDistribution(0, 1, step=0.25)) == Categorical(
+        [0, 0.25, 0.5, 0.75, 1.0]
+    )
 
 
 def test_optuna_tpe_inside_a_trainlab_study_is_seeded_and_finds_the_minimum():

@@ -43,7 +43,10 @@ class Logger(Callback):
             fn(*args)
         except Exception as err:  # a mirror never stops a run: the store has every row
             self._failed = True
-            warnings.warn(f"{self.name} logger stopped ({type(err).__name__}: {err}); the run store still has every metric", stacklevel=2)
+            warnings.warn(
+                f"{self.name} logger stopped ({type(err).__name__}: {err}); the run store still has every metric",
+                stacklevel=2,
+            )
 
     # -- what a logger implements -----------------------------------------------------------
     def open(self, trainer: Trainer) -> None: ...
@@ -71,4 +74,8 @@ def final_numbers(final: Mapping[str, Any]) -> dict[str, float]:
     """The finite numbers among a run's final metrics."""
     import math
 
-    return {k: float(v) for k, v in final.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+    return {
+        k: float(v)
+        for k, v in final.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    }

@@ -37,12 +37,16 @@ class MLflowLogger(Logger):
         name = self.experiment or trainer.group or trainer.config.name
         found = self.client.get_experiment_by_name(name)
         experiment_id = found.experiment_id if found is not None else self.client.create_experiment(name)
-        previous = self.client.search_runs([experiment_id], filter_string=f"tags.`trainlab.run_id` = '{trainer.run_id}'")
+        previous = self.client.search_runs(
+            [experiment_id], filter_string=f"tags.`trainlab.run_id` = '{trainer.run_id}'"
+        )
         if previous:  # a resumed run
             self.mlflow_run_id = previous[0].info.run_id
             self.client.update_run(self.mlflow_run_id, status="RUNNING")
             return
-        run = self.client.create_run(experiment_id, run_name=trainer.config.name, tags={"trainlab.run_id": trainer.run_id})
+        run = self.client.create_run(
+            experiment_id, run_name=trainer.config.name, tags={"trainlab.run_id": trainer.run_id}
+        )
         self.mlflow_run_id = run.info.run_id
         params = [Param(k, str(v)[:6000]) for k, v in flat_params(trainer.config.to_dict()).items()]
         for i in range(0, len(params), 100):  # MLflow's limit of params per call
@@ -54,7 +58,9 @@ class MLflowLogger(Logger):
         now = int(time.time() * 1000)
         metrics = [self._metric(key, value, now, step) for step, key, value in rows if value is not None]
         for i in range(0, len(metrics), _BATCH):
-            self._pending.append(self.client.log_batch(self.mlflow_run_id, metrics=metrics[i : i + _BATCH], synchronous=False))
+            self._pending.append(
+                self.client.log_batch(self.mlflow_run_id, metrics=metrics[i : i + _BATCH], synchronous=False)
+            )
 
     def wait(self) -> None:
         """Block until every queued batch is in the tracking store."""

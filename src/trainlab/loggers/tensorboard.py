@@ -49,9 +49,8 @@ class TensorBoardLogger(Logger):
 
     def open(self, trainer) -> None:
         from tensorboard.compat.proto.summary_pb2 import Summary
-        from torch.utils.tensorboard import SummaryWriter
-
         from tensorboard.summary.writer import record_writer
+        from torch.utils.tensorboard import SummaryWriter
 
         fast = fast_masked_crc32c()
         if fast is not None:

@@ -35,7 +35,9 @@ class Difference:
         return self.low > 0 or self.high < 0
 
 
-def welch_interval(mean1: float, sd1: float, n1: int, mean2: float, sd2: float, n2: int, level: float = 0.95) -> Difference | None:
+def welch_interval(
+    mean1: float, sd1: float, n1: int, mean2: float, sd2: float, n2: int, level: float = 0.95
+) -> Difference | None:
     """Welch's t interval of ``mean1 − mean2`` from summary statistics (``sd`` with ddof = 1);
     None when a group has fewer than two values."""
     from scipy import stats
@@ -61,16 +63,24 @@ def comparison_sentence(rows: Sequence[Mapping[str, Any]]) -> str:
     metric = rows[0]["metric"]
     best = rows[0]
     if len(rows) == 1:
-        return f"{best['variant']}: final {metric} {_f(best['final_mean'])} (mean over {best['n']} seeds); nothing to compare it with."
+        mean = _f(best["final_mean"])
+        return f"{best['variant']}: final {metric} {mean} (mean over {best['n']} seeds); nothing to compare it with."
     second = rows[1]
-    diff = welch_interval(best["final_mean"], best["final_std"], best["n"], second["final_mean"], second["final_std"], second["n"])
+    diff = welch_interval(
+        best["final_mean"], best["final_std"], best["n"], second["final_mean"], second["final_std"], second["n"]
+    )
     head = (
         f"{best['variant']} is best of {len(rows)} variants on final {metric}: {_f(best['final_mean'])} "
-        f"vs {_f(second['final_mean'])} for the runner-up {second['variant']} (means over {best['n']} and {second['n']} seeds)"
+        f"vs {_f(second['final_mean'])} for the runner-up {second['variant']} "
+        f"(means over {best['n']} and {second['n']} seeds)"
     )
     if diff is None:
         return f"{head}; with one seed the difference cannot be told from seed noise (run more seeds)."
-    verdict = "significant at 5%: the interval excludes 0" if diff.significant else "not significant at 5%: the interval includes 0"
+    verdict = (
+        "significant at 5%: the interval excludes 0"
+        if diff.significant
+        else "not significant at 5%: the interval includes 0"
+    )
     return (
         f"{head}; difference {diff.estimate:+.4g}, 95% CI [{diff.low:+.4g}, {diff.high:+.4g}] "
         f"(Welch's t interval of the difference of means) — {verdict}."
@@ -80,7 +90,11 @@ def comparison_sentence(rows: Sequence[Mapping[str, Any]]) -> str:
 def run_sentence(record: Any) -> str:
     """The answer for a single run: its status and final metrics."""
     f = record.final
-    shown = [f"{k} {_f(f[k])}" for k in ("val_acc", "val_loss", "test_acc", "test_loss") if isinstance(f.get(k), (int, float))]
+    shown = [
+        f"{k} {_f(f[k])}"
+        for k in ("val_acc", "val_loss", "test_acc", "test_loss")
+        if isinstance(f.get(k), (int, float))
+    ]
     best = [f"best {k[5:]} {_f(f[k])}" for k in ("best_val_acc", "best_val_loss") if isinstance(f.get(k), (int, float))]
     step = f" at step {f['step']}" if f.get("step") is not None else ""
     text = f"Run {record.id} ({record.name}) {record.status}{step}"
@@ -103,4 +117,7 @@ def study_sentence(study: Any) -> str:
     if best is None:
         return f"Study {study.name}: no complete trial yet ({tally or 'no trials'})."
     params = ", ".join(f"{k}={_f(v) if isinstance(v, float) else v}" for k, v in best.params.items())
-    return f"Study {study.name}: best {metric} {_f(best.value)} ({study.direction}) at trial {best.number} with {params}, of {len(trials)} trials ({tally})."
+    return (
+        f"Study {study.name}: best {metric} {_f(best.value)} ({study.direction}) at trial {best.number} "
+        f"with {params}, of {len(trials)} trials ({tally})."
+    )

@@ -45,7 +45,9 @@ def study_rungs(study: Any) -> list[float]:
     return []
 
 
-def encode_params(study: Any, trials: list[Any], names: list[str]) -> tuple[np.ndarray, dict[str, tuple[list[float], list[str]]]]:
+def encode_params(
+    study: Any, trials: list[Any], names: list[str]
+) -> tuple[np.ndarray, dict[str, tuple[list[float], list[str]]]]:
     """A trials × parameters matrix (log10 for log parameters, codes for categoricals, −1 for
     inactive) and, per categorical, its codes and labels."""
     columns, ticks = [], {}
@@ -55,11 +57,16 @@ def encode_params(study: Any, trials: list[Any], names: list[str]) -> tuple[np.n
         numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present)
         if numeric:
             log = _is_log_param(study, name)
-            col = [math.log10(v) if log and v is not None and v > 0 else (np.nan if v is None else float(v)) for v in raw]
+            col = [
+                math.log10(v) if log and v is not None and v > 0 else (np.nan if v is None else float(v)) for v in raw
+            ]
         else:
             categories = sorted({json.dumps(v) if isinstance(v, (list, dict)) else str(v) for v in present})
             code = {c: i for i, c in enumerate(categories)}
-            col = [np.nan if v is None else float(code[json.dumps(v) if isinstance(v, (list, dict)) else str(v)]) for v in raw]
+            col = [
+                np.nan if v is None else float(code[json.dumps(v) if isinstance(v, (list, dict)) else str(v)])
+                for v in raw
+            ]
             ticks[name] = (categories, col)
         columns.append(col)
     matrix = np.asarray(columns, dtype=np.float64).T if columns else np.empty((len(trials), 0))
@@ -74,7 +81,9 @@ def encode_params(study: Any, trials: list[Any], names: list[str]) -> tuple[np.n
     return matrix, labels
 
 
-def parameter_importances(study: Any, trials: list[Any], names: list[str], seed: int = 0) -> dict[str, tuple[float, float]]:
+def parameter_importances(
+    study: Any, trials: list[Any], names: list[str], seed: int = 0
+) -> dict[str, tuple[float, float]]:
     """``{parameter: (mean, std)}`` permutation importance over the complete trials (see the module docstring)."""
     from sklearn.ensemble import RandomForestRegressor
     from sklearn.inspection import permutation_importance
@@ -108,14 +117,19 @@ def study_section(study: Any) -> str:
     names = sorted({k for t in trials for k in t.params})
     figs = []
     if finished:
-        fig = P.best_so_far_figure([t.number for t in finished], [t.value for t in finished], study.direction,
-                                   title=f"{study.name}: best so far", ylabel=metric, states=[t.state for t in finished])  # fmt: skip
+        numbers, values, states = [t.number for t in finished], [t.value for t in finished], [t.state for t in finished]
+        title = f"{study.name}: best so far"
+        fig = P.best_so_far_figure(numbers, values, study.direction, title=title, ylabel=metric, states=states)
         n_pruned = sum(t.state == "pruned" for t in finished)
         caption = "each complete trial's value; the line: the best complete value so far"
         caption += f"; {n_pruned} pruned trials as crosses at their last reported value" if n_pruned else ""
         figs.append(H.figure(P.figure_to_svg(fig), caption))
     inter = {t.number: list(getattr(t, "intermediate", None) or []) for t in trials}  # a duck-typed study may have none
-    curves = {t.number: ([s for s, _ in inter[t.number]], [v for _, v in inter[t.number]], t.state) for t in trials if inter[t.number] and t.state in ("complete", "pruned")}
+    curves = {
+        t.number: ([s for s, _ in inter[t.number]], [v for _, v in inter[t.number]], t.state)
+        for t in trials
+        if inter[t.number] and t.state in ("complete", "pruned")
+    }
     if curves:
         rung_list = [r for r in study_rungs(study) if r <= max(s[-1] for s, _, _ in curves.values())]
         fig = P.intermediate_figure(curves, rung_list, title=f"{study.name}: intermediate values", ylabel=metric)
@@ -125,19 +139,62 @@ def study_section(study: Any) -> str:
     if len(names) >= 2 and len(complete) >= 5:
         imp = parameter_importances(study, complete, names)
         fig = P.importance_figure(imp, title=f"{study.name}: parameter importance")
-        figs.append(H.figure(P.figure_to_svg(fig), f"permutation importance of a random forest fitted to the {len(complete)} complete trials (mean ± std over 20 shuffles)"))
+        figs.append(
+            H.figure(
+                P.figure_to_svg(fig),
+                f"permutation importance of a random forest fitted to the {len(complete)} complete trials "
+                "(mean ± std over 20 shuffles)",
+            )
+        )
     if names and complete:
         params = {n: [t.params.get(n) for t in complete] for n in names}
         log = [n for n in names if _is_log_param(study, n)]
-        fig = P.params_figure(params, [t.value for t in complete], title=f"{study.name}: slices, each parameter against {metric}", log_params=log, ylabel=metric)
-        figs.append(H.figure(P.figure_to_svg(fig), f"one dot per complete trial: a parameter's value against its {metric} (log axis where the parameter is log-scaled)"))
+        fig = P.params_figure(
+            params,
+            [t.value for t in complete],
+            title=f"{study.name}: slices, each parameter against {metric}",
+            log_params=log,
+            ylabel=metric,
+        )
+        figs.append(
+            H.figure(
+                P.figure_to_svg(fig),
+                f"one dot per complete trial: a parameter's value against its {metric} "
+                "(log axis where the parameter is log-scaled)",
+            )
+        )
     if len(names) >= 2 and len(complete) >= 2:
         matrix, ticks = encode_params(study, complete, names)
         axes_values = {n: matrix[:, k] for k, n in enumerate(names)}
-        fig = P.parallel_coordinates_figure(axes_values, ticks, [t.value for t in complete], title=f"{study.name}: parallel coordinates", ylabel=metric, direction=study.direction)
-        figs.append(H.figure(P.figure_to_svg(fig), f"one line per complete trial through every parameter's axis (each scaled to its range; log10 where log-scaled) and {metric}; the best drawn on top"))
+        fig = P.parallel_coordinates_figure(
+            axes_values,
+            ticks,
+            [t.value for t in complete],
+            title=f"{study.name}: parallel coordinates",
+            ylabel=metric,
+            direction=study.direction,
+        )
+        figs.append(
+            H.figure(
+                P.figure_to_svg(fig),
+                f"one line per complete trial through every parameter's axis "
+                f"(each scaled to its range; log10 where log-scaled) and {metric}; the best drawn on top",
+            )
+        )
     if figs:
         parts.append(H.Markup(f'<div class="grid">{"".join(figs)}</div>'))
-    rows = [[t.number, t.state, t.value, *(t.params.get(n) for n in names), inter[t.number][-1][0] if inter[t.number] else None, t.run_id or ""] for t in trials]
-    parts.append(H.details(f"all {len(trials)} trials", H.table(rows, ["trial", "state", "value", *names, "last step", "run"])))
+    rows = [
+        [
+            t.number,
+            t.state,
+            t.value,
+            *(t.params.get(n) for n in names),
+            inter[t.number][-1][0] if inter[t.number] else None,
+            t.run_id or "",
+        ]
+        for t in trials
+    ]
+    parts.append(
+        H.details(f"all {len(trials)} trials", H.table(rows, ["trial", "state", "value", *names, "last step", "run"]))
+    )
     return H.section(f"Study {study.name}", *parts, anchor=f"study-{study.name}")

@@ -135,7 +135,9 @@ def _frozen_from_optuna(t, params: dict[str, Any] | None = None) -> FrozenTrial:
     value = t.value if t.state.name == "COMPLETE" else None
     if state == PRUNED:  # trainlab records a pruned trial with its last reported value
         value = t.value if t.value is not None else (intermediate[-1][1] if intermediate else None)
-    return FrozenTrial(t.number, state, dict(t.params) if params is None else params, value=value, intermediate=intermediate)
+    return FrozenTrial(
+        t.number, state, dict(t.params) if params is None else params, value=value, intermediate=intermediate
+    )
 
 
 # -- trainlab's GP as an Optuna sampler ------------------------------------------------------
@@ -228,9 +230,13 @@ class SuccessiveHalvingPruner(_PrunerAdapter):
     """trainlab's synchronous successive halving (:class:`trainlab.tune.SuccessiveHalving`);
     with one worker it decides at once, as ASHA."""
 
-    def __init__(self, min_resource: float = 1, eta: float = 3, max_resource: float | None = None, max_wait: float = 600.0):
+    def __init__(
+        self, min_resource: float = 1, eta: float = 3, max_resource: float | None = None, max_wait: float = 600.0
+    ):
         super().__init__()
-        self._pruner = SuccessiveHalving(min_resource=min_resource, eta=eta, max_resource=max_resource, max_wait=max_wait)
+        self._pruner = SuccessiveHalving(
+            min_resource=min_resource, eta=eta, max_resource=max_resource, max_wait=max_wait
+        )
 
 
 class ASHAPruner(_PrunerAdapter):
@@ -251,7 +257,13 @@ class HyperbandPruner(_PrunerAdapter):
 
 # -- Optuna's samplers in trainlab studies ---------------------------------------------------
 
-OPTUNA_SAMPLERS = {"tpe": "TPESampler", "cmaes": "CmaEsSampler", "gp": "GPSampler", "random": "RandomSampler", "qmc": "QMCSampler"}
+OPTUNA_SAMPLERS = {
+    "tpe": "TPESampler",
+    "cmaes": "CmaEsSampler",
+    "gp": "GPSampler",
+    "random": "RandomSampler",
+    "qmc": "QMCSampler",
+}
 
 
 class OptunaSampler(Sampler):
@@ -312,7 +324,11 @@ class OptunaSampler(Sampler):
             elif t.params:
                 params, pd = to_optuna_params(space, t.params)
                 inter = {s: v for s, v in t.intermediate if math.isfinite(v)}
-                self._mirror.add_trial(optuna.trial.create_trial(params=params, distributions=pd, value=value, state=state, intermediate_values=inter))
+                self._mirror.add_trial(
+                    optuna.trial.create_trial(
+                        params=params, distributions=pd, value=value, state=state, intermediate_values=inter
+                    )
+                )
         # Optuna's ask samples every distribution given (no define-by-run here); inactive
         # conditional parameters are dropped afterwards, as trainlab's own samplers leave them out.
         mirror_trial = self._mirror.ask(dists)
