@@ -33,6 +33,7 @@ import typer
 
 from trainlab._io import atomic_write_bytes, atomic_write_text
 from trainlab.cli_options import StoreOpt
+from trainlab.credentials import display_url, redact
 from trainlab.errors import ConfigError
 
 if TYPE_CHECKING:  # the store (SQLAlchemy) is imported when an export runs, not when the CLI starts
@@ -144,9 +145,13 @@ def to_optuna(study: Any, url: str, name: str | None = None):
     try:
         storage = optuna.storages.RDBStorage(url)
     except Exception as err:  # a bad URL or an unreachable server: one line naming it
-        raise ConfigError(f"cannot open Optuna storage '{url}': {type(err).__name__}: {err}") from None
+        raise ConfigError(
+            f"cannot open Optuna storage '{display_url(url)}': {type(err).__name__}: {redact(str(err), url)}"
+        ) from None
     if name in {s.study_name for s in storage.get_all_studies()}:
-        raise ConfigError(f"Optuna storage '{url}' already has a study '{name}'; choose another URL or remove it first")
+        raise ConfigError(
+            f"Optuna storage '{display_url(url)}' already has a study '{name}'; choose another URL or remove it first"
+        )
     target = optuna.create_study(storage=storage, study_name=name, direction=study.direction)
     target.set_user_attr("trainlab.metric", study.metric)
     frozen = []
@@ -190,7 +195,7 @@ def resolve(target: str, store: Store) -> tuple[str, Any]:
     if group:
         return "group", group
     raise ConfigError(
-        f"'{target}' is neither a run id, a study nor a comparison in store {store.url} "
+        f"'{target}' is neither a run id, a study nor a comparison in store {display_url(store.url)} "
         "(list them with `trainlab runs`, `trainlab studies`)"
     )
 
@@ -250,4 +255,4 @@ def export_command(
     if output is None:
         print(result, end="")
     else:
-        print(result if fmt == "optuna" else Path(result).absolute())
+        print(display_url(result) if fmt == "optuna" else Path(result).absolute())
