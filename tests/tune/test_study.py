@@ -215,3 +215,34 @@ def test_finished_trials_are_read_once(tmp_path, monkeypatch):
     assert [t.number for t in study.trials][-1] == reserved
     study._storage.delete_trial(study._id, reserved)
     assert [t.number for t in study.trials] == list(range(21))
+
+
+def test_sampler_and_pruner_by_name_give_the_same_study_as_the_objects(tmp_path):
+    """sampler="gp" (the README's example) and pruner="median" are the objects GP() and Median()."""
+    from trainlab.tune import Median
+
+    by_name = minimize(tune_objectives.quadratic, SPACE, sampler="gp", pruner="median", n_trials=6, seed=1)
+    by_object = minimize(tune_objectives.quadratic, SPACE, sampler=GP(), pruner=Median(), n_trials=6, seed=1)
+    assert [t.params for t in by_name.trials] == [t.params for t in by_object.trials]
+    assert by_name.summary()["sampler"] == GP().spec() and by_name.summary()["pruner"] == Median().spec()
+    spec = Study("spec", SPACE, sampler={"name": "random", "qmc": True}, storage=":memory:")
+    assert spec.sampler.spec() == {"name": "random", "qmc": True}
+    db = str(tmp_path / "s.db")
+    Study("named", SPACE, sampler="random", storage=db)
+    reopened = Study.load("named", storage=db, sampler="grid", pruner="none")
+    assert reopened.sampler.name == "grid" and reopened.pruner.name == "none"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"sampler": "gpp"}, "unknown sampler 'gpp' (did you mean 'gp'?)"),
+        ({"pruner": "hyperbnd"}, "unknown pruner 'hyperbnd'"),
+        ({"sampler": 3}, "sampler must be a Sampler, a name"),
+        ({"pruner": "hyperband"}, "pruner 'hyperband'"),  # it needs max_resource
+    ],
+)
+def test_bad_sampler_or_pruner_names_are_config_errors(kwargs, needle):
+    with pytest.raises(ConfigError) as err:
+        minimize(tune_objectives.quadratic, SPACE, n_trials=1, **kwargs)
+    assert needle in str(err.value)

@@ -31,7 +31,7 @@ optimizer steps (see docs/tune.md). A trial reaches rung ``k`` at its first repo
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -271,6 +271,18 @@ def create_pruner(name: str, **options: Any) -> Pruner:
         raise ConfigError(f"pruner '{name}': {err}") from None
 
 
-def pruner_from_spec(spec: dict[str, Any]) -> Pruner:
+def pruner_from_spec(spec: Mapping[str, Any]) -> Pruner:
     spec = dict(spec)
     return create_pruner(spec.pop("name"), **spec)
+
+
+def as_pruner(pruner: Pruner | str | Mapping[str, Any] | None) -> Pruner | None:
+    """What every ``pruner=`` argument accepts: a :class:`Pruner`, a name (``"median"``), a spec
+    (``{"name": "hyperband", "max_resource": 81}``) or None (the caller's default)."""
+    if pruner is None or isinstance(pruner, Pruner):
+        return pruner
+    if isinstance(pruner, str):
+        return create_pruner(pruner)
+    if isinstance(pruner, Mapping) and "name" in pruner:
+        return pruner_from_spec(pruner)
+    raise ConfigError(f"pruner must be a Pruner, a name ({', '.join(PRUNERS)}) or None, got {pruner!r}")

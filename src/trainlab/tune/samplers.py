@@ -336,4 +336,16 @@ def sampler_from_spec(spec: Mapping[str, Any]) -> Sampler:
     return create_sampler(spec.pop("name"), **spec)
 
 
-__all__ = ["GP", "Grid", "Random", "Sampler", "create_sampler", "grid_points", "sampler_from_spec"]
+def as_sampler(sampler: Sampler | str | Mapping[str, Any] | None) -> Sampler | None:
+    """What every ``sampler=`` argument accepts: a :class:`Sampler`, a name (``"gp"``), a spec
+    (``{"name": "gp", "acquisition": "ucb"}``) or None (the caller's default)."""
+    if sampler is None or isinstance(sampler, Sampler):
+        return sampler
+    if isinstance(sampler, str):
+        return create_sampler(sampler)
+    if isinstance(sampler, Mapping) and "name" in sampler:
+        return sampler_from_spec(sampler)
+    raise ConfigError(f"sampler must be a Sampler, a name (gp, grid, random, reinforce) or None, got {sampler!r}")
+
+
+__all__ = ["GP", "Grid", "Random", "Sampler", "as_sampler", "create_sampler", "grid_points", "sampler_from_spec"]

@@ -27,8 +27,8 @@ from typing import Any
 
 from trainlab.credentials import display_url
 from trainlab.errors import ConfigError
-from trainlab.tune.pruners import PRUNE, WAIT, NoPruner, Pruner, pruner_from_spec
-from trainlab.tune.samplers import GP, Sampler, sampler_from_spec
+from trainlab.tune.pruners import PRUNE, WAIT, NoPruner, Pruner, as_pruner, pruner_from_spec
+from trainlab.tune.samplers import GP, Sampler, as_sampler, sampler_from_spec
 from trainlab.tune.space import Param, Space
 from trainlab.tune.storage import StudyStorage, worker_id
 from trainlab.tune.trial import COMPLETE, FAILED, PRUNED, RUNNING, FrozenTrial, TrialPruned
@@ -87,6 +87,7 @@ class Study:
     """A named search over ``space``, stored at ``storage`` (a SQLAlchemy URL or SQLite path;
     None -> ``$TRAINLAB_STORE`` or ``runs/trainlab.db``; ``":memory:"`` for a throwaway one).
 
+    ``sampler`` and ``pruner`` are objects or names (``sampler="gp"``, ``pruner="median"``).
     Opening an existing name continues that study: its space must match, and a sampler or
     pruner left as None is rebuilt from the stored one. ``stale_after`` (seconds) is how long
     a trial on *another* host may go without a heartbeat before it counts as interrupted
@@ -98,8 +99,8 @@ class Study:
         name: str,
         space: Space | Mapping[str, Param] | None = None,
         *,
-        sampler: Sampler | None = None,
-        pruner: Pruner | None = None,
+        sampler: Sampler | str | None = None,
+        pruner: Pruner | str | None = None,
         direction: str = "minimize",
         storage: str | None = None,
         seed: int = 0,
@@ -113,6 +114,7 @@ class Study:
             raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
         if not name or not isinstance(name, str):
             raise ConfigError(f"a study needs a non-empty name, got {name!r}")
+        sampler, pruner = as_sampler(sampler), as_pruner(pruner)
         self._storage = StudyStorage(storage)
         self.stale_after = float(stale_after)
         row = self._storage.get_study(name)
@@ -369,17 +371,18 @@ def minimize(
     fn: Callable[[dict[str, Any]], float],
     space: Space | Mapping[str, Param],
     *,
-    sampler: Sampler | None = None,
+    sampler: Sampler | str | None = None,
     n_trials: int = 50,
     seed: int = 0,
     direction: str = "minimize",
-    pruner: Pruner | None = None,
+    pruner: Pruner | str | None = None,
     storage: str | None = ":memory:",
     name: str | None = None,
     jobs: int = 1,
 ) -> Study:
     """Minimize (or maximize) ``fn(params) -> float`` over ``space``; returns the study.
 
+    ``sampler`` / ``pruner``: objects or names (``sampler="gp"``; default GP, no pruning).
     In memory by default; give ``storage`` (and ``name``) to keep it, resume it, or run
     ``jobs > 1`` worker processes.
 
