@@ -26,7 +26,7 @@ FIGURES = {
     "polynomial": S.polynomial(0.1, total_steps=STEPS, end_lr=0.001, power=2.0),
     "linear": S.linear(0.1, total_steps=STEPS),
     "cosine": S.cosine(0.1, total_steps=STEPS, min_lr=0.001),
-    "warmup_cosine": S.warmup(S.cosine(0.1, total_steps=STEPS - 100), warmup_steps=100),
+    "warmup_cosine": S.warmup(S.cosine(0.1, total_steps=STEPS), warmup_steps=100),
     "cyclic_triangular": S.cyclic_triangular(0.01, 0.1, step_size=125),
     "cyclic_triangular2": S.cyclic_triangular(0.01, 0.1, step_size=125, mode="triangular2"),
     "cyclic_exp_range": S.cyclic_triangular(0.01, 0.1, step_size=125, mode="exp_range", gamma=0.998),

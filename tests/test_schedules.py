@@ -4,7 +4,9 @@ against torch's schedulers where torch has the same schedule, and through resume
 from __future__ import annotations
 
 import math
+import re
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,6 +25,11 @@ def values(schedule, steps=T) -> np.ndarray:
 
 def assert_close(actual, expected, atol=1e-12):
     np.testing.assert_allclose(actual, expected, rtol=1e-12, atol=atol)
+
+
+def progress(t, total):
+    """u of a span of ``total`` steps (docs/schedules.md): 0 at step 0, 1 at the last step, total − 1."""
+    return np.minimum(t, total - 1) / max(total - 1, 1)
 
 
 # --- closed forms, each NumPy reference written from the notes / paper ---------------
@@ -74,14 +81,14 @@ def test_natural_exponential(decay_steps, staircase):
 def test_polynomial(power):
     total, lr, end = 2000, 0.1, 0.001
     f = S.polynomial(lr, total, end_lr=end, power=power)
-    expected = (lr - end) * (1 - np.minimum(T, total) / total) ** power + end
+    expected = (lr - end) * (1 - progress(T, total)) ** power + end
     assert_close(values(f), expected)
-    assert f(total) == pytest.approx(end) and f(total + 500) == pytest.approx(end)
+    assert f(0) == lr and f(total - 1) == pytest.approx(end, abs=1e-15) and f(total + 500) == f(total - 1)
 
 
 def test_linear_is_a_straight_line_to_end_lr():
     f = S.linear(0.1, 1000, end_lr=0.02)
-    expected = np.interp(T, [0, 1000], [0.1, 0.02])  # interp holds the end value after 1000
+    expected = np.interp(T, [0, 999], [0.1, 0.02])  # 1000 steps: 0..999; interp holds the end value after
     assert_close(values(f), expected, atol=1e-15)
 
 
@@ -89,10 +96,15 @@ def test_linear_is_a_straight_line_to_end_lr():
 def test_cosine(min_lr):
     total, lr = 2000, 0.1
     f = S.cosine(lr, total, min_lr=min_lr)
-    t = np.minimum(T, total)
-    assert_close(values(f), min_lr + 0.5 * (lr - min_lr) * (1 + np.cos(np.pi * t / total)))
-    if min_lr == 0:  # the notes' form ½ α0 (1 + cos(tπ/T)) for t <= T
-        assert_close(values(f, range(total + 1)), 0.5 * lr * (1 + np.cos(np.arange(total + 1) * np.pi / total)))
+    assert_close(values(f), min_lr + 0.5 * (lr - min_lr) * (1 + np.cos(np.pi * progress(T, total))))
+    assert f(0) == lr and f(total - 1) == min_lr  # exactly: the last step of the span runs at min_lr
+    if min_lr == 0:  # the notes' form ½ α0 (1 + cos(tπ/T)) with the notes' T = total_steps − 1
+        t = np.arange(total)
+        assert_close(values(f, t), 0.5 * lr * (1 + np.cos(t * np.pi / (total - 1))))
+
+
+def test_a_span_of_one_step_runs_at_lr():
+    assert [S.cosine(0.1, 1, min_lr=0.01)(t) for t in range(3)] == [0.1, 0.1, 0.1]
 
 
 def smith_triangular(t, lo, hi, s, mode, gamma=1.0):
@@ -149,7 +161,7 @@ def test_warmup_zero_steps_is_the_schedule():
 def test_join_shifts_each_piece_to_its_own_start():
     f = S.join([S.constant(0.1), S.linear(0.1, 100), S.constant(0.05)], [1000, 1500])
     t = T.astype(float)
-    expected = np.where(t < 1000, 0.1, np.where(t < 1500, 0.1 * (1 - np.minimum(t - 1000, 100) / 100), 0.05))
+    expected = np.where(t < 1000, 0.1, np.where(t < 1500, 0.1 * (1 - progress(t - 1000, 100)), 0.05))
     assert_close(values(f), expected)
 
 
@@ -181,7 +193,7 @@ TORCH_EQUIVALENTS = {
     ),
     "ExponentialLR": (S.exponential(0.1, 0.998), lambda o: torch.optim.lr_scheduler.ExponentialLR(o, 0.998)),
     "CosineAnnealingLR": (
-        S.cosine(0.1, 2500, min_lr=0.001),
+        S.cosine(0.1, 2501, min_lr=0.001),  # 2501 steps: the last, 2500, at eta_min, as torch's T_max
         lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=2500, eta_min=0.001),
     ),
     "CyclicLR": (
@@ -205,7 +217,7 @@ TORCH_EQUIVALENTS = {
         lambda o: torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(o, T_0=100, T_mult=2, eta_min=0.001),
     ),
     "LinearLR": (
-        S.linear(0.1, 1000, end_lr=0.025),
+        S.linear(0.1, 1001, end_lr=0.025),
         lambda o: torch.optim.lr_scheduler.LinearLR(o, start_factor=1.0, end_factor=0.25, total_iters=1000),
     ),
     "LinearLR-as-warmup": (
@@ -213,7 +225,7 @@ TORCH_EQUIVALENTS = {
         lambda o: torch.optim.lr_scheduler.LinearLR(o, start_factor=0.1, end_factor=1.0, total_iters=1000),
     ),
     "PolynomialLR": (
-        S.polynomial(0.1, 2000, power=2.0),
+        S.polynomial(0.1, 2001, power=2.0),
         lambda o: torch.optim.lr_scheduler.PolynomialLR(o, total_iters=2000, power=2.0),
     ),
 }
@@ -344,15 +356,38 @@ def test_schedules_names_all_build_from_config():
 def test_from_config_warmup_then_cosine_ends_at_total_steps():
     total, w = 1000, 100
     f = S.from_config("cosine", {"warmup_steps": w, "min_lr": 0.001}, base_lr=0.4, total_steps=total)
-    t = np.arange(total + 1)
-    decay = 0.001 + 0.5 * (0.4 - 0.001) * (1 + np.cos(np.pi * (t - w) / (total - w)))
+    t = np.arange(total + 50)
+    # the decay spans the 900 steps 100..999: u = (t − W)/(T − W − 1)
+    decay = 0.001 + 0.5 * (0.4 - 0.001) * (1 + np.cos(np.pi * np.minimum(t - w, total - w - 1) / (total - w - 1)))
     assert_close(values(f, t), np.where(t < w, 0.4 * t / w, decay))
-    assert f(total) == pytest.approx(0.001)
+    assert f(total - 1) == 0.001  # the last step of the run, exactly (docs/schedules.md)
+
+
+def test_warmup_in_python_and_in_a_spec_string_mean_the_same_total_steps():
+    """issue 16: warmup(cosine(0.1, total_steps=1000), 100) ended at step 1100, the spec at 1000."""
+    python = S.warmup(S.cosine(0.1, total_steps=1000, min_lr=0.001), 100)
+    spec, n = S.from_spec("cosine:lr=0.1,total_steps=1000,min_lr=0.001,warmup_steps=100")
+    config = S.from_config("cosine", {"min_lr": 0.001, "warmup_steps": 100}, base_lr=0.1, total_steps=1000)
+    assert n == 1000
+    assert values(python, range(1200)).tolist() == values(spec, range(1200)).tolist() == values(config, range(1200)).tolist()
+    assert python(99) < python(100) == 0.1 and python(999) == 0.001 and python(998) > 0.001
+
+
+@pytest.mark.parametrize("make", [lambda n: S.linear(0.1, n, end_lr=0.01), lambda n: S.polynomial(0.1, n, 0.01, 2.0)])
+def test_warmup_respans_every_schedule_with_total_steps(make):
+    f = S.warmup(make(500), 50, start_lr=0.02)
+    assert values(f, range(50, 600)).tolist() == values(make(450), range(550)).tolist()
+    assert f(499) == pytest.approx(0.01, abs=1e-15) and f(0) == 0.02
+
+
+def test_warmup_must_leave_a_step_of_the_span():
+    with pytest.raises(ValueError, match=r"warmup_steps \(100\) must be smaller than total_steps \(100\)"):
+        S.warmup(S.cosine(0.1, 100), 100)
 
 
 def test_from_config_total_steps_override_counts_the_whole_run():
-    f = S.from_config("linear", {"total_steps": 300, "warmup_steps": 100}, base_lr=0.1, total_steps=10_000)
-    assert f(100) == pytest.approx(0.1) and f(200) == pytest.approx(0.05) and f(300) == 0.0
+    f = S.from_config("linear", {"total_steps": 301, "warmup_steps": 100}, base_lr=0.1, total_steps=10_000)
+    assert f(100) == pytest.approx(0.1) and f(200) == pytest.approx(0.05) and f(300) == 0.0 and f(5000) == 0.0
 
 
 def test_linear_scaling_rule_with_goyal_warmup():
@@ -426,7 +461,7 @@ def test_parse_spec_errors(text, match):
 
 def test_from_spec_builds_schedule_and_length():
     f, n = S.from_spec("cosine:lr=0.1,total_steps=1000,warmup_steps=100")
-    assert n == 1000 and f(100) == pytest.approx(0.1) and f(1000) == pytest.approx(0.0)
+    assert n == 1000 and f(100) == pytest.approx(0.1) and f(999) == 0.0 and f(998) > 0
     g, m = S.from_spec("piecewise_constant:boundaries=[10],values=[0.1,0.01]", total_steps=20)
     assert m == 20 and (g(9), g(10)) == (0.1, 0.01)
     with pytest.raises(ConfigError, match="needs total_steps"):
@@ -451,6 +486,7 @@ def test_from_spec_builds_schedule_and_length():
         (lambda: S.inverse_time(0.1, -1.0), r"decay_rate must be >= 0, got -1\.0"),
         (lambda: S.inverse_time(0.1, 1.0, decay_steps=0), r"decay_steps must be a positive integer"),
         (lambda: S.exponential(0.1, 0.0), r"decay_rate must be in \(0, 1\], got 0\.0"),
+        (lambda: S.exponential(0.1, 1.5), r"decay_rate must be in \(0, 1\], got 1\.5"),  # growing: rejected
         (lambda: S.natural_exponential(0.1, -0.5), r"decay_rate must be >= 0"),
         (lambda: S.polynomial(0.1, 0), r"total_steps must be a positive integer, got 0"),
         (lambda: S.polynomial(0.1, 10, power=0), r"power must be > 0, got 0"),
@@ -508,6 +544,34 @@ def test_plot_schedule_writes_a_reproducible_svg_without_pyplot(tmp_path):
 
 
 def test_docstring_example():
-    f = S.warmup(S.cosine(0.1, total_steps=900), warmup_steps=100)
-    assert (round(f(50), 4), round(f(100), 4), round(f(1000), 4)) == (0.05, 0.1, 0.0)
-    assert math.isclose(f(550), 0.05)
+    f = S.warmup(S.cosine(0.1, total_steps=1000), warmup_steps=100)
+    assert (round(f(50), 4), round(f(100), 4), round(f(999), 4)) == (0.05, 0.1, 0.0)
+    assert math.isclose(f(550), 0.05 * (1 + math.cos(math.pi * 450 / 899)))  # the 900-step decay runs on steps 100..999
+
+
+# --- docs/schedules.md: its example, its spec strings and the tests it cites ----------------
+
+DOC = Path(__file__).parents[1] / "docs" / "schedules.md"
+
+
+def test_docs_example_prints_what_its_comment_says(capsys):
+    block = re.search(r"```python\n(.*?)```", DOC.read_text(), re.S).group(1)
+    exec(compile(block, str(DOC), "exec"), {})
+    printed = capsys.readouterr().out.split()
+    comment = re.search(r"print\(.*\)\s+# ([\d. ]+)", block).group(1).split()
+    assert [float(x) for x in printed] == [float(x) for x in comment]
+
+
+def test_every_spec_string_in_the_docs_builds():
+    specs = re.findall(r"`([a-z_]+:[^`\s]+)`", DOC.read_text())
+    assert len(specs) >= 3
+    for spec in specs:
+        f, n = S.from_spec(spec)
+        lrs = values(f, range(n))
+        assert n == 1000 and np.all(np.isfinite(lrs)) and lrs.max() == pytest.approx(0.1), spec
+
+
+def test_every_test_the_docs_cite_exists():
+    cited = set(re.findall(r"`(test_[a-z0-9_]+)", DOC.read_text()))
+    defined = set(re.findall(r"^def (test_[a-z0-9_]+)", Path(__file__).read_text(), re.M))
+    assert cited and cited <= defined, sorted(cited - defined)

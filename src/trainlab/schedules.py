@@ -1,7 +1,8 @@
 """Learning-rate schedules: the learning rate as a pure function of the optimizer step.
 
 Every schedule here is a callable ``f(step) -> lr`` where ``step`` counts optimizer steps
-from 0. A schedule holds no state, so resuming a run only needs the step count, and warm-up
+from 0. ``total_steps`` always means the number of optimizer steps a schedule spans, warm-up
+included: the first runs at ``lr``, the last (step ``total_steps − 1``) at the end value. A schedule holds no state, so resuming a run only needs the step count, and warm-up
 or restarts compose by shifting the step (:func:`join`) instead of chaining stateful
 schedulers (the source of wrong rates after resume in pytorch #67586, #60265).
 
@@ -14,8 +15,8 @@ Goyal et al. 2017 (arXiv:1706.02677), Smith 2017 (arXiv:1506.01186), Loshchilov 
 Example::
 
     >>> from trainlab import schedules
-    >>> f = schedules.warmup(schedules.cosine(0.1, total_steps=900), warmup_steps=100)
-    >>> round(f(50), 4), round(f(100), 4), round(f(1000), 4)
+    >>> f = schedules.warmup(schedules.cosine(0.1, total_steps=1000), warmup_steps=100)
+    >>> round(f(50), 4), round(f(100), 4), round(f(999), 4)
     (0.05, 0.1, 0.0)
 """
 
@@ -65,19 +66,37 @@ class Schedule:
     """A learning rate as a pure function of the step, with a readable ``repr``.
 
     ``schedule(step)`` checks that ``step`` is a non-negative integer and returns a float.
+    A schedule that decays over a fixed number of steps (``polynomial``, ``linear``,
+    ``cosine``) knows that span as ``total_steps`` and can be rebuilt over another span
+    (``respan(n)``): :func:`warmup` gives it what the warm-up leaves of the run.
     """
 
-    __slots__ = ("_fn", "_description")
+    __slots__ = ("_fn", "_description", "total_steps", "_respan")
 
-    def __init__(self, fn: Callable[[int], float], description: str) -> None:
+    def __init__(
+        self,
+        fn: Callable[[int], float],
+        description: str,
+        *,
+        total_steps: int | None = None,
+        respan: Callable[[int], Schedule] | None = None,
+    ) -> None:
         self._fn = fn
         self._description = description
+        self.total_steps = total_steps
+        self._respan = respan
 
     def __call__(self, step: int) -> float:
         step = operator.index(step)  # rejects 1.5; accepts numpy / torch integers
         if step < 0:
             raise ValueError(f"step must be a non-negative integer, got {step}")
         return float(self._fn(step))
+
+    def respan(self, total_steps: int) -> Schedule:
+        """The same schedule spread over ``total_steps`` steps (only for schedules with a span)."""
+        if self._respan is None:
+            raise ValueError(f"{self!r} has no total_steps to change")
+        return self._respan(total_steps)
 
     def __repr__(self) -> str:
         return self._description
@@ -227,44 +246,70 @@ def natural_exponential(
     )
 
 
-def polynomial(lr: float, total_steps: int, end_lr: float = 0.0, power: float = 1.0) -> Schedule:
-    """Polynomial decay: α_t = (α0 − α_end)(1 − min(t, T)/T)^p + α_end; α_end after T.
+def _progress(t: int, total_steps: int) -> float:
+    """How far step t is through a span of ``total_steps`` steps: 0 at step 0, 1 from step T − 1 on."""
+    return min(t, total_steps - 1) / max(total_steps - 1, 1)
 
-    ``end_lr=0`` is torch's ``PolynomialLR(total_iters=T, power=p)``; Keras'
-    ``PolynomialDecay`` is the same with ``cycle=False``. ``end_lr > lr`` gives a ramp up.
+
+def polynomial(lr: float, total_steps: int, end_lr: float = 0.0, power: float = 1.0) -> Schedule:
+    """Polynomial decay over ``total_steps`` = T steps: α_t = (α0 − α_end)(1 − u)^p + α_end with
+    u = min(t, T − 1)/(T − 1), so step 0 runs at α0 and the last step, T − 1, at α_end.
+
+    torch's ``PolynomialLR(total_iters=T − 1, power=p)`` (``end_lr=0``) and Keras'
+    ``PolynomialDecay(decay_steps=T − 1)`` (``cycle=False``) give the same rates: they count
+    the steps *to* the end value, trainlab the steps that run. ``end_lr > lr`` gives a ramp up.
     """
     lr, end_lr = _non_negative("lr", lr), _non_negative("end_lr", end_lr)
     total_steps, power = _positive_int("total_steps", total_steps), _positive("power", power)
 
     def f(t: int) -> float:
-        return (lr - end_lr) * (1.0 - min(t, total_steps) / total_steps) ** power + end_lr
+        return (lr - end_lr) * (1.0 - _progress(t, total_steps)) ** power + end_lr
 
-    return Schedule(f, _describe("polynomial", lr=lr, total_steps=total_steps, end_lr=end_lr, power=power))
+    return Schedule(
+        f,
+        _describe("polynomial", lr=lr, total_steps=total_steps, end_lr=end_lr, power=power),
+        total_steps=total_steps,
+        respan=lambda n: polynomial(lr, n, end_lr, power),
+    )
 
 
 def linear(lr: float, total_steps: int, end_lr: float = 0.0) -> Schedule:
-    """Linear decay (线性衰减, notes 002): α_t = α0 + (α_end − α0) · min(t, T)/T.
+    """Linear decay (线性衰减, notes 002) over T steps: α_t = α0 + (α_end − α0) · min(t, T − 1)/(T − 1).
 
     :func:`polynomial` with power 1; torch's ``LinearLR(start_factor=1,
-    end_factor=end_lr/lr, total_iters=T)``.
+    end_factor=end_lr/lr, total_iters=T − 1)``.
     """
     line = polynomial(lr, total_steps, end_lr, power=1.0)
-    return Schedule(line._fn, _describe("linear", lr=line(0), total_steps=total_steps, end_lr=float(end_lr)))
+    return Schedule(
+        line._fn,
+        _describe("linear", lr=line(0), total_steps=total_steps, end_lr=float(end_lr)),
+        total_steps=line.total_steps,
+        respan=lambda n: linear(lr, n, end_lr),
+    )
 
 
 def cosine(lr: float, total_steps: int, min_lr: float = 0.0) -> Schedule:
-    """Cosine decay (余弦衰减, notes 000 §7.2.3): α_t = α_min + ½(α0 − α_min)(1 + cos(π t / T)).
+    """Cosine decay (余弦衰减, notes 000 §7.2.3) over T steps:
+    α_t = α_min + ½(α0 − α_min)(1 + cos(π u)), u = min(t, T − 1)/(T − 1).
 
-    ``min_lr=0`` is the notes' ½ α0 (1 + cos(tπ/T)). Stays at ``min_lr`` for t >= T, where
-    torch's ``CosineAnnealingLR`` (same closed form for t <= T) would rise again.
+    Step 0 runs at α0 and the last step, T − 1, at exactly α_min; after the span the rate stays
+    there. The notes' ½ α0 (1 + cos(tπ/T)) names the step that reaches 0 "T"; here
+    ``total_steps`` counts the steps that run, so the notes' T is ``total_steps − 1``, and
+    torch's ``CosineAnnealingLR(T_max=total_steps − 1)`` gives the same rates up to T − 1
+    (after it, torch's cosine rises again).
     """
     lr, min_lr = _non_negative("lr", lr), _non_negative("min_lr", min_lr)
     total_steps = _positive_int("total_steps", total_steps)
 
     def f(t: int) -> float:
-        return min_lr + 0.5 * (lr - min_lr) * (1.0 + math.cos(math.pi * min(t, total_steps) / total_steps))
+        return min_lr + 0.5 * (lr - min_lr) * (1.0 + math.cos(math.pi * _progress(t, total_steps)))
 
-    return Schedule(f, _describe("cosine", lr=lr, total_steps=total_steps, min_lr=min_lr))
+    return Schedule(
+        f,
+        _describe("cosine", lr=lr, total_steps=total_steps, min_lr=min_lr),
+        total_steps=total_steps,
+        respan=lambda n: cosine(lr, n, min_lr),
+    )
 
 
 _CYCLIC_MODES = ("triangular", "triangular2", "exp_range")
@@ -358,10 +403,16 @@ def join(schedules: Sequence[ScheduleFn], boundaries: Sequence[int]) -> Schedule
 def warmup(schedule: ScheduleFn, warmup_steps: int, start_lr: float = 0.0) -> Schedule:
     """Gradual warm-up (逐渐预热, notes 000 §7.2.3), Goyal et al. 2017 §2.2.
 
-    α_t = start + (α0 − start) · t / T' for t < T', then α_t = schedule(t − T'), where
-    α0 = schedule(0). With ``start_lr=0`` this is the notes' α'_t = t/T' · α0 (the notes
+    α_t = start + (α0 − start) · t / T' for t < T', then the schedule from its own step 0,
+    where α0 = schedule(0). With ``start_lr=0`` this is the notes' α'_t = t/T' · α0 (the notes
     count 1 <= t <= T'; here step 0 is the first step, so step T' is the first at α0).
     Goyal et al. start at the unscaled lr η and reach kη (see :func:`linear_scaling_rule`).
+
+    ``total_steps`` means the whole run, warm-up included: a schedule with a span
+    (``polynomial``, ``linear``, ``cosine``) is rebuilt over the ``total_steps − T'`` steps the
+    warm-up leaves, so ``warmup(cosine(0.1, total_steps=1000), 100)`` runs at min_lr on step
+    999, as ``cosine:lr=0.1,total_steps=1000,warmup_steps=100`` does. Any other schedule (step
+    sizes, boundaries, periods, a plain function) counts its steps from the end of the warm-up.
     ``warmup_steps=0`` returns ``schedule`` unchanged.
     """
     if not callable(schedule):
@@ -370,8 +421,18 @@ def warmup(schedule: ScheduleFn, warmup_steps: int, start_lr: float = 0.0) -> Sc
         return schedule if isinstance(schedule, Schedule) else Schedule(schedule, repr(schedule))
     warmup_steps = _positive_int("warmup_steps", warmup_steps)
     start_lr = _non_negative("start_lr", start_lr)
-    ramp = linear(start_lr, warmup_steps, end_lr=schedule(0))
-    joined = join([ramp, schedule], [warmup_steps])
+    after = schedule
+    span = getattr(schedule, "total_steps", None)
+    if isinstance(schedule, Schedule) and span is not None:
+        if warmup_steps >= span:
+            raise ValueError(f"warmup_steps ({warmup_steps}) must be smaller than total_steps ({span})")
+        after = schedule.respan(span - warmup_steps)
+    peak = after(0)
+
+    def ramp(t: int) -> float:
+        return start_lr + (peak - start_lr) * t / warmup_steps
+
+    joined = join([ramp, after], [warmup_steps])
     return Schedule(joined, _describe("warmup", schedule=schedule, warmup_steps=warmup_steps, start_lr=start_lr))
 
 
@@ -469,11 +530,11 @@ def from_config(name: str, options: dict[str, Any], *, base_lr: float, total_ste
     cyclic_triangular, unless given). ``total_steps`` is the whole run, warm-up included.
 
     Warm-up: ``warmup_steps = W`` (and ``warmup_start_lr``, default 0) works with any
-    schedule: steps 0..W-1 ramp linearly to the schedule's first lr, then the schedule runs
-    on the step counted from W. Keys measured in steps (``step_size``, ``boundaries``,
-    ``first_period``, ``decay_steps``) count from the end of warm-up; ``total_steps``
-    (default: the run's) counts from step 0 and the schedule gets ``total_steps − W`` of
-    them, so a warm-up + cosine run still ends at ``min_lr`` on its last step.
+    schedule, as :func:`warmup`: steps 0..W-1 ramp linearly to the schedule's first lr, then
+    the schedule runs on the step counted from W. Keys measured in steps (``step_size``,
+    ``boundaries``, ``first_period``, ``decay_steps``) count from the end of warm-up;
+    ``total_steps`` (default: the run's) counts the whole run from step 0, so a warm-up +
+    cosine run of ``total_steps`` steps runs its last step at ``min_lr``.
     """
     if name not in _BUILDERS:
         raise unknown_name("schedule", name, SCHEDULES)
@@ -487,22 +548,10 @@ def from_config(name: str, options: dict[str, Any], *, base_lr: float, total_ste
     kwargs = dict(options)
     warmup_steps = kwargs.pop("warmup_steps", 0)
     warmup_start_lr = kwargs.pop("warmup_start_lr", 0.0)
-    if warmup_steps != 0:
-        try:
-            _positive_int("warmup_steps", warmup_steps)
-        except ValueError as err:
-            raise ConfigError(f"schedule.{err}") from None
 
     params = inspect.signature(_BUILDERS[name]).parameters
     if "total_steps" in params:
-        run_steps = kwargs.get("total_steps", total_steps)
-        if warmup_steps and isinstance(run_steps, numbers.Integral):
-            if run_steps <= warmup_steps:
-                raise ConfigError(
-                    f"schedule.warmup_steps ({warmup_steps}) must be smaller than total_steps ({run_steps})"
-                )
-            run_steps -= warmup_steps  # the decay gets what the warm-up leaves of the run
-        kwargs["total_steps"] = run_steps
+        kwargs.setdefault("total_steps", total_steps)  # the whole run; warmup() gives the decay the rest
 
     lr_argument = _LR_ARGUMENT.get(name, "lr")
     if lr_argument is not None:

@@ -21,8 +21,8 @@ def notes_formulas(total: int) -> dict:
     s_cyc = math.ceil(total / 8)
     t0 = math.ceil(total / 7)
 
-    def cosine(t, length):
-        return 0.5 * A0 * (1 + np.cos(np.pi * np.minimum(t, length) / length))
+    def cosine(t, length):  # a span of `length` steps: the notes' T is its last step, length − 1
+        return 0.5 * A0 * (1 + np.cos(np.pi * np.minimum(t, length - 1) / (length - 1)))
 
     def triangular(t):  # Smith 2017, eq. in §3.1
         cycle = np.floor(1 + t / (2 * s_cyc))
