@@ -20,6 +20,7 @@ File formats:
 
 from __future__ import annotations
 
+import copy
 import csv
 import gzip
 import hashlib
@@ -84,14 +85,30 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("TRAINLAB_CACHE") or platformdirs.user_cache_dir("trainlab"))
 
 
-def _mnist1d() -> Raw:
-    """Generate (once, then cache as .npz — never pickle) mnist1d with the package defaults."""
-    from mnist1d.data import get_dataset_args, make_dataset
+# mnist1d's get_dataset_args() defaults, written out so the cache key needs no import of the
+# package (it pulls in scipy and matplotlib: ~1.6 s); the key is the one the defaults gave.
+MNIST1D_ARGS: dict[str, Any] = {
+    "num_samples": 5000, "train_split": 0.8, "template_len": 12, "padding": [36, 60], "scale_coeff": 0.4,
+    "max_translation": 48, "corr_noise_scale": 0.25, "iid_noise_scale": 0.02, "shear_scale": 0.75,
+    "shuffle_seq": False, "final_seq_length": 40, "seed": 42,
+    "url": "https://github.com/greydanus/mnist1d/raw/master/mnist1d_data.pkl",
+}  # fmt: skip
 
-    args = get_dataset_args()
-    key = hashlib.sha256(json.dumps(vars(args), sort_keys=True, default=str).encode()).hexdigest()[:12]
-    path = _cache_dir() / f"mnist1d-{key}.npz"
+
+def _mnist1d_cache() -> Path:
+    key = hashlib.sha256(json.dumps(MNIST1D_ARGS, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return _cache_dir() / f"mnist1d-{key}.npz"
+
+
+def _mnist1d() -> Raw:
+    """Generate (once, then cache as .npz — never pickle) mnist1d with the package defaults;
+    the ``mnist1d`` package is imported only to generate, never when the cache exists."""
+    path = _mnist1d_cache()
     if not path.exists():
+        from mnist1d.data import get_dataset_args, make_dataset
+
+        args = get_dataset_args()
+        args.__dict__.update(copy.deepcopy(MNIST1D_ARGS))  # ours, should a release change its defaults
         d = make_dataset(args)
         import io
 

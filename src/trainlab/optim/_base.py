@@ -24,6 +24,8 @@ that Python's per-op cost is paid once per many small tensors.
 
 from __future__ import annotations
 
+import functools
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -71,6 +73,23 @@ class ParamBatch:
         return ParamBatch(self.params[index], self.grads[index], self.states[index], self.steps[index])
 
 
+def _no_dynamo_import(method: Callable[..., Any]) -> Callable[..., Any]:
+    """``method`` of ``torch.optim.Optimizer`` without the import of ``torch._dynamo`` it costs.
+
+    torch wraps ``add_param_group``, ``zero_grad``, ``state_dict`` and ``load_state_dict`` in
+    ``torch._disable_dynamo``, whose first call imports ``torch._dynamo`` (2-4 s, the largest part
+    of a short run's start-up). Until something has imported it (``torch.compile`` does), nothing
+    is being traced, so the unwrapped method is the same call; after that, the wrapped one runs.
+    """
+    plain = getattr(method, "__wrapped__", method)
+
+    @functools.wraps(plain)
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return (method if "torch._dynamo" in sys.modules else plain)(self, *args, **kwargs)
+
+    return call
+
+
 class MultiTensorOptimizer(torch.optim.Optimizer):
     """Base of every trainlab optimizer; a subclass implements ``_check`` and ``_update``.
 
@@ -82,8 +101,13 @@ class MultiTensorOptimizer(torch.optim.Optimizer):
     _counts_steps: ClassVar[bool] = True
     _needs_step_values: ClassVar[bool] = False
 
+    zero_grad = _no_dynamo_import(torch.optim.Optimizer.zero_grad)
+    state_dict = _no_dynamo_import(torch.optim.Optimizer.state_dict)
+    load_state_dict = _no_dynamo_import(torch.optim.Optimizer.load_state_dict)
+    _torch_add_param_group = _no_dynamo_import(torch.optim.Optimizer.add_param_group)
+
     def add_param_group(self, param_group: dict[str, Any]) -> None:
-        super().add_param_group(param_group)  # fills in the defaults, then we check the result
+        self._torch_add_param_group(param_group)  # fills in the defaults, then we check the result
         group = self.param_groups[-1]
         try:
             if any(p.is_complex() for p in group["params"]):
