@@ -1,23 +1,25 @@
-"""The ``trainlab`` command line.
+"""The ``trainlab`` command line (also ``python -m trainlab``).
 
-Every command takes ``--store URL`` (default ``$TRAINLAB_STORE``, else ``runs/trainlab.db``).
-Bad input (a config key, a file, a run id) prints one line naming the problem and exits
-with status 2 — never a traceback.
+Every command takes ``--store URL`` (default ``$TRAINLAB_STORE``, else ``runs/trainlab.db``;
+``:memory:`` for a throwaway store). Bad input (a config key, a file, a run id) prints one
+line naming the problem and exits with status 2 — never a traceback.
+
+Start-up matters (``trainlab --help``, ``trainlab runs`` should answer at once): this module
+imports neither torch nor rich at the top; each command imports what it needs.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
-from trainlab.cli_options import StoreOpt
+import trainlab
+from trainlab.cli_options import ArtifactsOpt, OverridesArg, StoreOpt
 from trainlab.credentials import redact
 from trainlab.diagnose import commands as diagnose_commands
 from trainlab.errors import ConfigError
@@ -25,20 +27,60 @@ from trainlab.export import export_command
 from trainlab.report import commands as report_commands
 from trainlab.tune import commands as tune_commands
 
+# Plain help (rich_markup_mode=None): no text lost to markup ("trainlab[ray]", "[default: ...]"),
+# the same output on a terminal and in a pipe; -h as well as --help, in every subcommand.
 app = typer.Typer(
     help="trainlab: make neural networks train well — run, compare, tune, diagnose and report.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
-data_app = typer.Typer(help="Data sets.", no_args_is_help=True)
-schedule_app = typer.Typer(help="Learning-rate schedules.", no_args_is_help=True)
+data_app = typer.Typer(help="Data sets.", no_args_is_help=True, rich_markup_mode=None)
+schedule_app = typer.Typer(help="Learning-rate schedules.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(data_app, name="data")
 app.add_typer(schedule_app, name="schedule")
 
-out = Console(width=None if sys.stdout.isatty() else 200)  # piped output keeps whole ids
-err = Console(stderr=True)
+
+class _Consoles:
+    """``out`` (stdout) and ``err`` (stderr) rich consoles, made on first use (rich costs start-up)."""
+
+    @functools.cached_property
+    def out(self):
+        from rich.console import Console
+
+        return Console(width=None if sys.stdout.isatty() else 200)  # piped output keeps whole ids
+
+    @functools.cached_property
+    def err(self):
+        from rich.console import Console
+
+        return Console(stderr=True)
+
+
+_consoles = _Consoles()
+
+
+def escape(text: str) -> str:
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"trainlab {trainlab.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", "-V", callback=_version, is_eager=True, help="print the version and exit")
+    ] = False,
+) -> None:
+    """trainlab: make neural networks train well — run, compare, tune, diagnose and report."""
 
 
 def _store(url: str | None):
@@ -55,10 +97,11 @@ def _fmt(v) -> str:
 
 @app.command()
 def run(
-    config: Annotated[Optional[Path], typer.Argument(help="TOML run config (omit with --resume)")] = None,
-    overrides: Annotated[Optional[list[str]], typer.Argument(help="overrides as key.sub=value, e.g. optim.lr=0.1")] = None,
+    config: Annotated[Optional[Path], typer.Argument(metavar="CONFIG", help="TOML run config (omit with --resume)")] = None,
+    overrides: OverridesArg = None,
     store: StoreOpt = None,
-    resume: Annotated[Optional[str], typer.Option("--resume", help="continue an interrupted run from its last checkpoint")] = None,
+    artifacts: ArtifactsOpt = None,
+    resume: Annotated[Optional[str], typer.Option("--resume", metavar="RUN_ID", help="continue an interrupted run from its last checkpoint")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
 ) -> None:
     """Train one run; prints the run id as the last line of stdout."""
@@ -71,9 +114,9 @@ def run(
     cfg = None if resume else load_config(config, overrides or [])
     result = run_config(cfg, store=_store(store), quiet=quiet, resume=resume)
     shown = ", ".join(f"{k} {_fmt(result.final.get(k))}" for k in ("val_acc", "val_loss", "test_acc") if result.final.get(k) is not None)
-    err.print(f"run {result.run_id} {result.status}: {shown} ({result.final.get('seconds', 0):.1f} s)", soft_wrap=True, highlight=False)
+    _consoles.err.print(f"run {result.run_id} {result.status}: {shown} ({result.final.get('seconds', 0):.1f} s)", soft_wrap=True, highlight=False)
     if result.message:
-        err.print(result.message)
+        _consoles.err.print(result.message)
     print(result.run_id)
     if result.status in ("diverged", "failed"):
         raise typer.Exit(1)
@@ -82,8 +125,8 @@ def run(
 @app.command()
 def runs(
     store: StoreOpt = None,
-    group: Annotated[Optional[str], typer.Option(help="only runs of this comparison / study")] = None,
-    limit: Annotated[int, typer.Option(help="show the last N runs")] = 50,
+    group: Annotated[Optional[str], typer.Option(metavar="NAME", help="only runs of this comparison / study")] = None,
+    limit: Annotated[int, typer.Option(metavar="N", help="show the last N runs")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="print the runs as a JSON list (config, final metrics, status, times)")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="print one CSV row per run, final metrics as final.<key> columns")] = False,
 ) -> None:
@@ -96,15 +139,17 @@ def runs(
 
         print(json.dumps([r.to_dict() for r in records], indent=2, default=str) if as_json else to_csv(run_summary_rows(records)), end="\n" if as_json else "")
         return
+    from rich.table import Table
+
     table = Table("id", "name", "status", "seed", "step", "val_acc", "val_loss", "created")
     for r in records:
         table.add_row(r.id, r.name, r.status, _fmt(r.seed), _fmt(r.final.get("step")), _fmt(r.final.get("val_acc")), _fmt(r.final.get("val_loss")), r.to_dict()["created_at"])
-    out.print(table)
+    _consoles.out.print(table)
 
 
 @app.command()
 def show(
-    run_id: Annotated[str, typer.Argument(help="run id (a unique prefix is enough)")],
+    run_id: Annotated[str, typer.Argument(metavar="RUN_ID", help="run id (a unique prefix is enough)")],
     store: StoreOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
@@ -113,6 +158,9 @@ def show(
     if as_json:
         print(json.dumps({"id": record.id, "name": record.name, "status": record.status, "seed": record.seed, "config": record.config, "final": record.final, "message": record.message}, indent=2, default=str))
         return
+    from rich.table import Table
+
+    out = _consoles.out
     out.print(f"[bold]{record.id}[/bold]  {escape(record.name)}  ({record.status})")
     if record.message:
         out.print(escape(record.message))
@@ -125,15 +173,18 @@ def show(
 
 @app.command()
 def compare(
-    config: Annotated[Path, typer.Argument(help="TOML config with a \\[compare] section")],
-    overrides: Annotated[Optional[list[str]], typer.Argument(help="overrides of the base config, key.sub=value")] = None,
+    config: Annotated[Path, typer.Argument(metavar="CONFIG", help="TOML config with a [compare] section")],
+    overrides: OverridesArg = None,
     store: StoreOpt = None,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", help="parallel worker processes")] = 1,
-    seeds: Annotated[Optional[int], typer.Option("--seeds", help="seeds per variant (overrides compare.seeds)")] = None,
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="write the HTML report here")] = None,
+    artifacts: ArtifactsOpt = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", metavar="N", help="parallel worker processes")] = 1,
+    seeds: Annotated[Optional[int], typer.Option("--seeds", metavar="N", help="seeds per variant (overrides compare.seeds)")] = None,
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", metavar="FILE", help="write the HTML report here")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
 ) -> None:
-    """Run every variant x seed (resumable: finished runs are skipped), then print the table."""
+    """Run every variant x seed (resumable: finished runs are skipped), then print the table.
+
+    Progress: a bar on a terminal, one line per finished run otherwise."""
     from trainlab.compare import print_summary, run_comparison, summarize_plan
     from trainlab.train import load_config
 
@@ -142,7 +193,7 @@ def compare(
     cfg = load_config(config, overrides or [])
     st = _store(store)
     run_comparison(cfg, store=st, jobs=jobs, seeds=seeds, quiet=quiet)
-    print_summary(summarize_plan(cfg, st, seeds), out)
+    print_summary(summarize_plan(cfg, st, seeds), _consoles.out)
     if output is not None:
         from trainlab.report.build import write_report
 
@@ -151,23 +202,27 @@ def compare(
 
 @app.command()
 def reproduce(
-    name: Annotated[Optional[str], typer.Argument(help="an experiment name, or 'all'")] = None,
+    name: Annotated[Optional[str], typer.Argument(metavar="EXPERIMENT", help="an experiment name, or 'all'")] = None,
     list_: Annotated[bool, typer.Option("--list", help="list the experiments with their claim and source")] = False,
-    seeds: Annotated[Optional[int], typer.Option("--seeds", help="seeds per configuration")] = None,
+    seeds: Annotated[Optional[int], typer.Option("--seeds", metavar="N", help="seeds per configuration")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="the small version (seconds), as the tests run it")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the outcome as JSON")] = False,
-    output: Annotated[Path, typer.Option("-o", "--output", help="gallery folder")] = Path("gallery"),
+    output: Annotated[Path, typer.Option("-o", "--output", metavar="DIR", help="gallery folder")] = Path("gallery"),
     rerun: Annotated[bool, typer.Option("--rerun", help="with 'all': rerun experiments whose page is already in the gallery folder")] = False,
     store: StoreOpt = None,
+    artifacts: ArtifactsOpt = None,
 ) -> None:
     """Rerun a claim of the notes over several seeds and check it; 'all' writes gallery.html.
 
     Each experiment's page is written as soon as it finishes; 'all' skips the experiments whose
     page (same seeds, same quick/full) is already in the folder, so an interrupted 'all' resumes.
     """
+    from rich.table import Table
+
     from trainlab import reproduce as rep
     from trainlab.reproduce.gallery import page_name, read_summary, to_jsonable, write_gallery
 
+    out, err = _consoles.out, _consoles.err
     if list_ or name is None:
         table = Table("experiment", "claim", "source")
         for n in rep.NAMES:
@@ -197,18 +252,20 @@ def reproduce(
 @data_app.command("list")
 def data_list() -> None:
     """List the built-in data sets and file loaders with their options."""
+    from rich.table import Table
+
     from trainlab.data.datasets import DATASETS
 
     table = Table("name", "options", "description")
     for name, spec in DATASETS.items():
         table.add_row(name, ", ".join(spec.options), spec.description)
-    out.print(table)
+    _consoles.out.print(table)
 
 
 @schedule_app.command("plot")
 def schedule_plot(
-    config_or_spec: Annotated[str, typer.Argument(help="a run config (.toml) or a spec like 'cosine:lr=0.1,total_steps=1000'")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="SVG file to write")] = Path("lr.svg"),
+    config_or_spec: Annotated[str, typer.Argument(metavar="CONFIG_OR_SPEC", help="a run config (.toml) or a spec like 'cosine:lr=0.1,total_steps=1000'")],
+    output: Annotated[Path, typer.Option("-o", "--output", metavar="FILE", help="SVG file to write")] = Path("lr.svg"),
 ) -> None:
     """Draw the learning rate over a run's steps, before spending a run on it."""
     from trainlab.report.lr_plot import plot_schedule
@@ -233,6 +290,31 @@ def schedule_plot(
     print(output)
 
 
+@app.command()
+def examples() -> None:
+    """List the example configs that ship with trainlab (copy one with `trainlab init NAME`)."""
+    from trainlab import _examples
+
+    shipped = _examples.available()
+    width = max(map(len, shipped), default=0)
+    for name, path in shipped.items():
+        print(f"{name:<{width}}  {_examples.summary(path)}")
+
+
+@app.command()
+def init(
+    example: Annotated[str, typer.Argument(metavar="EXAMPLE", help="which example (see `trainlab examples`)")] = "quickstart",
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", metavar="FILE", help="where to write it [default: EXAMPLE.toml here]")] = None,
+    force: Annotated[bool, typer.Option("--force", help="overwrite FILE if it exists")] = False,
+) -> None:
+    """Write an example config to start from (the quickstart by default); prints its path."""
+    from trainlab import _examples
+
+    path = _examples.write(example, output, force=force)
+    print(path)
+    _consoles.err.print(f"next: trainlab run {path}", highlight=False, soft_wrap=True)
+
+
 # Commands that live beside the module they drive (each a plain typer-annotated function).
 app.command("tune")(tune_commands.tune)
 app.command("nas")(tune_commands.nas)
@@ -244,15 +326,34 @@ app.command("report")(report_commands.report)
 app.command("export")(export_command)
 
 
+def _plain_metavars(command) -> None:
+    """Give every option and argument without a metavar an argparse-style one (``--jobs JOBS``,
+    ``RUN_ID``): typer's own (``<int>``, ``<bool>`` on flags) depend on its version."""
+    for param in command.params:
+        if param.metavar is None and not getattr(param, "is_flag", False):
+            param.metavar = param.name.upper()
+        if param.param_type_name == "argument" and hasattr(param, "display_type_rich"):
+            param.display_type_rich = lambda ctx: None  # recent typer adds "<path>" after "CONFIG"
+    for sub in getattr(command, "commands", {}).values():
+        _plain_metavars(sub)
+
+
+def command():
+    """The click command behind ``trainlab`` (what ``main`` runs)."""
+    cmd = typer.main.get_command(app)
+    _plain_metavars(cmd)
+    return cmd
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: bad input is one line on stderr and exit status 2."""
     try:
-        app(args=argv, standalone_mode=True)
+        command()(args=argv, standalone_mode=True)
     except ConfigError as e:
-        err.print(f"[red]error:[/red] {escape(redact(str(e)))}", highlight=False, soft_wrap=True)
+        _consoles.err.print(f"[red]error:[/red] {escape(redact(str(e)))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except FileNotFoundError as e:
-        err.print(f"[red]error:[/red] file not found: {escape(str(e.filename or e))}", highlight=False, soft_wrap=True)
+        _consoles.err.print(f"[red]error:[/red] file not found: {escape(str(e.filename or e))}", highlight=False, soft_wrap=True)
         sys.exit(2)
 
 

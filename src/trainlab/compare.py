@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from trainlab._progress import ItemProgress
 from trainlab.errors import ConfigError
 from trainlab.store import RunRecord, Store
 from trainlab.train.config import RunConfig, config_digest, load_config
@@ -141,39 +142,20 @@ def run_comparison(config: RunConfig, *, store: Store | None = None, jobs: int =
         resumable = [r for r in existing if r.status in ("running", "interrupted") and "checkpoint" in store.artifacts(r.id)]
         todo.append((cfg, resumable[-1].id if resumable else None))
     threads = max(1, (os.cpu_count() or 1) // max(jobs, 1))
-    progress = None if quiet else _progress()
-    with progress or _Null() as p:
-        task = p.add_task(f"compare {group}", total=len(todo)) if p else None
+    if jobs > 1 and todo and store.in_memory:
+        raise ConfigError("--store ':memory:' lives in this process only; worker processes (--jobs > 1) need a file or server URL")
+    with ItemProgress(f"compare {group}", len(todo), quiet=quiet) as progress:
         if jobs <= 1:
             for cfg, resume in todo:
-                _run_one(cfg.to_dict(), store.url, group, resume, threads)
-                if p:
-                    p.advance(task)
+                progress.done("run {} {}".format(*_run_one(cfg.to_dict(), store.url, group, resume, threads)))
         else:
             # The store URL (it may carry a password) reaches the workers through the pool's
             # pipe, pickled with the call; a spawned worker's command line holds no argument of ours.
             with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
                 futures = [pool.submit(_run_one, cfg.to_dict(), store.url, group, resume, threads) for cfg, resume in todo]
                 for fut in as_completed(futures):
-                    fut.result()
-                    if p:
-                        p.advance(task)
+                    progress.done("run {} {}".format(*fut.result()))
     return store.list_runs(group=group)
-
-
-class _Null:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
-
-
-def _progress():
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=Console(stderr=True))
 
 
 # ----------------------------------------------------------------------------------------

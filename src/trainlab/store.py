@@ -6,7 +6,10 @@ mode with a busy timeout, so several processes (parallel runs, study workers) wr
 once without losing rows.
 
 Artifacts (checkpoints, fitted preprocessing, reports) live as files under
-``artifact_root/<run_id>/``; the store records their paths.
+``artifact_root/<run_id>/``; the store records their paths. ``artifact_root`` is, in order: the
+argument, ``$TRAINLAB_ARTIFACTS``, the SQLite file's folder, ``runs/`` (a server URL). ``":memory:"``
+keeps the runs in memory (one database per process, shared by every ``Store(":memory:")`` in
+it) and the run folders in a temporary folder removed at exit.
 
 Example::
 
@@ -18,10 +21,14 @@ Example::
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
 import math
 import os
 import platform
+import shutil
+import tempfile
 import time
 import uuid
 from collections import defaultdict
@@ -40,6 +47,7 @@ from trainlab.credentials import check_url, display_url, redact
 from trainlab.errors import ConfigError
 
 DEFAULT_STORE = "runs/trainlab.db"
+MEMORY = "sqlite://"  # what ":memory:" resolves to
 STATUSES = ("running", "completed", "diverged", "failed", "interrupted", "pruned")
 
 metadata = sa.MetaData()
@@ -133,8 +141,11 @@ def versions() -> dict[str, str]:
 
 
 def resolve_url(url: str | os.PathLike | None = None) -> str:
-    """``None`` -> ``$TRAINLAB_STORE`` or ``runs/trainlab.db``; a plain path -> a SQLite URL."""
+    """``None`` -> ``$TRAINLAB_STORE`` or ``runs/trainlab.db``; a plain path -> a SQLite URL;
+    ``":memory:"`` -> ``sqlite://`` (in memory)."""
     url = os.fspath(url) if url is not None else os.environ.get("TRAINLAB_STORE") or DEFAULT_STORE
+    if url in (":memory:", MEMORY, "sqlite:///:memory:"):
+        return MEMORY
     if "://" in url:
         return check_url(url)
     return f"sqlite:///{Path(url).expanduser().absolute()}"
@@ -151,6 +162,8 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 
 def make_engine(url: str) -> sa.Engine:
     """An engine for ``url``; on SQLite: WAL, busy timeout, the file's folder created."""
+    if url == MEMORY:
+        return _memory_engine()
     if url.startswith("sqlite"):
         path = sa.engine.make_url(url).database
         if path and path != ":memory:":
@@ -159,6 +172,34 @@ def make_engine(url: str) -> sa.Engine:
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return sa.create_engine(url, pool_pre_ping=True)
+
+
+@functools.cache
+def _memory_engine() -> sa.Engine:
+    """This process's in-memory database: one connection, shared by every thread (each new
+    connection to ``sqlite://`` would be a new, empty database)."""
+    engine = sa.create_engine(MEMORY, poolclass=sa.pool.StaticPool, connect_args={"check_same_thread": False})
+    sa.event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+@functools.cache
+def _memory_artifacts() -> Path:
+    path = Path(tempfile.mkdtemp(prefix="trainlab-memory-"))
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
+def resolve_artifact_root(url: str, root: str | os.PathLike | None = None) -> Path:
+    """Where run folders go: ``root``, else ``$TRAINLAB_ARTIFACTS``, else beside the SQLite file
+    (a temporary folder for ``:memory:``, ``runs/`` for a server URL)."""
+    root = root or os.environ.get("TRAINLAB_ARTIFACTS")
+    if root:
+        return Path(root).expanduser()
+    if url == MEMORY:
+        return _memory_artifacts()
+    db = sa.engine.make_url(url).database if url.startswith("sqlite") else None
+    return Path(db).parent if db else Path("runs")
 
 
 def retry_on_busy(fn, *args, attempts: int = 20, **kwargs):
@@ -174,7 +215,8 @@ def retry_on_busy(fn, *args, attempts: int = 20, **kwargs):
 
 
 class Store:
-    """The run store at ``url`` (a SQLAlchemy URL or a path to a SQLite file)."""
+    """The run store at ``url`` (a SQLAlchemy URL, a path to a SQLite file or ``":memory:"``);
+    run folders under ``artifact_root`` (see :func:`resolve_artifact_root`)."""
 
     def __init__(self, url: str | os.PathLike | None = None, artifact_root: str | os.PathLike | None = None):
         self.url = resolve_url(url)
@@ -184,10 +226,12 @@ class Store:
         except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, OperationalError) as err:
             reason = redact(f"{err.__class__.__name__}: {err}", self.url)
             raise ConfigError(f"cannot open run store '{display_url(self.url)}': {reason}") from err
-        if artifact_root is None:
-            db = sa.engine.make_url(self.url).database if self.url.startswith("sqlite") else None
-            artifact_root = Path(db).parent if db and db != ":memory:" else Path(os.environ.get("TRAINLAB_ARTIFACTS", "runs"))
-        self.artifact_root = Path(artifact_root)
+        self.artifact_root = resolve_artifact_root(self.url, artifact_root)
+
+    @property
+    def in_memory(self) -> bool:
+        """True for ``":memory:"``: other processes cannot open this store."""
+        return self.url == MEMORY
 
     # -- runs -------------------------------------------------------------------------
     def create_run(

@@ -360,7 +360,9 @@ def _validate(data: dict[str, Any]) -> RunConfig:
 def read_toml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
-        raise ConfigError(f"config file not found: {path}")
+        from trainlab._examples import hint
+
+        raise ConfigError(f"config file not found: {path}{hint(path)}")
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as err:

@@ -12,17 +12,25 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
-from rich.live import Live
-from rich.table import Table
 
-from trainlab.cli_options import StoreOpt
+from trainlab import _progress
+from trainlab.cli_options import ArtifactsOpt, OverridesArg, StoreOpt
 from trainlab.errors import ConfigError
 
-TrialsOpt = Annotated[Optional[int], typer.Option("--trials", help="trials to run now [default: search.trials]")]
-JobsOpt = Annotated[Optional[int], typer.Option("--jobs", help="parallel worker processes [default: search.jobs]")]
-ExecutorOpt = Annotated[str, typer.Option("--executor", help="local | ray (needs trainlab[ray])")]
-ResumeOpt = Annotated[Optional[str], typer.Option("--resume", help="continue the stored study of this name")]
+TrialsOpt = Annotated[Optional[int], typer.Option("--trials", metavar="N", help="trials to run now [default: search.trials]")]
+JobsOpt = Annotated[Optional[int], typer.Option("--jobs", metavar="N", help="parallel worker processes [default: search.jobs]")]
+ExecutorOpt = Annotated[str, typer.Option("--executor", metavar="NAME", help="local | ray (needs trainlab[ray])")]
+ResumeOpt = Annotated[Optional[str], typer.Option("--resume", metavar="STUDY", help="continue the stored study of this name")]
+StudyNameOpt = Annotated[
+    Optional[str], typer.Option("--name", metavar="STUDY", help="study name [default: search.name or the config's name]")
+]
+PrunerOpt = Annotated[Optional[str], typer.Option("--pruner", metavar="NAME", help="none | median | sha | hyperband | asha")]
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else 200)  # piped output keeps whole ids
 
 
 def _fmt(v) -> str:
@@ -31,8 +39,10 @@ def _fmt(v) -> str:
     return "" if v is None else str(v)
 
 
-def trials_table(study, limit: int = 30) -> Table:
+def trials_table(study, limit: int = 30):
     """The last ``limit`` trials with their parameters, value and state; the best marked."""
+    from rich.table import Table
+
     trials = study.trials
     best = study.best_trial
     names = list(study.space)
@@ -48,20 +58,35 @@ def trials_table(study, limit: int = 30) -> Table:
     return table
 
 
+def trial_line(study, trial) -> str:
+    """One finished trial as a progress line: ``trial 3 complete: val_loss 0.512 (best 0.498, #1) lr=0.03 run ab12``."""
+    best = study.best_trial
+    shown = f"{study.metric or 'value'} {_fmt(trial.value)}" if trial.value is not None else (trial.message or "")
+    best_text = f" (best {_fmt(best.value)}, #{best.number})" if best is not None else ""
+    params = " ".join(f"{k}={_fmt(v)}" for k, v in trial.params.items())
+    return f"trial {trial.number} {trial.state}: {shown}{best_text} {params}" + (f" run {trial.run_id}" if trial.run_id else "")
+
+
 def _run_study(study, objective, n_trials: int, jobs: int, executor: str) -> None:
-    console = Console(width=None if sys.stdout.isatty() else 200)
-    with Live(trials_table(study), console=console, refresh_per_second=2, transient=False) as live:
-        study.optimize(objective, n_trials, jobs=jobs, executor=executor, callback=lambda s, _t: live.update(trials_table(s)))
+    console = _console()
+    if console.is_terminal:  # a live table; on a pipe or CI log it would show nothing until the end
+        from rich.live import Live
+
+        with Live(trials_table(study), console=console, refresh_per_second=2, transient=False) as live:
+            study.optimize(objective, n_trials, jobs=jobs, executor=executor, callback=lambda s, _t: live.update(trials_table(s)))
+    else:
+        study.optimize(objective, n_trials, jobs=jobs, executor=executor, callback=lambda s, t: _progress.line(trial_line(s, t)))
+        console.print(trials_table(study))
     best = study.best_trial
     if best is not None:
         console.print()
         console.print(f"best trial {best.number}: {study.metric} = {best.value:.6g}  params = {json.dumps(best.params)}  run = {best.run_id}")
 
 
-def _tune(config: Path, nas: bool, store: str | None, n_trials: int | None, jobs: int | None, executor: str, resume: str | None, **search) -> None:
+def _tune(config: Path, overrides: list[str] | None, nas: bool, store: str | None, n_trials: int | None, jobs: int | None, executor: str, resume: str | None, **search) -> None:
     from trainlab.tune.runs import RunObjective, study_from_config
 
-    study, spec = study_from_config(config, nas=nas, store=store, resume=resume, **search)
+    study, spec = study_from_config(config, nas=nas, store=store, overrides=overrides or [], resume=resume, **search)
     stored = study.objective or {}
     if "config" not in stored:
         raise ConfigError(f"study '{study.name}' was not created from a run config; run it with trainlab.tune.Study in Python")
@@ -70,39 +95,49 @@ def _tune(config: Path, nas: bool, store: str | None, n_trials: int | None, jobs
 
 
 def tune(
-    config: Annotated[Path, typer.Argument(help="TOML run config with a \\[search] section")],
-    sampler: Annotated[Optional[str], typer.Option("--sampler", help="gp | random | grid | optuna:tpe | optuna:cmaes (needs trainlab[optuna])")] = None,
-    pruner: Annotated[Optional[str], typer.Option("--pruner", help="none | median | sha | hyperband | asha")] = None,
+    config: Annotated[Path, typer.Argument(metavar="CONFIG", help="TOML run config with a [search] section")],
+    overrides: OverridesArg = None,
+    sampler: Annotated[
+        Optional[str],
+        typer.Option("--sampler", metavar="NAME", help="gp | random | grid | optuna:tpe | optuna:cmaes (needs trainlab[optuna])"),
+    ] = None,
+    pruner: PrunerOpt = None,
     trials: TrialsOpt = None,
     jobs: JobsOpt = None,
     executor: ExecutorOpt = "local",
     resume: ResumeOpt = None,
-    name: Annotated[Optional[str], typer.Option("--name", help="study name [default: search.name or the config's name]")] = None,
+    name: StudyNameOpt = None,
     store: StoreOpt = None,
+    artifacts: ArtifactsOpt = None,
 ) -> None:
-    """Search the hyperparameters named in the config's \\[search] section; a live table shows the trials."""
-    _tune(config, False, store, trials, jobs, executor, resume, sampler=sampler, pruner=pruner, name=name)
+    """Search the hyperparameters named in the config's [search] section; a live table shows the trials
+    (one line per finished trial when the output is not a terminal)."""
+    _tune(config, overrides, False, store, trials, jobs, executor, resume, sampler=sampler, pruner=pruner, name=name)
 
 
 def nas(
-    config: Annotated[Path, typer.Argument(help="TOML run config (an MLP) with \\[search.architecture]")],
-    searcher: Annotated[Optional[str], typer.Option("--searcher", help="reinforce | random")] = None,
-    pruner: Annotated[Optional[str], typer.Option("--pruner", help="none | median | sha | hyperband | asha")] = None,
+    config: Annotated[Path, typer.Argument(metavar="CONFIG", help="TOML run config (an MLP) with [search.architecture]")],
+    overrides: OverridesArg = None,
+    searcher: Annotated[Optional[str], typer.Option("--searcher", metavar="NAME", help="reinforce | random")] = None,
+    pruner: PrunerOpt = None,
     trials: TrialsOpt = None,
     jobs: JobsOpt = None,
     executor: ExecutorOpt = "local",
     resume: ResumeOpt = None,
-    name: Annotated[Optional[str], typer.Option("--name", help="study name [default: search.name or the config's name]")] = None,
+    name: StudyNameOpt = None,
     store: StoreOpt = None,
+    artifacts: ArtifactsOpt = None,
 ) -> None:
     """Architecture search: a REINFORCE controller (or random search) proposes MLPs; reward = val accuracy."""
     if searcher not in (None, "reinforce", "random"):
         raise ConfigError(f"--searcher must be 'reinforce' or 'random', got {searcher!r}")
-    _tune(config, True, store, trials, jobs, executor, resume, sampler=searcher, pruner=pruner, name=name)
+    _tune(config, overrides, True, store, trials, jobs, executor, resume, sampler=searcher, pruner=pruner, name=name)
 
 
 def studies(store: StoreOpt = None) -> None:
     """List the studies in the store."""
+    from rich.table import Table
+
     from trainlab.credentials import display_url
     from trainlab.store import resolve_url
     from trainlab.tune.study import list_studies
@@ -116,11 +151,11 @@ def studies(store: StoreOpt = None) -> None:
             s["name"], s["metric"] or "value", s["direction"], s["sampler"], s["pruner"], str(s["n_trials"]),
             str(c.get("complete", 0)), str(c.get("pruned", 0)), str(c.get("failed", 0)), _fmt(s["best_value"]),
         )  # fmt: skip
-    Console(width=None if sys.stdout.isatty() else 200).print(table)
+    _console().print(table)
 
 
 def show_study(
-    name: Annotated[str, typer.Argument(help="study name")],
+    name: Annotated[str, typer.Argument(metavar="STUDY", help="study name")],
     as_json: Annotated[bool, typer.Option("--json", help="print the study and all trials as JSON")] = False,
     store: StoreOpt = None,
 ) -> None:
@@ -131,7 +166,7 @@ def show_study(
     if as_json:
         print(json.dumps({**study.summary(), "trials": [t.to_dict() for t in study.trials]}, indent=2, default=str))
         return
-    console = Console(width=None if sys.stdout.isatty() else 200)
+    console = _console()
     s = study.summary()
     console.print(f"sampler {s['sampler']}  pruner {s['pruner']}  seed {s['seed']}  counts {s['counts']}")
     console.print(trials_table(study, limit=10**9))

@@ -29,6 +29,7 @@ the run's total steps, so Hyperband's rungs fall on evaluations.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -178,17 +179,22 @@ class RunObjective:
         return float(result.final[trial.metric])
 
 
-def study_from_config(config, *, nas: bool = False, store: str | None = None, **cli: Any) -> tuple[Study, SearchConfig]:
+def study_from_config(
+    config, *, nas: bool = False, store: str | None = None, overrides: Sequence[str] = (), **cli: Any
+) -> tuple[Study, SearchConfig]:
     """Create (or, with ``resume``, reopen) the study a run config describes.
 
-    ``cli`` overrides ``[search]`` keys (sampler, pruner, trials, jobs, name); ``resume``
-    names an existing study to continue.
+    ``overrides`` (``key.sub=value``, as for ``trainlab run``) change the base config of every
+    trial; ``cli`` overrides ``[search]`` keys (sampler, pruner, trials, jobs, name); ``resume``
+    names an existing study to continue (with its stored config: no overrides).
     """
     from trainlab.credentials import display_url
     from trainlab.store import resolve_url
     from trainlab.train import load_config
 
-    config = load_config(config)
+    if overrides and cli.get("resume") is not None:
+        raise ConfigError("--resume continues a study with its stored config; do not pass overrides")
+    config = load_config(config, list(overrides))
     resume = cli.pop("resume", None)
     search = {**(config.search or {}), **{k: v for k, v in cli.items() if v is not None}}
     spec = parse_search(search, config, nas=nas)
