@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 JOBS   ?= 2
 
-.PHONY: setup demo test test-all bench clean
+.PHONY: setup demo test test-all bench lint clean
 
 setup: $(STAMP)
 
@@ -25,6 +25,13 @@ test: setup
 
 test-all: setup
 	$(PY) -m pytest -q -n $(JOBS)
+
+# ruff (lint + format check) and mypy, configured in pyproject.toml. Not in .ci/run yet: the
+# tree gets one `ruff format` / `ruff check --fix` pass once the open branches have merged.
+lint: setup
+	$(VENV)/bin/ruff check src tests benchmarks docs
+	$(VENV)/bin/ruff format --check src tests benchmarks docs
+	$(VENV)/bin/mypy
 
 bench: setup
 	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
