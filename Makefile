@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 JOBS   ?= 2
 
-.PHONY: setup demo test test-all bench lint clean
+.PHONY: setup demo test test-all test-readme bench lint clean
 
 setup: $(STAMP)
 
@@ -22,6 +22,10 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q -n $(JOBS) -m "not slow"
+
+# Every code block of README.md, as written (tests/test_readme.py; part of it is marked slow).
+test-readme: setup
+	$(PY) -m pytest -q tests/test_readme.py
 
 test-all: setup
 	$(PY) -m pytest -q -n $(JOBS)
