@@ -330,6 +330,24 @@ def test_notes_smoothing_loss_and_style_equivalence():
     )
 
 
+@pytest.mark.parametrize("style", ["notes", "uniform"])
+def test_label_smoothing_targets_are_made_in_the_inputs_dtype(style):
+    """float64 logits get float64 targets computed in float64, not float32 targets cast up."""
+    y, k, eps = torch.tensor([2, 0, 1]), 3, 0.1
+    off = eps / (k - 1) if style == "notes" else eps / k  # Python floats: float64 arithmetic
+    on = 1 - eps if style == "notes" else 1 - eps + eps / k
+    expected = np.full((3, k), off)
+    expected[np.arange(3), y.numpy()] = on
+    got = label_smoothing_targets(y, k, eps, style, dtype=torch.float64)
+    assert got.dtype == torch.float64
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-15, atol=0)
+    assert label_smoothing_targets(y, k, eps, style).dtype == torch.get_default_dtype()
+    logits = torch.randn(3, k, dtype=torch.float64)
+    log_p = torch.log_softmax(logits, 1).numpy()
+    loss = smoothed_cross_entropy(logits, y, eps, style)
+    assert loss.dtype == torch.float64 and loss.item() == pytest.approx(-(expected * log_p).sum(1).mean(), rel=1e-14)
+
+
 def test_label_smoothing_bad_arguments():
     y = torch.tensor([0, 1])
     with pytest.raises(ValueError, match=r"eps must be in \[0, 1\], got 1.5"):

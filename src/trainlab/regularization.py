@@ -237,8 +237,11 @@ def _check_classes(y: Tensor, num_classes: int) -> None:
 _STYLES = ("notes", "uniform")
 
 
-def label_smoothing_targets(y: Tensor, num_classes: int, eps: float, style: str = "notes") -> Tensor:
-    r"""Soft targets of shape ``(*y.shape, num_classes)``; every row sums to 1.
+def label_smoothing_targets(
+    y: Tensor, num_classes: int, eps: float, style: str = "notes", dtype: torch.dtype | None = None
+) -> Tensor:
+    r"""Soft targets of shape ``(*y.shape, num_classes)`` in ``dtype`` (default: torch's default
+    float dtype; pass the logits' dtype, as :func:`smoothed_cross_entropy` does); every row sums to 1.
 
     - ``style="notes"`` (notes 000 §7.7.6): ``1 − ε`` on the true class and ``ε / (K − 1)`` on
       each of the K − 1 others.
@@ -254,7 +257,9 @@ def label_smoothing_targets(y: Tensor, num_classes: int, eps: float, style: str 
     if not 0 <= eps <= 1:
         raise ValueError(f"eps must be in [0, 1], got {eps!r}")
     _check_classes(y, num_classes)
-    one_hot = F.one_hot(y.long(), num_classes).float()
+    # Computed in the target dtype: float32 targets cast up to float64 would carry float32's
+    # rounding of ε/(K − 1) into a float64 loss.
+    one_hot = F.one_hot(y.long(), num_classes).to(dtype or torch.get_default_dtype())
     if style == "notes":
         off = eps / (num_classes - 1)
         return one_hot * (1 - eps - off) + off
@@ -268,7 +273,7 @@ def smoothed_cross_entropy(logits: Tensor, y: Tensor, eps: float, style: str = "
     """
     if logits.dim() != 2:
         raise ValueError(f"logits must be (batch, classes), got shape {tuple(logits.shape)}")
-    targets = label_smoothing_targets(y, logits.shape[1], eps, style).to(logits.dtype)
+    targets = label_smoothing_targets(y, logits.shape[1], eps, style, dtype=logits.dtype)
     return -(targets * F.log_softmax(logits, dim=1)).sum(1).mean()
 
 

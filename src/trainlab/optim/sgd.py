@@ -31,8 +31,9 @@ class SGD(MultiTensorOptimizer):
 
     With a constant α and dampening = 0 both are the same trajectory: Δθ_t = −α b_t. For
     Nesterov the stored parameter is the look-ahead point φ_t = θ_t + ρ Δθ_t, at which the
-    gradient is evaluated anyway (Bengio et al. 2013; tests/optim/test_sgd.py proves it step by
-    step). The two conventions differ when α changes during training: the notes (and Keras,
+    gradient is evaluated anyway (Bengio et al. 2013;
+    tests/optim/test_optimizer_api.py::test_nesterov_of_the_notes_is_torchs_nesterov checks it
+    step by step). The two conventions differ when α changes during training: the notes (and Keras,
     whose velocity is ``v = ρ v − α g``) fold each gradient in with the α of its own step, torch
     and trainlab multiply the whole sum by the current α, so a schedule's change of α also
     rescales the remembered velocity at once.

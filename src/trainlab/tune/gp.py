@@ -22,7 +22,8 @@ collapsing to absurd length scales: ℓ ~ Gamma(3, 6) (mean 0.5 of the unit cube
 noise creep into fits of deterministic functions, and Optuna's 30, which makes noisy data
 be explained by tiny length scales; tests check both cases). Targets are standardized first (zero mean,
 unit variance), so these scales need no tuning per problem. The optimizer is L-BFGS-B
-on log θ with exact gradients from torch autograd (float64).
+on log θ with the exact gradient in closed form (GPML eq. 5.9, :func:`neg_log_posterior_and_grad`,
+float64; ``test_analytic_gradient_matches_autograd`` checks it against autograd).
 
 The NNDL notes (``000_*.txt`` §7.6.3) name the method — Bayesian optimization / SMBO,
 "predict from the configurations tried so far which one brings the largest gain" — without
