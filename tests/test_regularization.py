@@ -183,6 +183,25 @@ def test_l2_minimum_is_the_notes_ridge_solution():
     assert model.weight.grad.abs().max().item() < 1e-10  # w_ridge is the stationary point
 
 
+def test_ridge_closed_form_of_003_needs_half_alpha():
+    """003: L = (Xw − y)ᵀ(Xw − y) + ½α wᵀw, "w = (XᵀX + αI)⁻¹Xᵀy". Setting ∇L = 2Xᵀ(Xw − y) + αw
+    to 0 gives (XᵀX + ½αI)⁻¹Xᵀy; trainlab's penalty(l2=α) is the ½α wᵀw term."""
+    rng = np.random.default_rng(3)
+    x, y, alpha = rng.normal(size=(30, 4)), rng.normal(size=30), 2.0
+    correct = np.linalg.solve(x.T @ x + 0.5 * alpha * np.eye(4), x.T @ y)
+    as_written = np.linalg.solve(x.T @ x + alpha * np.eye(4), x.T @ y)
+    model = nn.Linear(4, 1, bias=False).double()
+    grads = {}
+    for name, w in (("correct", correct), ("as written", as_written)):
+        with torch.no_grad():
+            model.weight.copy_(torch.from_numpy(w)[None])
+        model.zero_grad()
+        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+        (((model(xt).squeeze(1) - yt) ** 2).sum() + penalty(model, l2=alpha)).backward()
+        grads[name] = model.weight.grad.abs().max().item()
+    assert grads["correct"] < 1e-10 < 1e-3 < grads["as written"]
+
+
 def test_soft_threshold_formula():
     w = torch.tensor([-3.0, -0.5, 0.0, 0.2, 1.0, 2.5])
     np.testing.assert_allclose(soft_threshold(w, 1.0).numpy(), [-2.0, 0.0, 0.0, 0.0, 0.0, 1.5])
@@ -346,6 +365,19 @@ def test_label_smoothing_targets_are_made_in_the_inputs_dtype(style):
     log_p = torch.log_softmax(logits, 1).numpy()
     loss = smoothed_cross_entropy(logits, y, eps, style)
     assert loss.dtype == torch.float64 and loss.item() == pytest.approx(-(expected * log_p).sum(1).mean(), rel=1e-14)
+
+
+def test_cross_entropy_carries_the_minus_sign_that_notes_003_drop():
+    """003 writes L = Σ y log ŷ + (1 − y) log(1 − ŷ) (≤ 0, maximized by a *wrong* model); the loss
+    is its negative. With ε = 0 the smoothed loss is the plain cross-entropy, the Trainer's loss."""
+    torch.manual_seed(2)
+    logits, y = torch.randn(12, 2, dtype=torch.float64), torch.randint(0, 2, (12,))
+    y_hat = torch.softmax(logits, 1)[:, 1].numpy()  # P(class 1)
+    t = y.numpy()
+    binary = -(t * np.log(y_hat) + (1 - t) * np.log(1 - y_hat)).mean()  # the corrected 003 form
+    loss = smoothed_cross_entropy(logits, y, 0.0)
+    assert loss.item() == pytest.approx(binary, rel=1e-12) and loss.item() > 0
+    assert loss.item() == pytest.approx(F.cross_entropy(logits, y).item(), rel=1e-12)
 
 
 def test_label_smoothing_bad_arguments():

@@ -60,6 +60,18 @@ def _align_signs(ours: np.ndarray, theirs: np.ndarray) -> np.ndarray:
     return ours * np.sign((ours * theirs).sum(0))
 
 
+def test_standardizing_sets_mean_and_variance_but_keeps_the_distributions_shape():
+    """001 says standardization turns data into a standard normal distribution; it is an affine
+    map per feature: mean 0 and variance 1, the shape (here the skewness 2 of an exponential) kept."""
+    x = np.random.default_rng(1).exponential(size=(20_000, 2))
+    z = Standardizer().fit_transform(x)
+    np.testing.assert_allclose(z.mean(0), 0.0, atol=1e-12)
+    np.testing.assert_allclose(z.std(0), 1.0, rtol=1e-12)
+    skew = lambda a: (((a - a.mean(0)) / a.std(0)) ** 3).mean(0)  # noqa: E731
+    np.testing.assert_allclose(skew(z), skew(x), rtol=1e-9)
+    assert np.all(skew(z) > 1.8)  # a normal distribution has skewness 0
+
+
 @pytest.mark.parametrize("n_components", [None, 3])
 def test_pca_whitening_equals_sklearn(split, n_components):
     train, test = split
