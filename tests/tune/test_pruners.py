@@ -136,3 +136,34 @@ def test_pruner_arguments_are_checked():
         create_pruner("hyperbnad")
     with pytest.raises(ConfigError, match="n_startup_trials must be an integer >= 1"):
         Median(0)
+
+
+def _reach_full_budget(values, eta=3, max_resource=9):
+    """Run trials one after another (one worker) with a constant curve each; how many reach R."""
+    study = Study("order", {"x": Float(0, 1)}, sampler=Random(), storage=":memory:",
+                  pruner=SuccessiveHalving(min_resource=1, eta=eta, max_resource=max_resource))  # fmt: skip
+    reached = []
+
+    def objective(trial):
+        step = 1
+        while step <= max_resource:
+            trial.report(step, values[trial.number])
+            if trial.should_prune():
+                raise TrialPruned()
+            step *= eta
+        reached.append(trial.number)
+        return values[trial.number]
+
+    study.optimize(objective, len(values))
+    return reached
+
+
+def test_one_worker_sha_promotes_as_many_as_the_arrival_order_allows():
+    """docs/tune.md: with one worker, a trial continues past a rung if it ranks among the best
+    max(1, ⌊m/η⌋) of the m trials that reached the rung so far. Li et al.'s SHA over the same 9
+    configurations (rungs 1, 3, 9) carries exactly one to R; here that number depends on the order."""
+    assert _reach_full_budget([0.1 * k for k in range(1, 10)]) == [0]  # each worse than all before
+    assert _reach_full_budget([1.0 - 0.1 * k for k in range(9)]) == list(range(9))  # each the best so far
+    # By hand: #0 is alone at both rungs; #2 is the best of 3 at rung 1 and of 2 at rung 3; #5 is
+    # among the best 2 of 6 at rung 1 but not the best of 3 at rung 3; the rest stop at rung 1.
+    assert _reach_full_budget([0.5, 0.9, 0.1, 0.8, 0.7, 0.2, 0.6, 0.4, 0.3]) == [0, 2]
