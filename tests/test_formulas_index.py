@@ -23,7 +23,11 @@ def cells(line: str) -> list[str]:
 @cache
 def defined(path: str) -> frozenset[str]:
     file = ROOT / "tests" / path
-    return frozenset(re.findall(r"^def (test_\w+)", file.read_text(encoding="utf-8"), re.M)) if file.exists() else frozenset()
+    return (
+        frozenset(re.findall(r"^def (test_\w+)", file.read_text(encoding="utf-8"), re.M))
+        if file.exists()
+        else frozenset()
+    )
 
 
 def test_every_named_test_exists():
@@ -58,7 +62,7 @@ def test_every_formula_row_names_its_test():
             continue
         if set(line) <= set("|-: ") or not any(h.startswith("test") for h in header):
             continue
-        test_cell = row[[i for i, h in enumerate(header) if h.startswith("test")][0]]
+        test_cell = row[next(i for i, h in enumerate(header) if h.startswith("test"))]
         if "test_" not in test_cell and not test_cell.startswith("same"):
             rows_without.append(number)
     assert not rows_without, f"docs/formulas.md rows without a test, lines {rows_without}"

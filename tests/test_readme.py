@@ -171,7 +171,7 @@ def test_toml_blocks_are_run_configs_that_train(workdir):
     from trainlab.store import Store
     from trainlab.train import load_config, run
 
-    work, _ = workdir
+    _work, _ = workdir
     for b in of_kind("toml"):
         try:
             config = load_config(tomllib.loads(b.text), BUDGET_OVERRIDES)
@@ -188,7 +188,9 @@ def shell_script() -> str:
         for line, command in block.lines():
             for word in shlex.split(command, comments=True):
                 if re.fullmatch(r"[A-Z][A-Z0-9_]*[A-Z0-9]", word) and word not in PLACEHOLDERS:
-                    pytest.fail(f"README.md line {line}: placeholder {word}; add it to PLACEHOLDERS in tests/test_readme.py")
+                    pytest.fail(
+                        f"README.md line {line}: placeholder {word}; add it to PLACEHOLDERS in tests/test_readme.py"
+                    )
             values = {**PLACEHOLDERS, **(RESUME_PLACEHOLDERS if "--resume" in command else {})}
             for name in sorted(values, key=len, reverse=True):
                 command = re.sub(rf"(?<![\w$]){name}(?!\w)", values[name], command)
@@ -217,7 +219,9 @@ SHELLS = {
 @pytest.mark.parametrize("shell", ["zsh", "fish"])
 def test_overrides_survive_zsh_and_fish(shell, tmp_path):
     if shutil.which(shell) is None:
-        pytest.skip(f"{shell} is not installed (apt-get install {shell}); bash alone cannot show the quoting works there")
+        pytest.skip(
+            f"{shell} is not installed (apt-get install {shell}); bash alone cannot show the quoting works there"
+        )
     commands = [(line, c) for b in of_kind("bash") for line, c in b.lines() if c.startswith("trainlab ")]
     assert commands
     for line, command in commands:

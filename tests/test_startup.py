@@ -16,7 +16,18 @@ import textwrap
 
 import pytest
 
-HEAVY = ("torch", "torch._dynamo", "matplotlib", "scipy", "sklearn", "sqlalchemy", "mnist1d", "optuna", "pandas", "rich")
+HEAVY = (
+    "torch",
+    "torch._dynamo",
+    "matplotlib",
+    "scipy",
+    "sklearn",
+    "sqlalchemy",
+    "mnist1d",
+    "optuna",
+    "pandas",
+    "rich",
+)
 
 
 def imported_after(code: str, tmp_path) -> set[str]:

@@ -39,7 +39,17 @@ def test_the_wheel_works_from_any_folder(tmp_path):
     assert sh(trainlab, "--version", cwd=work).stdout.strip().startswith("trainlab ")
     assert "quickstart" in sh(trainlab, "examples", cwd=work).stdout
     assert sh(trainlab, "init", cwd=work).stdout.strip() == "quickstart.toml"
-    run = sh(trainlab, "run", "quickstart.toml", "train.max_steps=3", "data.subset=256", "--store", ":memory:", "-q", cwd=work)
+    run = sh(
+        trainlab,
+        "run",
+        "quickstart.toml",
+        "train.max_steps=3",
+        "data.subset=256",
+        "--store",
+        ":memory:",
+        "-q",
+        cwd=work,
+    )
     assert len(run.stdout.strip().splitlines()[-1]) == 12
     assert sorted(p.name for p in work.iterdir()) == ["quickstart.toml"]  # :memory: left nothing behind
     assert "Usage: python -m trainlab" in sh(python, "-m", "trainlab", "-h", cwd=work).stdout

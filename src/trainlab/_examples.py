@@ -45,7 +45,9 @@ def find(name: str) -> Path:
     """The example called ``name`` (``quickstart``, ``quickstart.toml`` or ``examples/quickstart.toml``)."""
     examples = available()
     if not examples:
-        raise ConfigError("this installation of trainlab has no example configs (reinstall it from a wheel or a checkout)")
+        raise ConfigError(
+            "this installation of trainlab has no example configs (reinstall it from a wheel or a checkout)"
+        )
     key = name.removeprefix("examples/").removesuffix(".toml")
     if key not in examples:
         raise unknown_name("example", name, examples)

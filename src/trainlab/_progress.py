@@ -52,7 +52,8 @@ class ItemProgress:
             self._bar.advance(self._task)
         elif not self.quiet:
             elapsed = time.monotonic() - self._start
-            line(f"{self.description}: {self.count}/{self.total} {text} ({elapsed:.0f} s)".replace("  ", " "))
+            what = f" {text}" if text else ""
+            line(f"{self.description}: {self.count}/{self.total}{what} ({elapsed:.0f} s)")
 
     def __exit__(self, *exc: Any) -> bool:
         if self._bar is not None:

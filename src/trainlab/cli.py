@@ -43,23 +43,19 @@ app.add_typer(data_app, name="data")
 app.add_typer(schedule_app, name="schedule")
 
 
-class _Consoles:
-    """``out`` (stdout) and ``err`` (stderr) rich consoles, made on first use (rich costs start-up)."""
+@functools.cache
+def _out():
+    """The stdout console, made on first use (importing rich costs start-up)."""
+    from rich.console import Console
 
-    @functools.cached_property
-    def out(self):
-        from rich.console import Console
-
-        return Console(width=None if sys.stdout.isatty() else 200)  # piped output keeps whole ids
-
-    @functools.cached_property
-    def err(self):
-        from rich.console import Console
-
-        return Console(stderr=True)
+    return Console(width=None if sys.stdout.isatty() else 200)  # piped output keeps whole ids
 
 
-_consoles = _Consoles()
+@functools.cache
+def _err():
+    from rich.console import Console
+
+    return Console(stderr=True)
 
 
 def escape(text: str) -> str:
@@ -114,9 +110,9 @@ def run(
     cfg = None if resume else load_config(config, overrides or [])
     result = run_config(cfg, store=_store(store), quiet=quiet, resume=resume)
     shown = ", ".join(f"{k} {_fmt(result.final.get(k))}" for k in ("val_acc", "val_loss", "test_acc") if result.final.get(k) is not None)
-    _consoles.err.print(f"run {result.run_id} {result.status}: {shown} ({result.final.get('seconds', 0):.1f} s)", soft_wrap=True, highlight=False)
+    _err().print(f"run {result.run_id} {result.status}: {shown} ({result.final.get('seconds', 0):.1f} s)", soft_wrap=True, highlight=False)
     if result.message:
-        _consoles.err.print(result.message)
+        _err().print(result.message)
     print(result.run_id)
     if result.status in ("diverged", "failed"):
         raise typer.Exit(1)
@@ -144,7 +140,7 @@ def runs(
     table = Table("id", "name", "status", "seed", "step", "val_acc", "val_loss", "created")
     for r in records:
         table.add_row(r.id, r.name, r.status, _fmt(r.seed), _fmt(r.final.get("step")), _fmt(r.final.get("val_acc")), _fmt(r.final.get("val_loss")), r.to_dict()["created_at"])
-    _consoles.out.print(table)
+    _out().print(table)
 
 
 @app.command()
@@ -160,7 +156,7 @@ def show(
         return
     from rich.table import Table
 
-    out = _consoles.out
+    out = _out()
     out.print(f"[bold]{record.id}[/bold]  {escape(record.name)}  ({record.status})")
     if record.message:
         out.print(escape(record.message))
@@ -193,7 +189,7 @@ def compare(
     cfg = load_config(config, overrides or [])
     st = _store(store)
     run_comparison(cfg, store=st, jobs=jobs, seeds=seeds, quiet=quiet)
-    print_summary(summarize_plan(cfg, st, seeds), _consoles.out)
+    print_summary(summarize_plan(cfg, st, seeds), _out())
     if output is not None:
         from trainlab.report.build import write_report
 
@@ -222,7 +218,7 @@ def reproduce(
     from trainlab import reproduce as rep
     from trainlab.reproduce.gallery import page_name, read_summary, to_jsonable, write_gallery
 
-    out, err = _consoles.out, _consoles.err
+    out, err = _out(), _err()
     if list_ or name is None:
         table = Table("experiment", "claim", "source")
         for n in rep.NAMES:
@@ -259,7 +255,7 @@ def data_list() -> None:
     table = Table("name", "options", "description")
     for name, spec in DATASETS.items():
         table.add_row(name, ", ".join(spec.options), spec.description)
-    _consoles.out.print(table)
+    _out().print(table)
 
 
 @schedule_app.command("plot")
@@ -312,7 +308,7 @@ def init(
 
     path = _examples.write(example, output, force=force)
     print(path)
-    _consoles.err.print(f"next: trainlab run {path}", highlight=False, soft_wrap=True)
+    _err().print(f"next: trainlab run {path}", highlight=False, soft_wrap=True)
 
 
 # Commands that live beside the module they drive (each a plain typer-annotated function).
@@ -350,10 +346,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         command()(args=argv, standalone_mode=True)
     except ConfigError as e:
-        _consoles.err.print(f"[red]error:[/red] {escape(redact(str(e)))}", highlight=False, soft_wrap=True)
+        _err().print(f"[red]error:[/red] {escape(redact(str(e)))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except FileNotFoundError as e:
-        _consoles.err.print(f"[red]error:[/red] file not found: {escape(str(e.filename or e))}", highlight=False, soft_wrap=True)
+        _err().print(f"[red]error:[/red] file not found: {escape(str(e.filename or e))}", highlight=False, soft_wrap=True)
         sys.exit(2)
 
 

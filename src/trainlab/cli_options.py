@@ -7,12 +7,12 @@ Help text is plain (the app sets ``rich_markup_mode=None``): brackets such as ``
 from __future__ import annotations
 
 import os
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 
-def _set_artifacts(value: Optional[str]) -> Optional[str]:
+def _set_artifacts(value: str | None) -> str | None:
     # Through the environment, so worker processes (compare --jobs, tune --jobs) inherit it.
     if value:
         os.environ["TRAINLAB_ARTIFACTS"] = value
@@ -20,7 +20,7 @@ def _set_artifacts(value: Optional[str]) -> Optional[str]:
 
 
 StoreOpt = Annotated[
-    Optional[str],
+    str | None,
     typer.Option(
         "--store",
         metavar="URL",
@@ -28,7 +28,7 @@ StoreOpt = Annotated[
     ),
 ]
 ArtifactsOpt = Annotated[
-    Optional[str],
+    str | None,
     typer.Option(
         "--artifacts",
         metavar="DIR",
@@ -38,6 +38,8 @@ ArtifactsOpt = Annotated[
     ),
 ]
 OverridesArg = Annotated[
-    Optional[list[str]],
-    typer.Argument(metavar="KEY=VALUE", help="config overrides, e.g. optim.lr=0.1 'model.hidden=[128,128]' '~optim.momentum'"),
+    list[str] | None,
+    typer.Argument(
+        metavar="KEY=VALUE", help="config overrides, e.g. optim.lr=0.1 'model.hidden=[128,128]' '~optim.momentum'"
+    ),
 ]
