@@ -23,8 +23,9 @@ demo: setup
 test: setup
 	$(PY) -m pytest -q -n $(JOBS) -m "not slow"
 
+# The slow tests too, and the property-based tests with many more (and fresh) examples.
 test-all: setup
-	$(PY) -m pytest -q -n $(JOBS)
+	HYPOTHESIS_PROFILE=thorough $(PY) -m pytest -q -n $(JOBS)
 
 bench: setup
 	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
