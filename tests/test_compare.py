@@ -166,6 +166,9 @@ def test_a_rerun_does_not_repeat_diverged_runs(store, tiny_config):
     assert statuses == ["completed", "completed", "diverged", "diverged"]
     compare(tiny_config, store=store)
     assert len(store.list_runs(group="tiny")) == 4
+    from trainlab.report.build import build_report
+
+    assert "1000000000000.0 (2 diverged of 2)" in build_report(["tiny"], store)  # the report keeps the note too
 
 
 def test_orphaned_running_runs_are_resumed_or_made_again(store, tiny_config):
