@@ -294,6 +294,9 @@ class StoreUnusable(ConfigError):
         super().__init__(message)
         self.kind = kind
 
+    def __reduce__(self):  # a worker process's error reaches its driver whole
+        return type(self), (str(self), self.kind)
+
 
 # (words of SQLite's message, kind, what is wrong, the fix)
 _SQLITE_FAULTS = (
