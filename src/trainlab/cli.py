@@ -31,6 +31,7 @@ from trainlab.tune import commands as tune_commands
 
 app = typer.Typer(
     help="trainlab: make neural networks train well — run, compare, tune, diagnose and report.",
+    epilog="An error is one line; trainlab --debug COMMAND … (or TRAINLAB_DEBUG=1) shows its traceback.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
