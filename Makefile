@@ -27,8 +27,9 @@ test: setup
 test-readme: setup
 	$(PY) -m pytest -q tests/test_readme.py
 
+# The slow tests too, and the property-based tests with many more (and fresh) examples.
 test-all: setup
-	$(PY) -m pytest -q -n $(JOBS)
+	HYPOTHESIS_PROFILE=thorough $(PY) -m pytest -q -n $(JOBS)
 
 # ruff (lint + format check) and mypy, configured in pyproject.toml. Not in .ci/run yet: the
 # tree gets one `ruff format` / `ruff check --fix` pass once the open branches have merged.

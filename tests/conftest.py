@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 
 import pytest
 import torch
+from hypothesis import HealthCheck, settings
+
+# Property-based tests: a fixed, bounded set of examples in `make test` (the same every run),
+# a fresh and larger exploration in `make test-all` (HYPOTHESIS_PROFILE=thorough).
+_QUIET_CHECKS = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large]
+settings.register_profile("fast", max_examples=20, deadline=None, derandomize=True, suppress_health_check=_QUIET_CHECKS)
+settings.register_profile("thorough", max_examples=200, deadline=None, suppress_health_check=_QUIET_CHECKS)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fast"))
 
 torch.set_num_threads(1)  # two xdist workers on two cores: one thread each is fastest and deterministic
 
@@ -46,3 +56,22 @@ def _isolated_store_env(tmp_path, monkeypatch):
     monkeypatch.setenv("TRAINLAB_STORE", str(tmp_path / "default-store" / "trainlab.db"))
     yield
     os.environ.pop("TRAINLAB_TEST_DUMMY", None)
+
+
+def run_cli(*args: str) -> tuple[int, str, str]:
+    """``trainlab ARGS`` in this process, through ``trainlab.cli.main``: (exit status, stdout, stderr)."""
+    from trainlab.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code: int = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(list(args))
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def cli():
+    return run_cli

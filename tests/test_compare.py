@@ -94,3 +94,138 @@ def test_runs_of_an_edited_config_are_never_pooled_with_the_new_ones(store, tiny
     keys = sorted({variant_key(r.config) for r in store.list_runs(group="tiny")})
     assert len(keys) == 2 and sorted(r["variant"] for r in everything) == [f"0.1 [{k}]" for k in keys]
     assert all(r["n"] == 2 for r in everything)
+
+
+@pytest.mark.parametrize(
+    "table,msg",
+    [
+        ({"seeds": [1, 1], "optim.lr": [0.1]}, "compare.seeds lists seed 1 twice"),
+        ({"seeds": [True], "optim.lr": [0.1]}, "compare.seeds must be a count or a list of integers"),
+        (
+            {"metric": "bogus", "optim.lr": [0.1]},
+            "unknown compare.metric 'bogus'; choose one of: test_acc, test_loss, train_acc",
+        ),
+        ({"target": "x", "optim.lr": [0.1]}, "compare.target must be a number"),
+        ({"target": True, "optim.lr": [0.1]}, "compare.target must be a number"),
+        ({"target": float("nan"), "optim.lr": [0.1]}, "compare.target must be a number"),
+    ],
+)
+def test_metric_target_and_seeds_are_checked_before_any_run(table, msg):
+    with pytest.raises(ConfigError, match=msg):
+        parse_compare(table)
+
+
+def _result(store, group, variant, seed, status, value, config=None):
+    config = config or {"optim": {"lr": variant}, "seed": seed}
+    run_id = store.create_run(f"{group}/{variant}", config, seed=seed, group=group, config_hash=f"{variant}-{seed}")
+    store.finish_run(run_id, status, final={"val_acc": value, "best_val_acc": value, "seconds": 1.0})
+    return run_id
+
+
+def test_summary_counts_each_seed_once(store):
+    """Two comparisons that ran at once before leases existed stored every seed twice."""
+    from trainlab.compare import summarize
+
+    for seed, value in enumerate([0.5, 0.6, 0.7]):
+        _result(store, "g", 0.1, seed, "completed", value)
+        _result(store, "g", 0.1, seed, "completed", value)  # the duplicate
+    (row,) = summarize(store, "g", "val_acc")
+    assert row["n"] == 3 and row["final_mean"] == pytest.approx(0.6)
+    assert row["final_std"] == pytest.approx(np.std([0.5, 0.6, 0.7], ddof=1))
+
+
+def test_a_diverged_variant_stays_in_the_summary_with_a_note(store):
+    from trainlab.compare import print_summary, summarize
+
+    for seed in range(3):
+        _result(store, "g", 0.1, seed, "completed", 0.5 + 0.1 * seed)
+        _result(store, "g", 9.0, seed, "diverged" if seed < 2 else "completed", None if seed < 2 else 0.3)
+        _result(store, "g", 99.0, seed, "diverged", None)
+    rows = {r["variant"]: r for r in summarize(store, "g", "val_acc")}
+    assert [r["variant"] for r in summarize(store, "g", "val_acc")] == ["0.1", "9.0", "99.0"]  # all-diverged last
+    assert "note" not in rows["0.1"] and rows["0.1"]["n"] == 3
+    assert (
+        rows["9.0"]["note"] == "2 diverged of 3"
+        and rows["9.0"]["n"] == 1
+        and rows["9.0"]["final_mean"] == pytest.approx(0.3)
+    )
+    assert rows["99.0"]["note"] == "3 diverged of 3" and rows["99.0"]["n"] == 0 and np.isnan(rows["99.0"]["final_mean"])
+    from rich.console import Console
+
+    console = Console(record=True, width=200)
+    print_summary(list(rows.values()), console)
+    assert "3 diverged of 3" in console.export_text()
+
+
+def test_a_rerun_does_not_repeat_diverged_runs(store, tiny_config):
+    tiny_config["train"] = {"max_steps": 5, "threads": 1}
+    tiny_config["compare"] = {"seeds": 2, "optim.lr": [0.1, 1e12]}
+    rows = {r["variant"]: r for r in compare(tiny_config, store=store)}
+    assert rows["1000000000000.0"]["note"] == "2 diverged of 2" and rows["0.1"]["n"] == 2
+    statuses = sorted(r.status for r in store.list_runs(group="tiny"))
+    assert statuses == ["completed", "completed", "diverged", "diverged"]
+    compare(tiny_config, store=store)
+    assert len(store.list_runs(group="tiny")) == 4
+    from trainlab.report.build import build_report
+
+    assert "1000000000000.0 (2 diverged of 2)" in build_report(["tiny"], store)  # the report keeps the note too
+
+
+def test_orphaned_running_runs_are_resumed_or_made_again(store, tiny_config):
+    """Runs left `running` by a killed comparison do not pile up: a rerun resumes the one with
+    a checkpoint and makes again the one killed before its first (deleting the stub)."""
+    import socket
+    import subprocess
+    import sys
+
+    from trainlab.store import artifacts_table, runs_table
+
+    tiny_config["train"] = {"max_steps": 5, "threads": 1}
+    tiny_config["compare"] = {"seeds": 2, "optim.lr": [0.1]}
+    compare(tiny_config, store=store)
+    with_ckpt, stub = sorted(store.list_runs(group="tiny"), key=lambda r: r.seed)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    with store.engine.begin() as conn:
+        conn.execute(
+            runs_table.update().values(status="running", owner=f"{socket.gethostname()}:{dead.pid}", final=None)
+        )
+        conn.execute(artifacts_table.delete().where(artifacts_table.c.run_id == stub.id))
+    rows = compare(tiny_config, store=store)
+    records = store.list_runs(group="tiny")
+    assert [r["n"] for r in rows] == [2] and len(records) == 2
+    assert all(r.status == "completed" for r in records) and sorted(r.seed for r in records) == [0, 1]
+    ids = {r.id for r in records}
+    assert with_ckpt.id in ids and stub.id not in ids
+
+
+def test_two_comparisons_at_once_make_each_run_once(store, tiny_config):
+    """Two comparisons of one config on one store (threads here; processes in
+    tests/test_concurrency.py): each (variant, seed) is made once, by whichever holds its lease."""
+    import threading
+    from collections import Counter
+
+    from trainlab.compare import summarize_plan
+    from trainlab.store import Store
+
+    tiny_config["train"] = {"max_steps": 5, "threads": 1}
+    tiny_config["compare"] = {"seeds": 3, "optim.lr": [0.05, 0.1]}
+    cfg = load_config(tiny_config)
+    start, errors = threading.Barrier(2), []
+
+    def one_comparison():
+        try:
+            start.wait()
+            run_comparison(cfg, store=Store(store.url), quiet=True, poll_seconds=0.05)
+        except BaseException as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=one_comparison) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not errors
+    made = Counter((r.name, r.seed) for r in store.list_runs(group="tiny"))
+    assert len(made) == 6 and set(made.values()) == {1}
+    assert [r["n"] for r in summarize_plan(cfg, store)] == [3, 3]

@@ -1,8 +1,10 @@
 """The ``trainlab`` command line (also ``python -m trainlab``).
 
 Every command takes ``--store URL`` (default ``$TRAINLAB_STORE``, else ``runs/trainlab.db``;
-``:memory:`` for a throwaway store). Bad input (a config key, a file, a run id) prints one
-line naming the problem and exits with status 2 — never a traceback.
+``:memory:`` for a throwaway store). Bad input (a config key, a file, a run id, a store) prints
+one line naming the problem and the fix and exits with status 2 — never a traceback;
+``trainlab --debug ...`` (or ``TRAINLAB_DEBUG=1``) shows the traceback instead. An error that is
+not the user's is a bug: its traceback, a line saying so, exit status 1.
 
 Start-up matters (``trainlab --help``, ``trainlab runs`` should answer at once): this module
 imports neither torch nor rich at the top; each command imports what it needs.
@@ -12,7 +14,9 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
+import traceback
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -31,6 +35,7 @@ from trainlab.tune import commands as tune_commands
 # the same output on a terminal and in a pipe; -h as well as --help, in every subcommand.
 app = typer.Typer(
     help="trainlab: make neural networks train well — run, compare, tune, diagnose and report.",
+    epilog="An error is one line; trainlab --debug COMMAND … (or TRAINLAB_DEBUG=1) shows its traceback.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
@@ -125,11 +130,19 @@ def runs(
     limit: Annotated[int, typer.Option(metavar="N", help="show the last N runs")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="print the runs as a JSON list (config, final metrics, status, times)")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="print one CSV row per run, final metrics as final.<key> columns")] = False,
+    reap: Annotated[
+        bool, typer.Option("--reap", help="first mark runs whose process is gone (killed, machine lost) as interrupted")
+    ] = False,
 ) -> None:
     """List runs in a table (or as JSON / CSV for other tools)."""
     if as_json and as_csv:
         raise ConfigError("give --json or --csv, not both")
-    records = _store(store).list_runs(group=group)[-limit:]
+    st = _store(store)
+    if reap:
+        reaped = st.reap(group=group)
+        listed = f" ({', '.join(reaped)})" if reaped else ""
+        _err().print(f"marked {len(reaped)} run(s) interrupted: their process is gone{listed}", highlight=False)
+    records = st.list_runs(group=group)[-limit:]
     if as_json or as_csv:
         from trainlab.export import run_summary_rows, to_csv
 
@@ -341,16 +354,70 @@ def command():
     return cmd
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point: bad input is one line on stderr and exit status 2."""
+DEBUG_ENV = "TRAINLAB_DEBUG"
+
+
+def _take_debug_flag(args: list[str]) -> bool:
+    """Remove the global ``--debug`` from ``args`` (anywhere before a ``--``); True if it was
+    there or ``$TRAINLAB_DEBUG`` is set."""
+    end = args.index("--") if "--" in args else len(args)
+    found = "--debug" in args[:end]
+    args[:end] = [a for a in args[:end] if a != "--debug"]
+    return found or os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _click_exceptions():
     try:
-        command()(args=argv, standalone_mode=True)
-    except ConfigError as e:
-        _err().print(f"[red]error:[/red] {escape(redact(str(e)))}", highlight=False, soft_wrap=True)
-        sys.exit(2)
-    except FileNotFoundError as e:
-        _err().print(f"[red]error:[/red] file not found: {escape(str(e.filename or e))}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        from typer._click import exceptions  # typer >= 0.20 carries its own click
+    except ImportError:  # pragma: no cover - older typer depends on click
+        from click import exceptions
+    return exceptions
+
+
+def _fail(message: str) -> None:
+    """The one line of a user error, then exit status 2."""
+    _err().print(f"[red]error:[/red] {escape(redact(' '.join(message.split())))}", highlight=False, soft_wrap=True)
+    sys.exit(2)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: a user error is one line on stderr and exit status 2 (``--debug``: the traceback)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = _take_debug_flag(args)
+    click_errors = _click_exceptions()
+    try:
+        code = command()(args=args, standalone_mode=False)
+    except click_errors.NoArgsIsHelpError as e:  # `trainlab` alone: the help is already printed
+        if e.format_message().strip():
+            e.show()
+        sys.exit(e.exit_code)
+    except click_errors.ClickException as e:  # a wrong option or argument
+        if debug:
+            raise
+        names, ctx = [], getattr(e, "ctx", None)
+        while ctx is not None and ctx.parent is not None:  # the subcommands, without the program's own name
+            names.insert(0, ctx.info_name)
+            ctx = ctx.parent
+        _fail(f"{e.format_message()} (see `{' '.join(['trainlab', *names])} --help`)")
+    except typer.Abort:
+        _err().print("aborted")
+        sys.exit(1)
+    except (ConfigError, FileNotFoundError) as e:
+        if debug:
+            raise
+        _fail(str(e) if isinstance(e, ConfigError) else f"file not found: {e.filename or e}")
+    except Exception:
+        if debug:
+            raise
+        traceback.print_exc()
+        _err().print(
+            "[red]internal error:[/red] this is a bug in trainlab, not in your input; please report it "
+            "with the command you ran and the traceback above.",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -11,33 +11,44 @@ A ``[compare]`` table lists what varies. Two forms, combinable:
     "optim.momentum" = 0.9
     "optim.nesterov" = true
 
-Optional: ``metric`` (default ``val_acc`` for classification) and ``target`` (report the
-steps until the metric first reaches it).
+Optional: ``metric`` (one of :data:`METRICS`; default ``val_acc`` for classification) and
+``target`` (report the steps until the metric first reaches it). Both are checked, with the
+seeds (distinct integers) and every variant's config, before the first run starts.
 
 Every variant × seed is an ordinary run in the store with ``group = <config name>`` and
 ``name = <config name>/<variant>``. Running the comparison again skips runs that already
-completed with the same config (by hash) and resumes interrupted ones from their checkpoint.
+have a result with the same config (by hash): completed, or diverged — a diverged run is a
+result, reported as such, not repeated. It resumes interrupted runs from their checkpoint
+and makes again those killed before their first one.
+
+Several processes may run one comparison on one store at once (two terminals, two
+machines on one PostgreSQL server): each run is made under a lease on its (group, config
+hash) — :meth:`trainlab.store.Store.lease` — so each (variant, seed) runs once, and the
+summary counts each seed of a variant once.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-import multiprocessing as mp
 import os
+import time
+from collections import deque
 from collections.abc import Callable, Collection, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from trainlab._progress import ItemProgress
-from trainlab.errors import ConfigError
+from trainlab._progress import ItemProgress, line
+from trainlab.errors import ConfigError, unknown_name
 from trainlab.store import RunRecord, Store
 from trainlab.train.config import RunConfig, config_digest, load_config
 
 RESERVED = ("seeds", "variants", "metric", "target")
+METRICS = ("val_acc", "val_loss", "train_acc", "train_loss", "test_acc", "test_loss")  # what compare.metric may name
+RESULTS = ("completed", "diverged")  # a run with a result: a rerun does not repeat it
 
 
 @dataclass(frozen=True)
@@ -57,6 +68,10 @@ def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _label(value: Any) -> str:
     return str(value).replace(" ", "")
 
@@ -70,10 +85,23 @@ def parse_compare(table: Mapping[str, Any] | None) -> tuple[list[Variant], list[
         if seeds_spec < 1:
             raise ConfigError(f"compare.seeds must be >= 1, got {seeds_spec}")
         seeds = list(range(seeds_spec))
-    elif isinstance(seeds_spec, list) and seeds_spec and all(isinstance(s, int) for s in seeds_spec):
+    elif isinstance(seeds_spec, list) and seeds_spec and all(_is_int(s) for s in seeds_spec):
         seeds = list(seeds_spec)
+        repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+        if repeated:
+            raise ConfigError(
+                f"compare.seeds lists seed {repeated[0]} twice; "
+                "give distinct seeds (a repeated seed would count one run as two)"
+            )
     else:
         raise ConfigError(f"compare.seeds must be a count or a list of integers, got {seeds_spec!r}")
+    metric, target = table.get("metric"), table.get("target")
+    if metric is not None and metric not in METRICS:
+        raise unknown_name("compare.metric", str(metric), METRICS)
+    if target is not None and not (_is_int(target) or isinstance(target, float) and math.isfinite(target)):
+        raise ConfigError(
+            f"compare.target must be a number (the value of compare.metric to reach, e.g. 0.9), got {target!r}"
+        )
 
     grid = _flatten({k: v for k, v in table.items() if k not in RESERVED})
     for key, values in grid.items():
@@ -120,41 +148,109 @@ def plan(config: RunConfig, seeds: int | None = None) -> list[tuple[Variant, Run
     return runs
 
 
-def _run_one(config: dict[str, Any], store_url: str, group: str, resume: str | None, threads: int) -> tuple[str, str]:
+BUSY = "busy"  # what _make_run returns when another process holds the run's lease
+
+
+def _make_run(config: dict[str, Any], store_url: str, group: str, threads: int) -> str:
+    """Make the run of ``config`` in ``group`` unless it has a result, holding its lease:
+    resume an interrupted run from its checkpoint, or start it (again: a stub killed before
+    its first checkpoint is deleted). Returns :data:`BUSY` when another process holds the
+    lease, else ``"done"`` (it had a result) or ``"ran"``. Runs in a worker process."""
     import torch
 
     from trainlab.train import run
 
-    torch.set_num_threads(threads)
-    result = run(config if resume is None else None, store=Store(store_url), group=group, resume=resume, quiet=True)
-    return result.run_id, result.status
+    cfg = load_config(config)
+    store = Store(store_url)
+    config_hash = cfg.hash()
+    with store.lease(group, config_hash, seed=cfg.seed) as held:
+        if not held:
+            return BUSY
+        store.reap(group=group)
+        existing = store.list_runs(group=group, config_hash=config_hash)
+        if any(r.status in RESULTS for r in existing):
+            return "done"
+        if any(r.status == "running" for r in existing):
+            return BUSY  # a live process makes it without a lease (an older trainlab)
+        interrupted = [r.id for r in existing if r.status == "interrupted"]
+        with_checkpoint = [i for i in interrupted if "checkpoint" in store.artifacts(i)]
+        resume = with_checkpoint[-1] if with_checkpoint else None
+        for run_id in interrupted:
+            if run_id not in with_checkpoint:
+                store.delete_run(run_id)  # nothing to resume from: it is made again below
+        torch.set_num_threads(threads)
+        run(None if resume else cfg, store=store, group=group, resume=resume, quiet=True)
+    return "ran"
 
 
-def run_comparison(config: RunConfig, *, store: Store | None = None, jobs: int = 1, seeds: int | None = None, quiet: bool = False) -> list[RunRecord]:
-    """Run (or finish) every variant × seed; returns the comparison's run records."""
+class _InProcess:
+    """The pool interface for ``jobs = 1``: each task runs at submit, in this process."""
+
+    def submit(self, fn, *args) -> Future:
+        fut: Future = Future()
+        try:
+            fut.set_result(fn(*args))
+        except Exception as err:
+            fut.set_exception(err)
+        return fut
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def run_comparison(
+    config: RunConfig,
+    *,
+    store: Store | None = None,
+    jobs: int = 1,
+    seeds: int | None = None,
+    quiet: bool = False,
+    poll_seconds: float = 1.0,
+) -> list[RunRecord]:
+    """Run (or finish) every variant × seed; returns the comparison's run records.
+
+    Runs whose lease another process holds are tried again every ``poll_seconds`` until
+    that process has made them (or died: its lease is then taken over)."""
+    from trainlab._workers import process_pool
+
     store = store or Store()
     group = config.name
-    todo = []
-    for _variant, cfg in plan(config, seeds):
-        existing = store.list_runs(group=group, config_hash=cfg.hash())
-        if any(r.status == "completed" for r in existing):
-            continue
-        resumable = [r for r in existing if r.status in ("running", "interrupted") and "checkpoint" in store.artifacts(r.id)]
-        todo.append((cfg, resumable[-1].id if resumable else None))
+    planned = [cfg for _, cfg in plan(config, seeds)]
+    store.reap(group=group)  # runs of a killed comparison: interrupted, then resumed below
+    have_result = {r.config_hash for r in store.list_runs(group=group) if r.status in RESULTS}
+    todo = deque((cfg, 0.0) for cfg in planned if cfg.hash() not in have_result)  # (config, when to try it)
     threads = max(1, (os.cpu_count() or 1) // max(jobs, 1))
     if jobs > 1 and todo and store.in_memory:
         raise ConfigError("--store ':memory:' lives in this process only; worker processes (--jobs > 1) need a file or server URL")
-    with ItemProgress(f"compare {group}", len(todo), quiet=quiet) as progress:
-        if jobs <= 1:
-            for cfg, resume in todo:
-                progress.done("run {} {}".format(*_run_one(cfg.to_dict(), store.url, group, resume, threads)))
-        else:
-            # The store URL (it may carry a password) reaches the workers through the pool's
-            # pipe, pickled with the call; a spawned worker's command line holds no argument of ours.
-            with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
-                futures = [pool.submit(_run_one, cfg.to_dict(), store.url, group, resume, threads) for cfg, resume in todo]
-                for fut in as_completed(futures):
-                    progress.done("run {} {}".format(*fut.result()))
+    waiting_said = False
+    with ItemProgress(f"compare {group}", len(todo), quiet=quiet) as progress, (
+        process_pool(jobs) if jobs > 1 else _InProcess()
+    ) as pool:
+        in_flight: dict[Future, RunConfig] = {}
+        while todo or in_flight:
+            now = time.monotonic()
+            while todo and len(in_flight) < jobs and todo[0][1] <= now:
+                # The store URL (it may carry a password) reaches the workers through the pool's
+                # pipe, pickled with the call; a spawned worker's command line holds no argument of ours.
+                cfg, _ = todo.popleft()
+                in_flight[pool.submit(_make_run, cfg.to_dict(), store.url, group, threads)] = cfg
+            if not in_flight:
+                if not waiting_said and not quiet:
+                    line(f"compare {group}: waiting for {len(todo)} runs another process is making")
+                    waiting_said = True
+                time.sleep(max(0.0, todo[0][1] - now))
+                continue
+            done, _ = wait(in_flight, timeout=poll_seconds, return_when=FIRST_COMPLETED)
+            for fut in done:
+                cfg = in_flight.pop(fut)
+                outcome = fut.result()
+                if outcome == BUSY:
+                    todo.append((cfg, time.monotonic() + poll_seconds))
+                else:
+                    progress.done(f"{cfg.name} seed {cfg.seed}: {outcome}")
     return store.list_runs(group=group)
 
 
@@ -203,28 +299,46 @@ def group_by_variant(records: Sequence[RunRecord], label: Callable[[RunRecord], 
     return {(f"{name} [{key}]" if names.count(name) > 1 else name): recs for (name, key), recs in by_key.items()}
 
 
+def one_per_seed(records: Sequence[RunRecord]) -> list[RunRecord]:
+    """The first run of each seed: a seed run twice (by two comparisons at once, before
+    leases existed) is still one sample, not two."""
+    seen: dict[int | None, RunRecord] = {}
+    for r in records:
+        seen.setdefault(r.seed, r)
+    return list(seen.values())
+
+
 def summarize(
     store: Store, group: str, metric: str | None = None, target: float | None = None, *, config_hashes: Collection[str] | None = None
 ) -> list[dict[str, Any]]:
-    """Per variant: n, mean, std and 95% bootstrap CI of the final and best metric, steps to
-    target, and wall time. ``metric`` and ``target`` default to the runs' ``[compare]`` table;
-    ``config_hashes`` keeps only the runs of one plan (:func:`plan`), leaving out runs of an
-    earlier version of the config that share the group."""
-    records = [r for r in store.list_runs(group=group) if r.status == "completed"]
+    """Per variant: n (distinct seeds completed), mean, std and 95% bootstrap CI of the final
+    and best metric, steps to target, and wall time. A variant whose runs diverged keeps its
+    row, with ``note`` = "k diverged of m" (its statistics are over the completed seeds only;
+    NaN when none completed). ``metric`` and ``target`` default to the runs' ``[compare]``
+    table; ``config_hashes`` keeps only the runs of one plan (:func:`plan`), leaving out runs
+    of an earlier version of the config that share the group."""
+    records = [r for r in store.list_runs(group=group) if r.status in RESULTS]
     if config_hashes is not None:
         records = [r for r in records if r.config_hash in config_hashes]
     if not records:
         raise ConfigError(f"no completed runs in comparison '{group}'")
-    cfg_compare = records[0].config.get("compare") or {}
-    metric = metric or cfg_compare.get("metric") or ("val_acc" if "val_acc" in records[0].final else "val_loss")
+    completed = [r for r in records if r.status == "completed"] or records
+    cfg_compare = completed[0].config.get("compare") or {}
+    classification = completed[0].final.get("val_acc") is not None
+    metric = metric or cfg_compare.get("metric") or ("val_acc" if classification else "val_loss")
     target = target if target is not None else cfg_compare.get("target")
     mode = "max" if "acc" in metric else "min"
     by_variant = group_by_variant(records, lambda r: r.name.split("/", 1)[-1])
     rows = []
     for variant, recs in by_variant.items():
-        final = np.array([_num(r.final.get(metric)) for r in recs])
-        best = np.array([_num(r.final.get(f"best_{metric}")) for r in recs])
-        row: dict[str, Any] = {"variant": variant, "n": len(recs), "metric": metric, "target": target}
+        done = one_per_seed([r for r in recs if r.status == "completed"])
+        diverged = {r.seed for r in recs if r.status == "diverged"} - {r.seed for r in done}
+        final = np.array([_num(r.final.get(metric)) for r in done])
+        best = np.array([_num(r.final.get(f"best_{metric}")) for r in done])
+        row: dict[str, Any] = {"variant": variant, "n": len(done), "diverged": len(diverged)}
+        row.update(metric=metric, target=target)
+        if diverged:
+            row["note"] = f"{len(diverged)} diverged of {len(done) + len(diverged)}"
         for label, arr in (("final", final), ("best", best)):
             ok = arr[np.isfinite(arr)]
             row[f"{label}_mean"] = float(ok.mean()) if ok.size else math.nan
@@ -232,15 +346,21 @@ def summarize(
             row[f"{label}_ci"] = bootstrap_ci(ok)
         if target is not None:
             hits = []
-            for r in recs:
+            for r in done:
                 steps, values = store.metrics(r.id, [metric]).get(metric, (np.array([]), np.array([])))
                 hits.append(steps_to_target(steps, values, target, mode))
             reached = [h for h in hits if h is not None]
             row["steps_to_target"] = float(np.mean(reached)) if reached else None
-            row["reached"] = f"{len(reached)}/{len(recs)}"
-        row["seconds"] = float(np.mean([r.final.get("seconds") or math.nan for r in recs]))
+            row["reached"] = f"{len(reached)}/{len(done)}"
+        row["seconds"] = float(np.mean([r.final.get("seconds") or math.nan for r in done])) if done else math.nan
         rows.append(row)
-    rows.sort(key=lambda r: -r["final_mean"] if mode == "max" else r["final_mean"])
+    sign = -1.0 if mode == "max" else 1.0
+
+    def best_first(row: dict[str, Any]) -> tuple[bool, float]:  # a variant with no completed seed last
+        mean = row["final_mean"]
+        return math.isnan(mean), 0.0 if math.isnan(mean) else sign * mean
+
+    rows.sort(key=best_first)
     return rows
 
 
@@ -257,7 +377,8 @@ def print_summary(rows: list[dict[str, Any]], console=None) -> None:
     has_target = "steps_to_target" in rows[0]
     headers = ["variant", "n", f"final {metric}", "95% CI", f"best {metric}", "95% CI"]
     headers += [f"steps to {metric} {rows[0]['target']:g}", "reached"] if has_target else []
-    table = Table(*headers, "seconds", title=f"{metric}: mean ± std over seeds")
+    has_note = any("note" in r for r in rows)
+    table = Table(*headers, "seconds", *(["note"] if has_note else []), title=f"{metric}: mean ± std over seeds")
     for r in rows:
         cells = [
             r["variant"], str(r["n"]), f"{r['final_mean']:.4f} ± {r['final_std']:.4f}", f"[{r['final_ci'][0]:.4f}, {r['final_ci'][1]:.4f}]",
@@ -265,7 +386,7 @@ def print_summary(rows: list[dict[str, Any]], console=None) -> None:
         ]  # fmt: skip
         if has_target:
             cells += ["-" if r["steps_to_target"] is None else f"{r['steps_to_target']:.0f}", r["reached"]]
-        table.add_row(*cells, f"{r['seconds']:.1f}")
+        table.add_row(*cells, f"{r['seconds']:.1f}", *([r.get("note", "")] if has_note else []))
     console.print(table)
 
 

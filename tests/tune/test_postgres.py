@@ -49,3 +49,32 @@ def test_parallel_jobs_on_postgres(pg_url):
     study = minimize(tune_objectives.quadratic, {"x": Float(0.0, 1.0)}, sampler=Random(), n_trials=6, storage=pg_url, name="pg-jobs", jobs=2)
     assert len(study.trials) == 6 and all(t.state == "complete" for t in study.trials)
     assert len({t.worker for t in study.trials}) == 2
+
+
+@pytest.mark.slow
+def test_two_compares_at_once_on_postgres_make_each_run_once(pg_url, tmp_path):
+    """Leases are a primary-key row: on PostgreSQL too, two comparisons of one config make each run once."""
+    from collections import Counter
+
+    from trainlab.store import Store
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        'name = "pgc"\n[data]\nname = "spirals"\nn_samples = 200\nbatch_size = 32\n[model]\nhidden = [8]\n'
+        '[train]\nmax_steps = 20\nthreads = 1\n[compare]\nseeds = 2\n"optim.lr" = [0.05, 0.1]\n'
+    )
+    store = Store(pg_url, artifact_root=tmp_path / "artifacts")
+    env = {**os.environ, "TRAINLAB_ARTIFACTS": str(tmp_path / "artifacts")}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "trainlab.cli", "compare", str(cfg), "--store", pg_url, "-q"],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    assert [p.wait(timeout=600) for p in procs] == [0, 0], [p.stderr.read() for p in procs]
+    records = store.list_runs(group="pgc")
+    made = Counter((r.name, r.seed) for r in records)
+    assert len(made) == 4 and set(made.values()) == {1} and all(r.status == "completed" for r in records)

@@ -11,11 +11,12 @@ Built in (no download ever):
     spirals   K interleaved spiral arms in 2-D with Gaussian noise.
     adding    the adding problem (Hochreiter & Schmidhuber 1997): a sequence of (value, marker)
               pairs; the target is the sum of the two marked values. A regression task.
-File formats:
+File formats (every array is checked as it loads, see ``trainlab.data.validate``):
     idx             MNIST's IDX format (plain or .gz): ``path`` (images), ``labels``.
     cifar10-binary  CIFAR-10's binary batches: ``path`` to a ``.bin`` file or a folder of them.
     npz             arrays ``x`` and ``y`` (keys ``x_key`` / ``y_key``), optional ``x_test``/``y_test``.
     csv             numeric columns with a header; ``label_column`` names the class column.
+                    UTF-8 (a byte-order mark is fine); the labels may be words.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ import gzip
 import hashlib
 import json
 import math
+import os
+import stat
+import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -35,6 +40,7 @@ import numpy as np
 import torch
 
 from trainlab._io import atomic_write_bytes
+from trainlab.data.validate import check_dataset
 from trainlab.errors import ConfigError, unknown_name
 
 
@@ -72,9 +78,10 @@ class Dataset:
 
 
 # ----------------------------------------------------------------------------------------
-# built-in data sets: each returns (x, y, x_test | None, y_test | None, num_classes)
+# built-in data sets: each returns (x, y, x_test | None, y_test | None, num_classes), where
+# num_classes is None when the labels decide it (see trainlab.data.validate.check_dataset)
 
-Raw = tuple[np.ndarray, np.ndarray, "np.ndarray | None", "np.ndarray | None", int]
+Raw = tuple[np.ndarray, np.ndarray, "np.ndarray | None", "np.ndarray | None", "int | None"]
 
 
 def _cache_dir() -> Path:
@@ -162,23 +169,35 @@ def _adding(n_samples: int = 10000, seq_len: int = 50, data_seed: int = 0) -> Ra
 # file formats
 
 
-def _require_file(path: str | None, key: str = "path") -> Path:
+def _require_file(path: str | None, key: str = "path", *, folder_ok: bool = False) -> Path:
+    """The file named by ``data.<key>``: it must exist and be a regular file (a device such as
+    /dev/zero or a pipe would be read without end), or a folder where ``folder_ok``."""
     if not path:
         raise ConfigError(f"data.{key} is required for this data set")
     p = Path(path).expanduser()
-    if not p.exists():
-        raise ConfigError(f"data.{key}: file not found: {p}")
+    try:
+        mode = p.stat().st_mode
+    except FileNotFoundError:
+        raise ConfigError(f"data.{key}: file not found: {p}") from None
+    except OSError as err:
+        raise ConfigError(f"data.{key}: cannot read {p} ({err.strerror})") from err
+    if stat.S_ISDIR(mode) and not folder_ok:
+        raise ConfigError(f"data.{key}: {p} is a folder; give the data file itself")
+    if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        raise ConfigError(f"data.{key}: {p} is not a regular file (a device, pipe or socket); give a data file")
+    if not os.access(p, os.R_OK):
+        raise ConfigError(f"data.{key}: cannot read {p} (permission denied)")
     return p
 
 
 def _read_maybe_gz(path: Path) -> bytes:
-    with path.open("rb") as f:
-        head = f.read(2)
-    opener = gzip.open if head == b"\x1f\x8b" else open
     try:
+        with path.open("rb") as f:
+            head = f.read(2)
+        opener = gzip.open if head == b"\x1f\x8b" else open
         with opener(path, "rb") as f:
             return f.read()
-    except (OSError, EOFError) as err:
+    except (OSError, EOFError, zlib.error) as err:
         raise ConfigError(f"{path}: cannot read ({err})") from err
 
 
@@ -192,6 +211,8 @@ def read_idx(path: str | Path) -> np.ndarray:
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise ConfigError(f"{path}: bad magic number {raw[:4].hex() or '(empty file)'}; not an IDX file")
     ndim = raw[3]
+    if ndim == 0:
+        raise ConfigError(f"{path}: the header gives no dimensions; an IDX file holds an array of shape (N, ...)")
     header = 4 + 4 * ndim
     if len(raw) < header:
         raise ConfigError(f"{path}: truncated header ({len(raw)} bytes, need {header})")
@@ -204,15 +225,32 @@ def read_idx(path: str | Path) -> np.ndarray:
 
 
 def _idx(path: str | None = None, labels: str | None = None) -> Raw:
-    x = read_idx(_require_file(path)).astype(np.float32)
-    y = read_idx(_require_file(labels, "labels")).astype(np.int64)
+    from trainlab.data.validate import class_count, is_class_labels
+
+    x = read_idx(_require_file(path))
+    y = read_idx(_require_file(labels, "labels"))
+    if x.ndim < 2:
+        raise ConfigError(
+            f"{path}: images of shape {x.shape[1:]} (the file holds {x.shape}); "
+            "expected (N, rows, cols) or (N, features)"
+        )
+    if y.ndim != 1:
+        raise ConfigError(f"{labels}: labels of shape {y.shape}; expected one label per image, shape (N,)")
     if len(x) != len(y):
         raise ConfigError(f"{path}: {len(x)} images but {labels} has {len(y)} labels")
+    if len(x) == 0 or x[0].size == 0:
+        raise ConfigError(f"{path}: no images (the file holds an array of shape {x.shape})")
+    if not is_class_labels(y):
+        raise ConfigError(
+            f"{labels}: the labels are fractional numbers (dtype {y.dtype}); IDX labels are whole class numbers 0..K-1"
+        )
+    num_classes = class_count(y, source=str(labels), name="this file")
+    x = x.astype(np.float32)
     if x.max(initial=0) > 1.0:
         x = x / 255.0
     if x.ndim == 3:
         x = x[:, None]  # (N, 1, H, W)
-    return x, y, None, None, int(y.max()) + 1
+    return x, y.astype(np.int64), None, None, num_classes
 
 
 _CIFAR_RECORD = 1 + 3 * 32 * 32
@@ -221,7 +259,10 @@ _CIFAR_RECORD = 1 + 3 * 32 * 32
 def read_cifar10_binary(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """One CIFAR-10 binary batch: records of 1 label byte + 3072 pixel bytes (R, G, B planes)."""
     path = Path(path)
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read ({err.strerror})") from err
     if len(raw) == 0 or len(raw) % _CIFAR_RECORD:
         raise ConfigError(f"{path}: wrong length: {len(raw)} bytes is not a multiple of the {_CIFAR_RECORD}-byte CIFAR-10 record")
     arr = np.frombuffer(raw, dtype=np.uint8).reshape(-1, _CIFAR_RECORD)
@@ -233,7 +274,7 @@ def read_cifar10_binary(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _cifar10_binary(path: str | None = None) -> Raw:
-    p = _require_file(path)
+    p = _require_file(path, folder_ok=True)
     if p.is_dir():
         train_files = sorted(p.glob("data_batch_*.bin"))
         if not train_files:
@@ -247,56 +288,96 @@ def _cifar10_binary(path: str | None = None) -> Raw:
     return x, y, None, None, 10
 
 
+_NPZ_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError)
+
+
 def _npz(path: str | None = None, x_key: str = "x", y_key: str = "y") -> Raw:
+    """Arrays ``x_key`` and ``y_key`` (and ``<key>_test``), as stored: ``load`` checks and converts them."""
     p = _require_file(path)
     try:
         z = np.load(p, allow_pickle=False)
-    except (ValueError, OSError) as err:
-        raise ConfigError(f"{p}: not a readable .npz file ({err})") from err
+    except _NPZ_ERRORS as err:
+        raise ConfigError(f"{p}: not a readable .npz file ({err or type(err).__name__})") from err
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise ConfigError(
+            f"{p}: a single .npy array, not an .npz archive of named arrays; "
+            f"save with np.savez(path, {x_key}=..., {y_key}=...)"
+        )
     with z:
         for key in (x_key, y_key):
             if key not in z.files:
-                raise ConfigError(f"{p}: missing array '{key}' (arrays: {', '.join(z.files)})")
-        try:
-            x, y = z[x_key].astype(np.float32), z[y_key]
-            xt = z[f"{x_key}_test"].astype(np.float32) if f"{x_key}_test" in z.files else None
-            yt = z[f"{y_key}_test"] if f"{y_key}_test" in z.files else None
-        except ValueError as err:  # object arrays are refused (unpickling could run code), text does not convert
-            raise ConfigError(f"{p}: {err}; save plain numeric arrays (np.savez with numbers, not objects)") from err
-    if len(x) != len(y):
-        raise ConfigError(f"{p}: '{x_key}' has {len(x)} rows but '{y_key}' has {len(y)}")
-    return x, y, xt, yt, _num_classes(y, yt)
+                raise ConfigError(f"{p}: missing array '{key}' (arrays: {', '.join(z.files) or 'none'})")
+        arrays = {}
+        for key in (x_key, y_key, f"{x_key}_test", f"{y_key}_test"):
+            if key in z.files:
+                try:
+                    arrays[key] = z[key]
+                except _NPZ_ERRORS as err:
+                    if "allow_pickle" in str(err):
+                        raise ConfigError(
+                            f"{p}: array '{key}' holds Python objects, which are never unpickled; save it as numbers"
+                        ) from err
+                    raise ConfigError(f"{p}: cannot read array '{key}' ({err})") from err
+    return arrays[x_key], arrays[y_key], arrays.get(f"{x_key}_test"), arrays.get(f"{y_key}_test"), None
 
 
 def _csv(path: str | None = None, label_column: str | None = None) -> Raw:
     p = _require_file(path)
     if not label_column:
         raise ConfigError("data.label_column is required for csv: name the column holding the class")
-    with p.open(newline="") as f:
-        reader = csv.reader(f)
-        header = next(reader, None)
-        if not header:
-            raise ConfigError(f"{p}: empty file, expected a header row")
-        if label_column not in header:
-            raise ConfigError(f"{p}: missing column '{label_column}' (columns: {', '.join(header)})")
-        li = header.index(label_column)
-        xs, ys = [], []
-        for lineno, row in enumerate(reader, start=2):
-            if not row:
-                continue
-            if len(row) != len(header):
-                raise ConfigError(f"{p}: line {lineno} has {len(row)} fields, header has {len(header)}")
-            try:
-                xs.append([float(v) for i, v in enumerate(row) if i != li])
-            except ValueError as err:
-                raise ConfigError(f"{p}: line {lineno}: non-numeric feature ({err})") from err
-            ys.append(row[li])
-    if not xs:
-        raise ConfigError(f"{p}: no data rows")
+    try:
+        with p.open(newline="", encoding="utf-8-sig") as f:  # -sig: a byte-order mark is not part of the first name
+            header, xs, ys = _read_csv(p, csv.reader(f), label_column)
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"{p}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start}); save it as UTF-8, "
+            f"e.g. iconv -f latin1 -t utf-8 {p.name} > utf8-{p.name}"
+        ) from None
+    except OSError as err:
+        raise ConfigError(f"{p}: cannot read ({err.strerror})") from err
+    except csv.Error as err:
+        raise ConfigError(f"{p}: not a readable CSV file ({err})") from err
     classes = sorted(set(ys), key=lambda v: (not _is_int(v), int(v) if _is_int(v) else 0, v))
     index = {c: i for i, c in enumerate(classes)}
     y = np.array([index[v] for v in ys], dtype=np.int64)
-    return np.array(xs, dtype=np.float32), y, None, None, len(classes)
+    return np.array(xs, dtype=np.float32).reshape(len(xs), len(header) - 1), y, None, None, len(classes)
+
+
+def _read_csv(p: Path, reader, label_column: str) -> tuple[list[str], list[list[float]], list[str]]:
+    header = next(reader, None)
+    if not header:
+        raise ConfigError(f"{p}: empty file, expected a header row")
+    header = [h.strip() for h in header]
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if repeated:
+        raise ConfigError(f"{p}: the header names column '{repeated[0]}' more than once; give each column its own name")
+    if label_column not in header:
+        raise ConfigError(f"{p}: missing column '{label_column}' (columns: {', '.join(header)})")
+    li = header.index(label_column)
+    xs, ys = [], []
+    for lineno, row in enumerate(reader, start=2):
+        if not row:
+            continue
+        if len(row) != len(header):
+            raise ConfigError(f"{p}: line {lineno} has {len(row)} fields, header has {len(header)}")
+        values = []
+        for i, v in enumerate(row):
+            if i == li:
+                continue
+            try:
+                number = float(v)
+            except ValueError:
+                raise ConfigError(f"{p}: line {lineno}: column '{header[i]}' holds {v!r}, not a number") from None
+            if not math.isfinite(number):
+                raise ConfigError(
+                    f"{p}: line {lineno}: column '{header[i]}' holds {v!r}; drop or fill that row before training"
+                )
+            values.append(number)
+        xs.append(values)
+        ys.append(row[li].strip())
+    if not xs:
+        raise ConfigError(f"{p}: no data rows")
+    return header, xs, ys
 
 
 def _is_int(v: str) -> bool:
@@ -305,13 +386,6 @@ def _is_int(v: str) -> bool:
         return True
     except ValueError:
         return False
-
-
-def _num_classes(y: np.ndarray, y_test: np.ndarray | None) -> int:
-    if np.issubdtype(y.dtype, np.floating) and not np.all(np.mod(y, 1) == 0):
-        return 0
-    top = max(int(y.max()), int(y_test.max()) if y_test is not None else 0)
-    return top + 1
 
 
 @dataclass(frozen=True)
@@ -357,9 +431,13 @@ def load(
         raise ConfigError(f"data.val_fraction must be in [0, 1), got {val_fraction}")
     if not 0.0 < test_fraction < 1.0:
         raise ConfigError(f"data.test_fraction must be in (0, 1), got {test_fraction}")
-    x, y, x_test, y_test, num_classes = spec.fn(**options)
-    x = torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float32)
-    y = torch.as_tensor(np.ascontiguousarray(y), dtype=torch.long if num_classes else torch.float32)
+    source = str(options["path"]) if options.get("path") else f"data set '{name}'"
+    xk, yk = (options.get("x_key", "x"), options.get("y_key", "y")) if name == "npz" else ("x", "y")
+    names = (xk, yk, f"{xk}_test", f"{yk}_test")
+    x, y, x_test, y_test, num_classes = check_dataset(*spec.fn(**options), source=source, names=names)
+    label_dtype = np.int64 if num_classes else np.float32
+    x = torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32))
+    y = torch.as_tensor(np.ascontiguousarray(y, dtype=label_dtype))
     g = torch.Generator().manual_seed(split_seed)
     perm = torch.randperm(len(x), generator=g)
     x, y = x[perm], y[perm]
@@ -367,10 +445,16 @@ def load(
         n_test = max(1, int(round(test_fraction * len(x))))
         x_test_t, y_test_t, x, y = x[:n_test], y[:n_test], x[n_test:], y[n_test:]
     else:
-        x_test_t = torch.as_tensor(np.ascontiguousarray(x_test), dtype=torch.float32)
-        y_test_t = torch.as_tensor(np.ascontiguousarray(y_test), dtype=y.dtype)
+        x_test_t = torch.as_tensor(np.ascontiguousarray(x_test, dtype=np.float32))
+        y_test_t = torch.as_tensor(np.ascontiguousarray(y_test, dtype=label_dtype))
     n_val = int(round(val_fraction * len(x)))
     x_val, y_val, x, y = x[:n_val], y[:n_val], x[n_val:], y[n_val:]
+    if len(x) == 0:
+        raise ConfigError(
+            f"{source}: only {len(perm)} row{'s' if len(perm) != 1 else ''}: "
+            "no training rows are left after the test and validation splits "
+            f"(data.test_fraction = {test_fraction}, data.val_fraction = {val_fraction})"
+        )
     if subset is not None:
         if subset < 1:
             raise ConfigError(f"data.subset must be >= 1, got {subset}")

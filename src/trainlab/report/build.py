@@ -197,7 +197,7 @@ def comparison_section(name: str, rows: list[dict[str, Any]] | str) -> str:
     metric = rows[0]["metric"]
     body = []
     for r in rows:
-        cells = [r["variant"], r["n"]]
+        cells = [r["variant"] + (f" ({r['note']})" if r.get("note") else ""), r["n"]]  # e.g. "2 diverged of 3"
         for label in ("final", "best"):
             low, high = r[f"{label}_ci"]
             cells += [f"{r[f'{label}_mean']:.4f} ± {r[f'{label}_std']:.4f}", f"[{low:.4f}, {high:.4f}]"]

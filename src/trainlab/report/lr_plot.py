@@ -10,6 +10,8 @@ from pathlib import Path
 
 from trainlab._io import atomic_write_bytes
 
+MAX_POINTS = 10_000  # a longer run is drawn at this many evenly spaced steps (10**12 steps would never finish)
+
 
 def plot_schedule(
     schedule: Callable[[int], float],
@@ -18,6 +20,7 @@ def plot_schedule(
     title: str | None = None,
 ) -> Path:
     """Write an SVG of ``schedule(t)`` for t = 0 .. total_steps − 1 to ``path``; returns the path.
+    Beyond :data:`MAX_POINTS` steps the curve is drawn through that many evenly spaced steps.
 
     The title defaults to the schedule's ``repr`` (its name and arguments). The figure is
     built without pyplot on an Agg canvas, so no global matplotlib state changes, and the
@@ -40,6 +43,8 @@ def schedule_figure(schedule: Callable[[int], float], total_steps: int, title: s
     from matplotlib.figure import Figure
 
     steps = range(total_steps)
+    if total_steps > MAX_POINTS:
+        steps = sorted({round(i * (total_steps - 1) / (MAX_POINTS - 1)) for i in range(MAX_POINTS)})
     fig = Figure(figsize=(6.4, 3.2), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()

@@ -283,6 +283,8 @@ def parse_value(text: str) -> Any:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         return text
+    except RecursionError:
+        raise ConfigError(f"override value '{text[:40]}…' is nested too deeply") from None
 
 
 def apply_overrides(config: dict[str, Any], overrides: Mapping[str, Any] | Sequence[str] | None) -> dict[str, Any]:
@@ -358,15 +360,32 @@ def _validate(data: dict[str, Any]) -> RunConfig:
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
+    """The TOML file at ``path`` as a dict; anything that is not a readable UTF-8 TOML file
+    (missing, a folder, a device, unreadable, binary, nested too deeply) is one ConfigError."""
     path = Path(path)
-    if not path.exists():
-        from trainlab._examples import hint
-
-        raise ConfigError(f"config file not found: {path}{hint(path)}")
+    shown = str(path) if len(str(path)) <= 120 else f"{str(path)[:60]}…{str(path)[-40:]}"
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        if not path.is_file():
+            if not path.exists():
+                from trainlab._examples import hint
+
+                raise ConfigError(f"config file not found: {shown}{hint(path)}")
+            kind = "a folder" if path.is_dir() else "not a regular file"
+            raise ConfigError(f"config {shown} is {kind}; give a .toml file")
+        data = path.read_bytes()
+    except OSError as err:
+        raise ConfigError(f"cannot read config {shown}: {err.strerror or err}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        byte = f"byte 0x{data[err.start]:02x} at offset {err.start}"
+        raise ConfigError(f"{shown}: not a UTF-8 text file ({byte}); a config is TOML text") from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path}: not valid TOML: {err}") from None
+        raise ConfigError(f"{shown}: not valid TOML: {err}") from None
+    except RecursionError:
+        raise ConfigError(f"{shown}: values nested too deeply to be a config") from None
 
 
 def load_config(

@@ -84,14 +84,20 @@ def _run_study(study, objective, n_trials: int, jobs: int, executor: str) -> Non
 
 
 def _tune(config: Path, overrides: list[str] | None, nas: bool, store: str | None, n_trials: int | None, jobs: int | None, executor: str, resume: str | None, **search) -> None:
+    from trainlab.store import Store
     from trainlab.tune.runs import RunObjective, study_from_config
 
+    for flag, value in (("--trials", n_trials), ("--jobs", jobs)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{flag} must be an integer >= 1, got {value}")
     study, spec = study_from_config(config, nas=nas, store=store, overrides=overrides or [], resume=resume, **search)
     stored = study.objective or {}
     if "config" not in stored:
         raise ConfigError(f"study '{study.name}' was not created from a run config; run it with trainlab.tune.Study in Python")
+    Store(study.storage_url).reap(group=study.name)  # runs of killed trials: interrupted, not left running
     objective = RunObjective(stored["config"], study.storage_url, nas=bool(stored.get("nas")))
-    _run_study(study, objective, n_trials or spec.trials, jobs or spec.jobs, executor)
+    n_trials, jobs = spec.trials if n_trials is None else n_trials, spec.jobs if jobs is None else jobs
+    _run_study(study, objective, n_trials, jobs, executor)
 
 
 def tune(

@@ -19,7 +19,6 @@ the password out of the URL altogether (``~/.pgpass`` or ``PGPASSWORD`` on each 
 from __future__ import annotations
 
 import concurrent.futures as cf
-import multiprocessing
 from collections.abc import Callable
 from typing import Any
 
@@ -45,9 +44,9 @@ def run_trial(storage_url: str, study_name: str, number: int, objective: Callabl
 
 class _LocalPool:
     def __init__(self, jobs: int):
-        # spawn, not fork: forking a process that holds torch threads and DB connections
-        # can deadlock the child.
-        self.pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
+        from trainlab._workers import process_pool
+
+        self.pool = process_pool(jobs)  # spawn-started workers that exit when the driver dies
 
     def submit(self, *args: Any) -> cf.Future:
         return self.pool.submit(run_trial, *args)

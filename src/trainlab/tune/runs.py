@@ -30,6 +30,7 @@ the run's total steps, so Hyperband's rungs fall on evaluations.
 from __future__ import annotations
 
 from collections.abc import Sequence
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -212,6 +213,7 @@ def study_from_config(
         # Validate every key of the space against the config before the first trial.
         probe = spec.space.sample(np.random.default_rng(0))
         load_config(base, ArchitectureSpace.to_overrides(probe) if nas else probe)
+        token = uuid.uuid4().hex  # tells this process's study from one another process created at the same moment
         study = Study(
             spec.name,
             spec.space,
@@ -221,8 +223,13 @@ def study_from_config(
             storage=url,
             seed=spec.seed,
             metric=spec.metric,
-            objective={"config": base, "nas": nas},
+            objective={"config": base, "nas": nas, "created_by": token},
         )
+        if (study.objective or {}).get("created_by") != token:
+            raise ConfigError(
+                f"study '{spec.name}' already exists in {display_url(url)}; "
+                f"continue it with --resume {spec.name} or set search.name"
+            )
     else:
         sampler = spec.make_sampler() if "sampler" in cli and cli["sampler"] else None
         pruner = spec.make_pruner(config) if "pruner" in cli and cli["pruner"] else None

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import threading
 import time
 from bisect import bisect_left
@@ -32,7 +31,8 @@ from sqlalchemy.exc import IntegrityError
 
 from trainlab.credentials import display_url, redact
 from trainlab.errors import ConfigError
-from trainlab.store import make_engine, resolve_url, retry_on_busy
+from trainlab.store import create_tables, make_engine, resolve_url, retry_on_busy, worker_gone
+from trainlab.store import worker_id as worker_id  # re-exported: trainlab.tune.study uses it
 from trainlab.tune.trial import COMPLETE, FAILED, FINISHED, RUNNING, WAITING, FrozenTrial, trial_seed
 
 metadata = sa.MetaData()
@@ -83,39 +83,18 @@ intermediate_table = sa.Table(
 )
 
 
-def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
-
-
-def worker_gone(worker: str | None, heartbeat_at: float | None, stale_after: float, now: float) -> bool:
-    """True when the worker that holds a running trial can no longer finish it."""
-    host, _, pid = (worker or "").rpartition(":")
-    if host == socket.gethostname() and pid.isdigit():
-        return not _pid_alive(int(pid))
-    return heartbeat_at is None or now - heartbeat_at > stale_after
-
-
 _ENGINES: dict[str, sa.Engine] = {}
 
 
 def _cannot_open(url: str, err: Exception) -> ConfigError:
-    reason = redact(f"{err.__class__.__name__}: {err}", url)
+    first = str(getattr(err, "orig", None) or err).strip().splitlines()[0]  # no SQL, no "Background" link
+    reason = redact(f"{err.__class__.__name__}: {first}", url)
     return ConfigError(f"cannot open study storage '{display_url(url)}': {reason}")
 
 
 def _create_all(engine: sa.Engine, url: str) -> sa.Engine:
     try:
-        retry_on_busy(metadata.create_all, engine)
+        retry_on_busy(create_tables, metadata, engine)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, sa.exc.OperationalError) as err:
         raise _cannot_open(url, err) from err
     return engine
