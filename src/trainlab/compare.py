@@ -155,7 +155,8 @@ def _make_run(config: dict[str, Any], store_url: str, group: str, threads: int) 
     """Make the run of ``config`` in ``group`` unless it has a result, holding its lease:
     resume an interrupted run from its checkpoint, or start it (again: a stub killed before
     its first checkpoint is deleted). Returns :data:`BUSY` when another process holds the
-    lease, else ``"done"`` (it had a result) or ``"ran"``. Runs in a worker process."""
+    lease, ``"made by another process"`` when it had a result, else the new run's status
+    (``"completed"``, ``"diverged"``, ...). Runs in a worker process."""
     import torch
 
     from trainlab.train import run
@@ -169,7 +170,7 @@ def _make_run(config: dict[str, Any], store_url: str, group: str, threads: int) 
         store.reap(group=group)
         existing = store.list_runs(group=group, config_hash=config_hash)
         if any(r.status in RESULTS for r in existing):
-            return "done"
+            return "made by another process"
         if any(r.status == "running" for r in existing):
             return BUSY  # a live process makes it without a lease (an older trainlab)
         interrupted = [r.id for r in existing if r.status == "interrupted"]
@@ -179,8 +180,8 @@ def _make_run(config: dict[str, Any], store_url: str, group: str, threads: int) 
             if run_id not in with_checkpoint:
                 store.delete_run(run_id)  # nothing to resume from: it is made again below
         torch.set_num_threads(threads)
-        run(None if resume else cfg, store=store, group=group, resume=resume, quiet=True)
-    return "ran"
+        result = run(None if resume else cfg, store=store, group=group, resume=resume, quiet=True)
+    return result.status
 
 
 class _InProcess:
