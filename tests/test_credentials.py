@@ -112,3 +112,15 @@ def test_help_and_cli_errors_never_show_the_password(monkeypatch, capsys):
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert secret not in err and "alice:***@h/db" in err and "Traceback" not in err
+
+
+def test_an_mlflow_uri_with_a_password_is_refused_without_showing_it():
+    """``[log] mlflow_uri`` is stored with the run's config: a password there is refused, and the
+    refusal names the environment variables MLflow reads instead."""
+    from trainlab.train.config import load_config
+
+    with pytest.raises(ConfigError) as err:
+        load_config({"log": {"to": ["mlflow"], "mlflow_uri": "https://bob:s3cret@mlflow.example.com"}})
+    message = str(err.value)
+    assert "log.mlflow_uri" in message and "MLFLOW_TRACKING_PASSWORD" in message and "s3cret" not in message
+    assert load_config({"log": {"mlflow_uri": "https://mlflow.example.com"}}).log.mlflow_uri == "https://mlflow.example.com"

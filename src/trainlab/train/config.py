@@ -183,6 +183,20 @@ class LogConfig(Section):
     mlflow_uri: str | None = Field(None, description="mlflow: tracking URI (default $MLFLOW_TRACKING_URI or ./mlruns)")
     mlflow_experiment: str | None = Field(None, description="mlflow: experiment (default: the run's group or name)")
 
+    @field_validator("mlflow_uri")
+    @classmethod
+    def _no_credentials(cls, v: str | None) -> str | None:
+        """The config is stored with the run and shown in reports: a password written here would
+        travel with them. MLflow reads credentials from its own environment variables."""
+        from trainlab.credentials import url_secrets
+
+        if v is not None and url_secrets(v):
+            raise ValueError(
+                "holds a password or token, which would be stored with the run; write the URI without it "
+                "and set MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)"
+            )
+        return v
+
     def options(self) -> dict[str, Any]:
         return {"dir": self.dir, "mlflow_uri": self.mlflow_uri, "mlflow_experiment": self.mlflow_experiment}
 
@@ -347,6 +361,10 @@ def _format_error(err: ValidationError) -> str:
             lines.append(str(e["ctx"]["error"]) if "ctx" in e else e["msg"])
         else:
             got = e.get("input")
+            if isinstance(got, str) and "://" in got:
+                from trainlab.credentials import display_url
+
+                got = display_url(got)  # a URL's password never reaches an error message
             shown = "" if isinstance(got, (dict, list)) and len(str(got)) > 60 else f", got {got!r}"
             lines.append(f"{loc}: {e['msg']}{shown}")
     return "; ".join(lines)
