@@ -163,9 +163,13 @@ class MultiTensorOptimizer(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
+            members = _is_member_group(group)
             for batch in self._batches(group):
                 if self._counts_steps:
                     torch._foreach_add_(batch.step_tensors(), 1.0)
+                if members:
+                    self._step_members(group, batch)
+                    continue
                 if self._fused(group, batch):
                     continue
                 if self._needs_step_values:
@@ -174,6 +178,16 @@ class MultiTensorOptimizer(torch.optim.Optimizer):
                     tile.grads = self._prepare_grads(group, tile)
                     self._update(group, tile)
         return loss
+
+    def _step_members(self, group: dict[str, Any], batch: ParamBatch) -> None:
+        """A group with per-member ``[K]`` hyperparameters on stacked parameters
+        (:mod:`trainlab.optim.members`): the same rule, member k with its own values."""
+        from trainlab.optim.members import prepare_grad, rule_for
+
+        rule = rule_for(self)
+        for p, g, state in zip(batch.params, batch.grads, batch.states):
+            t = float(state["step"]) if "step" in state else 0.0
+            rule(group, p, prepare_grad(group, p, g, self._decoupled_decay(group)), state, t)
 
     def _batches(self, group: dict[str, Any]) -> Iterator[ParamBatch]:
         """The group's parameters with a gradient, one batch per (device, dtype)."""
@@ -212,6 +226,11 @@ class MultiTensorOptimizer(torch.optim.Optimizer):
             else:
                 grads = torch._foreach_add(grads, tile.params, alpha=decay)
         return grads
+
+
+def _is_member_group(group: dict[str, Any]) -> bool:
+    """A tensor hyperparameter (one value per member) makes a group a population's."""
+    return any(isinstance(v, Tensor) or (isinstance(v, tuple) and any(isinstance(x, Tensor) for x in v)) for k, v in group.items() if k != "params")
 
 
 def fused_supported(batch: ParamBatch) -> bool:

@@ -73,7 +73,8 @@ class SGD(MultiTensorOptimizer):
         check.at_least("weight_decay", group["weight_decay"])
         check.flag("nesterov", group["nesterov"])
         check.flag("maximize", group["maximize"])
-        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+        momentum, dampening = torch.as_tensor(group["momentum"]), torch.as_tensor(group["dampening"])
+        if group["nesterov"] and (bool((momentum <= 0).any()) or bool((dampening != 0).any())):
             raise ValueError(
                 "nesterov=True needs momentum in (0, 1) and dampening = 0, "
                 f"got momentum={group['momentum']!r}, dampening={group['dampening']!r}"

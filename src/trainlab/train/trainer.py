@@ -535,6 +535,10 @@ def run(
         record = store.get_run(resume)
         if record.status == "completed":
             raise ConfigError(f"run {record.id} is already completed; nothing to resume")
+        if "population" in store.artifacts(record.id):  # a member of a population: resume them all
+            from trainlab.train.population import resume_population
+
+            return next(r for r in resume_population(record.id, store) if r.run_id == record.id)
         trainer = Trainer(record.config, store=store, callbacks=callbacks, trial=trial, quiet=quiet, group=record.group)
         return trainer.fit(resume=record.id)
     return Trainer(config, store=store, callbacks=callbacks, trial=trial, quiet=quiet, group=group).fit()
