@@ -104,22 +104,32 @@ def run(
     artifacts: ArtifactsOpt = None,
     resume: Annotated[Optional[str], typer.Option("--resume", metavar="RUN_ID", help="continue an interrupted run from its last checkpoint")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+    nproc: Annotated[
+        int, typer.Option("--nproc", metavar="N", help="train data-parallel on N local processes (DDP; data.batch_size is the global batch)")
+    ] = 1,
 ) -> None:
-    """Train one run; prints the run id as the last line of stdout."""
+    """Train one run; prints the run id as the last line of stdout.
+
+    Under torchrun (torchrun --nproc-per-node N -m trainlab run CONFIG) each process is one rank
+    of the run; rank 0 alone writes the store and prints."""
     from trainlab.train import load_config, run as run_config
 
     if resume is None and config is None:
         raise ConfigError("give a CONFIG file, or --resume RUN_ID")
     if resume is not None and (config is not None or overrides):
         raise ConfigError("--resume continues a run with its stored config; do not pass CONFIG or overrides")
+    if nproc < 1:
+        raise ConfigError(f"--nproc must be >= 1, got {nproc}")
     cfg = None if resume else load_config(config, overrides or [])
-    result = run_config(cfg, store=_store(store), quiet=quiet, resume=resume)
+    result = run_config(cfg, store=store if nproc > 1 else _store(store), quiet=quiet, resume=resume, nproc=nproc)
+    if os.environ.get("RANK", "0") != "0" and nproc == 1:  # a torchrun worker other than rank 0
+        return
     shown = ", ".join(f"{k} {_fmt(result.final.get(k))}" for k in ("val_acc", "val_loss", "test_acc") if result.final.get(k) is not None)
     _err().print(f"run {result.run_id} {result.status}: {shown} ({result.final.get('seconds', 0):.1f} s)", soft_wrap=True, highlight=False)
     if result.message:
         _err().print(result.message)
     print(result.run_id)
-    if result.status in ("diverged", "failed"):
+    if result.status in ("diverged", "failed") or (nproc > 1 and result.status == "interrupted"):  # a worker died
         raise typer.Exit(1)
 
 

@@ -84,6 +84,7 @@ class ModelConfig(Section):
     init_std: float | None = Field(None, gt=0)
     init_gain: float | None = Field(None, gt=0)
     init_bias: float | None = None
+    sync_bn: bool = Field(False, description="on N processes: batch-norm statistics over the global batch (SyncBatchNorm)")
 
 
 class OptimConfig(Section):

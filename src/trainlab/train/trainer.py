@@ -33,7 +33,7 @@ from trainlab.errors import ConfigError
 from trainlab.models import build_model
 from trainlab.store import MetricBuffer, Store
 from trainlab.train.callbacks import BestTracker, Callback, EarlyStopping
-from trainlab.train.checkpoint import load_checkpoint, save_checkpoint, seed_everything, set_rng_state
+from trainlab.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state
 from trainlab.train.config import RunConfig, load_config
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -192,6 +192,9 @@ class Trainer:
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         """Mean task loss (and accuracy for classification) over ``x, y`` in eval mode."""
         was_training = self.model.training
+        dist = getattr(self, "dist", None)
+        if dist is not None:  # rank 0's batch-norm statistics: every rank evaluates the same model
+            dist.sync_buffers(self.model)
         self.model.eval()
         total_loss, correct, n = 0.0, 0, len(x)
         bs = self.config.data.eval_batch_size
@@ -212,10 +215,20 @@ class Trainer:
         cfg = self.config
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
+        from trainlab.train import distributed
+
+        self.dist = distributed.context()  # None unless this is one rank of a data-parallel run
         self.device = torch.device("cuda" if cfg.train.device == "auto" and torch.cuda.is_available() else ("cpu" if cfg.train.device == "auto" else cfg.train.device))
+        if self.dist is not None:
+            self.device = self.dist.device
         self.setup = setup(cfg, self.store)
         s = self.setup
         self.model, self.optimizer = s.model.to(self.device), s.optimizer
+        self._forward: nn.Module = self.model  # what a training step calls: DDP around the model on N ranks
+        if self.dist is not None:
+            self.dist.check_batches(len(s.data.x_train), cfg.data.batch_size, cfg.data.drop_last)
+            self._forward = self.dist.wrap(self.model, cfg.model.sync_bn)
+            self.dist.seed(cfg.seed)
         self.loss_fn = s.loss_fn
         from trainlab.schedules import to_torch
 
@@ -231,7 +244,12 @@ class Trainer:
         self._last_checkpoint = time.monotonic()
 
         if resume is None:
-            self.run_id = self.store.create_run(cfg.name, cfg.to_dict(), seed=cfg.seed, group=self.group, config_hash=cfg.hash())
+            run_id = self.dist.run_id if self.dist is not None else None
+
+            def create() -> str:
+                return self.store.create_run(cfg.name, cfg.to_dict(), seed=cfg.seed, group=self.group, config_hash=cfg.hash(), run_id=run_id)
+
+            self.run_id = create() if self.dist is None else self.dist.from_rank0(create)  # rank 0 makes the one run
         else:
             self.run_id = resume
             self._restore(resume)
@@ -251,7 +269,8 @@ class Trainer:
                 status, message = self._loop(progress)
         except KeyboardInterrupt:
             status, message = "interrupted", f"interrupted at step {self.step}; resume with `trainlab run --resume {self.run_id}`"
-            self._save_checkpoint()
+            if self.dist is None:  # N ranks cannot meet for a checkpoint now: the last one stays
+                self._save_checkpoint()
         except Exception as err:
             self.metrics.flush()
             self.store.finish_run(self.run_id, "failed", final={"step": self.step}, message=f"{type(err).__name__}: {err}")
@@ -269,7 +288,7 @@ class Trainer:
         es = cfg.train.early_stopping
         if es is not None:
             out.append(EarlyStopping(es.monitor, es.mode, es.patience, es.min_delta, es.restore_best))
-        if cfg.log.to:  # mirrors of the store: csv, TensorBoard, MLflow
+        if cfg.log.to and (self.dist is None or self.dist.rank == 0):  # mirrors of the store: csv, TensorBoard, MLflow
             from trainlab.loggers import create_loggers
 
             out += create_loggers(cfg.log.to, **cfg.log.options())
@@ -299,6 +318,8 @@ class Trainer:
                 xb, yb = xb.to(self.device), yb.to(self.device)
                 if s.augment is not None:
                     xb = s.augment(xb, self.aug_gen)
+                if self.dist is not None:  # this rank's 1/N of the global batch
+                    xb, yb = self.dist.shard(xb, yb)
                 logs = self._train_step(xb, yb)
                 if logs is None:
                     return "diverged", f"loss became non-finite at step {self.step + 1}; the last good checkpoint is kept"
@@ -328,9 +349,12 @@ class Trainer:
 
     def _train_step(self, xb: torch.Tensor, yb: torch.Tensor) -> dict[str, float] | None:
         cfg, s = self.config, self.setup
-        out = self.model(xb)
+        out = self._forward(xb)
         loss = self._training_loss(out, yb, xb)
-        loss_value = float(loss.detach())  # the step's one host sync: logging and the NaN check share it
+        if self.dist is None:
+            loss_value = float(loss.detach())  # the step's one host sync: logging and the NaN check share it
+        else:  # the global batch's loss on every rank, and the weight that makes DDP's average its gradient
+            loss, loss_value, correct = self.dist.reduce_step(loss, out, yb, bool(s.data.num_classes))
         total = loss
         reg = cfg.regularize
         if reg.l1 or reg.l2:
@@ -359,8 +383,8 @@ class Trainer:
             max_norm_(self.model, reg.max_norm, include_bias_and_norm=reg.include_bias_and_norm)
         self.scheduler.step()
         if s.data.num_classes:  # summed on the device; read only when logged
-            self._correct += (out.detach().argmax(-1) == yb).sum()
-            self._seen += len(yb)
+            self._correct += (out.detach().argmax(-1) == yb).sum() if self.dist is None else correct
+            self._seen += len(yb) if self.dist is None else self.dist.batch_size
         for k, v in logs.items():
             self._window[k] += v
         self._window["n"] += 1
@@ -428,7 +452,10 @@ class Trainer:
         the epoch). The end of a run always writes one."""
         if every:
             return self.step % every == 0
-        return self.step % eval_every == 0 and time.monotonic() - self._last_checkpoint >= self.config.train.checkpoint_seconds
+        if self.step % eval_every:
+            return False
+        due = time.monotonic() - self._last_checkpoint >= self.config.train.checkpoint_seconds
+        return due if self.dist is None else self.dist.agree(due)  # rank 0's clock decides for all
 
     def _save_checkpoint(self) -> None:
         self._last_checkpoint = time.monotonic()
@@ -446,14 +473,26 @@ class Trainer:
             "best": self.best.state_dict(),
             "callbacks": [cb.state_dict() if hasattr(cb, "state_dict") else None for cb in self.callbacks],
         }
+        if self.dist is not None:  # every rank's RNG state (dropout masks differ by rank); rank 0 writes
+            state["rank_rng"] = self.dist.gather(rng_state())
+            if self.dist.rank != 0:
+                return
         save_checkpoint(self.ckpt_path, state)
         self.store.add_artifact(self.run_id, "checkpoint", self.ckpt_path)
 
-    def _restore(self, run_id: str) -> None:
+    def _read_checkpoint(self, run_id: str) -> dict[str, Any]:
         path = self.store.artifacts(run_id).get("checkpoint")
         if path is None or not path.exists():
             raise ConfigError(f"run {run_id} has no checkpoint to resume from")
         state = load_checkpoint(path)
+        saved_by = len(state.get("rank_rng", [None]))
+        if saved_by != (self.dist.world_size if self.dist is not None else 1):
+            raise ConfigError(f"run {run_id} was checkpointed by {saved_by} process(es); resume it with --nproc {saved_by}")
+        return state
+
+    def _restore(self, run_id: str) -> None:
+        # N ranks: rank 0 reads the file (it may be on rank 0's machine only) and sends it to all
+        state = self._read_checkpoint(run_id) if self.dist is None else self.dist.from_rank0(lambda: self._read_checkpoint(run_id))
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -469,7 +508,7 @@ class Trainer:
         for cb, cb_state in zip(self.callbacks, state["callbacks"]):
             if cb_state is not None and hasattr(cb, "load_state_dict"):
                 cb.load_state_dict(cb_state)
-        set_rng_state(state["rng"])
+        set_rng_state(state["rng"] if self.dist is None else state["rank_rng"][self.dist.rank])
         self.store.truncate_metrics(run_id, self.step)
         self.store.set_status(run_id, "running")
 
@@ -524,12 +563,23 @@ def run(
     callbacks: Sequence[Callback] = (),
     quiet: bool = True,
     resume: str | None = None,
+    nproc: int = 1,
 ) -> RunResult:
     """Train one run of ``config`` (a RunConfig, dict or TOML path) and record it in ``store``.
 
     ``resume=RUN_ID`` continues an interrupted run from its last checkpoint with the config it
-    was started with (``config`` may then be None).
+    was started with (``config`` may then be None). ``nproc=N`` trains it data-parallel on N
+    local processes (:mod:`trainlab.train.distributed`); in a process that ``torchrun`` started,
+    the run joins torchrun's group by itself.
     """
+    from trainlab.train import distributed
+
+    if nproc != 1 or distributed.launched_by_torchrun():
+        if trial is not None or callbacks:
+            raise ConfigError("a run on several processes takes no trial or callbacks objects (they cannot cross to the workers)")
+        if nproc != 1:
+            return distributed.launch(config, nproc=nproc, store=store, resume=resume, quiet=quiet, group=group)
+        return distributed.run_worker(config, store=store, resume=resume, quiet=quiet, group=group)
     store = store if isinstance(store, Store) else Store(store)
     if resume is not None:
         record = store.get_run(resume)
