@@ -71,14 +71,12 @@ def test_two_processes_follow_the_one_process_run(tmp_path):
 
 
 def test_refusals_name_the_option(tmp_path, cli, tiny_config):
-    cfg = tmp_path / "c.json"
     code, _, err = cli("run", "examples/quickstart.toml", "--nproc", "0")
     assert code == 2 and "--nproc must be >= 1" in err
     with pytest.raises(ConfigError, match="':memory:'"):
         run(tiny_config, store=":memory:", nproc=2)
     with pytest.raises(ConfigError, match="no trial or callbacks"):
         run(tiny_config, store=Store(tmp_path / "r.db"), nproc=2, callbacks=[object()])
-    del cfg
 
 
 def test_a_one_process_checkpoint_is_not_resumed_on_two(tmp_path, tiny_config, monkeypatch):

@@ -335,7 +335,7 @@ def run_worker(
         from trainlab.store import resolve_url
 
         st = RankStore(resolve_url(url), artifacts)
-    if resume is not None:
+    if resume is not None and config is None:  # under torchrun: the stored config (--nproc passes it)
         record = Store(url, artifacts).get_run(resume) if rank else st.get_run(resume)
         config, group, run_id = record.config, record.group, record.id
     cfg = load_config(config)
@@ -404,6 +404,7 @@ def launch(
 
         result = launch("examples/quickstart.toml", nproc=2, store="runs/trainlab.db")
     """
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
@@ -439,6 +440,12 @@ def launch(
         status, message = _failure(err, run_id, nproc)
         _mark(st, run_id, status, message)
         return _result(st, run_id, cfg, status, message)
+    except (KeyboardInterrupt, SignalException) as err:  # Ctrl-C or a signal to the launcher: the workers are stopped
+        sig = getattr(err, "sigval", None)
+        why = f"the launcher got {sig.name}" if sig is not None else "interrupted"
+        message = f"{why}; the workers were stopped; resume with `trainlab run --resume {run_id} --nproc {nproc}`"
+        _mark(st, run_id, "interrupted", message)
+        return _result(st, run_id, cfg, "interrupted", message)
     errors = [o["config_error"] for o in out.values() if isinstance(o, dict) and "config_error" in o]
     if errors:
         raise ConfigError(errors[0])
