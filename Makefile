@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 JOBS   ?= 2
 
-.PHONY: setup demo test test-all test-readme bench lint clean
+.PHONY: setup demo test test-all test-readme test-ray bench lint clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,16 @@ test: setup
 # Every code block of README.md, as written (tests/test_readme.py; part of it is marked slow).
 test-readme: setup
 	$(PY) -m pytest -q tests/test_readme.py
+
+# Ray (the `ray` extra) and its tests, slow ones included: trials as Ray tasks on a local Ray
+# instance, and a study on `ray start --head` + PostgreSQL killed mid-study and resumed.
+RAY_STAMP := $(VENV)/.ray-installed
+$(RAY_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e ".[ray]"
+	touch $(RAY_STAMP)
+
+test-ray: $(RAY_STAMP)
+	$(PY) -m pytest -q tests/tune/test_ray.py
 
 # The slow tests too, and the property-based tests with many more (and fresh) examples.
 test-all: setup
