@@ -79,7 +79,7 @@ def test_refusals_name_the_option(tmp_path, cli, tiny_config):
         run(tiny_config, store=Store(tmp_path / "r.db"), nproc=2, callbacks=[object()])
 
 
-def test_a_one_process_checkpoint_is_not_resumed_on_two(tmp_path, tiny_config, monkeypatch):
+def test_a_one_process_checkpoint_is_not_resumed_on_two(tmp_path, tiny_config):
     """The checkpoint records how many processes wrote it; a resume must use as many."""
     from trainlab.train.trainer import Trainer
 
