@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 
 def is_terminal(stream: TextIO | None = None) -> bool:
@@ -31,7 +31,8 @@ class ItemProgress:
 
     def __init__(self, description: str, total: int, *, quiet: bool = False) -> None:
         self.description, self.total, self.quiet = description, total, quiet
-        self.count, self._bar, self._task, self._start = 0, None, None, time.monotonic()
+        self.count, self._task, self._start = 0, None, time.monotonic()
+        self._bar: Any = None  # a rich Progress on a terminal
 
     def __enter__(self) -> ItemProgress:
         if not self.quiet and is_terminal():
@@ -55,7 +56,7 @@ class ItemProgress:
             what = f" {text}" if text else ""
             line(f"{self.description}: {self.count}/{self.total}{what} ({elapsed:.0f} s)")
 
-    def __exit__(self, *exc: Any) -> bool:
+    def __exit__(self, *exc: Any) -> Literal[False]:
         if self._bar is not None:
             self._bar.__exit__(*exc)
         return False

@@ -227,6 +227,7 @@ def export(
         rows = metric_rows(store, found)
         document = {"runs": [run_json(store, r) for r in found]}
     if fmt == "parquet":
+        assert output is not None  # refused above
         return atomic_write_bytes(output, to_parquet(rows))
     text = to_csv(rows) if fmt == "csv" else json.dumps(document, indent=2, default=str, allow_nan=False) + "\n"
     return text if output is None else atomic_write_text(output, text)

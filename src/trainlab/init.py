@@ -372,14 +372,14 @@ def _weight_initializer(
         if scheme == "orthogonal":
             method = options.get("method", "svd")
             return lambda w: orthogonal_(w, gain, method)
-        fn = xavier_normal_ if scheme == "xavier_normal" else xavier_uniform_
-        return lambda w: fn(w, gain)
+        xavier = xavier_normal_ if scheme == "xavier_normal" else xavier_uniform_
+        return lambda w: xavier(w, gain)
     if scheme.startswith("he"):
         slope = options.get("negative_slope", _NEGATIVE_SLOPE.get(nonlinearity or "", 0.0))
         mode = options.get("mode", "fan_in")
         _check_mode(mode)
-        fn = he_normal_ if scheme == "he_normal" else he_uniform_
-        return lambda w: fn(w, slope, mode)
+        he = he_normal_ if scheme == "he_normal" else he_uniform_
+        return lambda w: he(w, slope, mode)
     return lecun_normal_ if scheme == "lecun_normal" else lecun_uniform_
 
 
@@ -474,7 +474,7 @@ def init_model(
             if isinstance(weight, nn.Parameter) and init_weight is not None:
                 init_weight(weight.data)
             if module.bias is not None and bias is not None:
-                constant_(module.bias, bias)
+                constant_(module.bias, bias)  # type: ignore[arg-type]
 
     forget = options.get("lstm_forget_bias")
     if forget is not None:

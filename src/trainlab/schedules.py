@@ -367,9 +367,9 @@ def sgdr(lr: float, first_period: int, period_mult: float = 1, min_lr: float = 0
 
     def f(t: int) -> float:
         if period_mult == 1:
-            t_cur, t_i = t % first_period, first_period
+            t_cur, t_i = float(t % first_period), float(first_period)
         else:  # periods grow geometrically, so this loop runs O(log t) times
-            t_cur, t_i = t, first_period
+            t_cur, t_i = float(t), float(first_period)
             while t_cur >= t_i:
                 t_cur -= t_i
                 t_i *= period_mult
@@ -470,7 +470,7 @@ class ScheduleLR(LRScheduler):
             return [1.0] * len(base)
         return [b / base[0] for b in base]
 
-    def get_lr(self) -> list[float]:
+    def get_lr(self) -> list[float | torch.Tensor]:
         lr = self.schedule(self.last_epoch)
         return [lr * ratio for ratio in self._ratios()]
 

@@ -705,13 +705,13 @@ class Store:
             except IntegrityError:
                 pass
             with self.engine.connect() as conn:
-                row = conn.execute(sa.select(lc.owner, lc.heartbeat_at, lc.acquired_at).where(*where)).first()
-            if row is None:
+                held = conn.execute(sa.select(lc.owner, lc.heartbeat_at, lc.acquired_at).where(*where)).first()
+            if held is None:
                 continue  # released in between: claim it again
             # Not held by this process (see claim), so an own row is a lease a failed release left behind.
-            if row.owner != me and not worker_gone(row.owner, row.heartbeat_at, stale_after, now):
+            if held.owner != me and not worker_gone(held.owner, held.heartbeat_at, stale_after, now):
                 return False
-            take = leases_table.update().where(*where, lc.owner == row.owner, lc.acquired_at == row.acquired_at)
+            take = leases_table.update().where(*where, lc.owner == held.owner, lc.acquired_at == held.acquired_at)
             return self._execute(take.values(owner=me, heartbeat_at=now, acquired_at=now)).rowcount == 1
         return False
 

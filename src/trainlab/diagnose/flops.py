@@ -140,7 +140,7 @@ def count_flops(model: nn.Module, example_input: Any) -> FlopCount:
                 count.rows.append(LayerFlops(name, kind, *_linear(module, out), 0))
             elif isinstance(module, nn.modules.conv._ConvNd):
                 count.rows.append(LayerFlops(name, kind, *_conv(module, out), 0))
-            elif type(module) in _GATES:
+            elif isinstance(module, nn.RNNBase) and type(module) in _GATES:
                 count.rows.append(LayerFlops(name, kind, *_recurrent(module, inputs[0])))
             elif isinstance(module, _NONLINEAR):
                 count.rows.append(LayerFlops(name, kind, 0, 0, out.numel()))

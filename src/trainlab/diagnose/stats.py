@@ -190,8 +190,8 @@ class LayerStats(Callback):
             for stat, value in stats.items():
                 out[f"{PREFIX}{name}/{stat}"] = float(value)
         grad_norms = self._grad_norms if self._before is not None else self._current_grad_norms()
-        for name, value in grad_norms.items():
-            out[f"{PREFIX}{name}/grad_norm"] = value
+        for name, norm in grad_norms.items():
+            out[f"{PREFIX}{name}/grad_norm"] = norm
         for name, ps in self._params.items():
             if not ps:
                 continue

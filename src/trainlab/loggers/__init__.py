@@ -63,7 +63,7 @@ def create_loggers(
         if name not in LOGGERS:
             raise unknown_name("logger", name, LOGGERS)
         module, cls, package, extra = LOGGERS[name]
-        if package is not None:
+        if package is not None and extra is not None:
             require(package, extra, f"logger '{name}'")
         options: dict[str, Any] = {}
         if name == "tensorboard":

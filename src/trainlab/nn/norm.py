@@ -133,7 +133,7 @@ class WeightNorm(nn.Module):
             raise ValueError(
                 f"WeightNorm wraps nn.Linear or nn.Conv1d/2d/3d, got {type(module).__name__}"
             )
-        weight = module.weight.detach()
+        weight = module.weight.detach()  # type: ignore[operator]  # Linear/conv: a Parameter
         if dim is not None and not -weight.dim() <= dim < weight.dim():
             raise ValueError(
                 f"dim must be None or in [{-weight.dim()}, {weight.dim() - 1}] for a weight "
@@ -166,7 +166,7 @@ class WeightNorm(nn.Module):
     ) -> torch.Tensor:
         if isinstance(self.module, nn.Linear):
             return F.linear(x, weight, bias)
-        return self.module._conv_forward(x, weight, bias)
+        return self.module._conv_forward(x, weight, bias)  # type: ignore[operator]
 
     @torch.no_grad()
     def _data_dependent_init(self, x: torch.Tensor) -> None:
@@ -179,13 +179,13 @@ class WeightNorm(nn.Module):
         std = t.std(dim=reduce, unbiased=False).clamp_min(1e-6)
         self.g.copy_((1.0 / std).reshape(self.g.shape))
         if self.module.bias is not None:
-            self.module.bias.copy_(-mean / std)
-        self.initialized.fill_(True)
+            self.module.bias.copy_(-mean / std)  # type: ignore[operator]
+        self.initialized.fill_(True)  # type: ignore[operator]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training and not bool(self.initialized):
             self._data_dependent_init(x)
-        return self._apply_layer(x, self.weight, self.module.bias)
+        return self._apply_layer(x, self.weight, self.module.bias)  # type: ignore[arg-type]
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, data_init={self.data_init}"

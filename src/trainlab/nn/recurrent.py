@@ -91,7 +91,7 @@ def _init_like_torch(cell: nn.Module) -> None:
     state exactly 0, where LN's Jacobian is γ/√ε (≈ 316 γ); compounded over time steps the
     gradient overflows to NaN. Random biases make the state non-zero after one step.
     """
-    bound = 1 / math.sqrt(cell.hidden_size)
+    bound = 1 / math.sqrt(cell.hidden_size)  # type: ignore[arg-type]
     for name, param in cell.named_parameters():
         if name.endswith("weight") and param.dim() == 1:  # an LN gain
             nn.init.ones_(param)
@@ -232,7 +232,7 @@ def _run_layer(
     """Run ``cell`` over x (batch, time, features); returns outputs (batch, time, H) and the
     last state. ``h_mask`` (batch, H) multiplies h_{t−1} only where it enters the recurrent
     weights (variational dropout); the state carried on and the outputs stay undropped."""
-    batch, hidden = x.shape[0], cell.hidden_size
+    batch, hidden = x.shape[0], int(cell.hidden_size)  # type: ignore[arg-type]
     if state is None:
         zeros = x.new_zeros(batch, hidden)
         state = (zeros, zeros) if _is_lstm(cell) else zeros
@@ -303,7 +303,7 @@ class LayerNormGRU(_LayerNormStack):
         return out, torch.stack(finals)
 
 
-_TORCH_RNNS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+_TORCH_RNNS: dict[str, type[nn.RNN] | type[nn.GRU] | type[nn.LSTM]] = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 _CELL_CLASSES: dict[tuple[str, bool], Callable[[int, int], nn.Module]] = {
     ("rnn", False): nn.RNNCell,
     ("gru", False): GRUCell,

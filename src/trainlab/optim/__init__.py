@@ -67,7 +67,7 @@ def create(name: str, params_or_model: nn.Module | Any, *, decay_norm_and_bias: 
             params = params_or_model.parameters()
         else:
             params = param_groups(params_or_model, kwargs.get("weight_decay", accepted.get("weight_decay", 0.0)))
-    return cls(params, **kwargs)
+    return cls(params, **kwargs)  # type: ignore[arg-type]
 
 
 def _lookup(name: str) -> type[torch.optim.Optimizer]:

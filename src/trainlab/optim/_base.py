@@ -33,6 +33,8 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+Tensors = list[Tensor] | tuple[Tensor, ...]  # what torch._foreach_* take and return
+
 # Parameters per tile. A tile's working set is ~4-6 buffers of this size (param, grad, two
 # statistics, temporaries): 256 KiB keeps it in a 1-2 MiB per-core L2 cache.
 TILE_BYTES = 256 * 1024
@@ -216,7 +218,7 @@ class MultiTensorOptimizer(torch.optim.Optimizer):
         """
         grads = tile.grads
         if group["maximize"]:
-            grads = torch._foreach_neg(grads)
+            grads = list(torch._foreach_neg(grads))
         decay = group.get("weight_decay", 0.0)
         if decay != 0:
             if self._decoupled_decay(group):
@@ -224,7 +226,7 @@ class MultiTensorOptimizer(torch.optim.Optimizer):
             elif group["maximize"]:  # grads is already a private copy
                 torch._foreach_add_(grads, tile.params, alpha=decay)
             else:
-                grads = torch._foreach_add(grads, tile.params, alpha=decay)
+                grads = list(torch._foreach_add(grads, tile.params, alpha=decay))
         return grads
 
 
@@ -240,8 +242,8 @@ def fused_supported(batch: ParamBatch) -> bool:
 
 
 def root_with_eps(
-    stats: list[Tensor], eps: float, eps_inside_sqrt: bool, divisors: list[float] | None = None, *, in_place: bool = False
-) -> list[Tensor]:
+    stats: Tensors, eps: float, eps_inside_sqrt: bool, divisors: list[float] | None = None, *, in_place: bool = False
+) -> Tensors:
     """The denominator of the unified rule, over a list: √(G/d) + ε, or √(G/d + ε) if inside.
 
     ``eps_inside_sqrt=False`` is torch's and the papers' placement (Kingma & Ba; Duchi et al.);
@@ -264,7 +266,7 @@ def root_with_eps(
     return out
 
 
-def _foreach(op: str, tensors: list[Tensor], *args: Any, in_place: bool) -> list[Tensor]:
+def _foreach(op: str, tensors: Tensors, *args: Any, in_place: bool) -> Tensors:
     """``torch._foreach_<op>_`` on ``tensors`` (returned), or ``torch._foreach_<op>`` into new ones."""
     if in_place:
         getattr(torch, f"_foreach_{op}_")(tensors, *args)

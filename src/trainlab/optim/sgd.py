@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from trainlab.optim import _checks as check
-from trainlab.optim._base import MultiTensorOptimizer, ParamBatch
+from trainlab.optim._base import MultiTensorOptimizer, ParamBatch, Tensors
 
 
 class SGD(MultiTensorOptimizer):
@@ -122,14 +122,15 @@ class SGD(MultiTensorOptimizer):
         )  # fmt: skip
 
     def _update(self, group: dict[str, Any], tile: ParamBatch) -> None:
-        grads, momentum = tile.grads, group["momentum"]
+        grads: Tensors = tile.grads
+        momentum = group["momentum"]
         if momentum != 0:
             buffers = _momentum_buffers(tile.states, grads, momentum, group["dampening"])
             grads = torch._foreach_add(grads, buffers, alpha=momentum) if group["nesterov"] else buffers
         torch._foreach_add_(tile.params, grads, alpha=-group["lr"])
 
 
-def _momentum_buffers(states: list[dict[str, Any]], grads: list[Tensor], momentum: float, dampening: float) -> list[Tensor]:
+def _momentum_buffers(states: list[dict[str, Any]], grads: Tensors, momentum: float, dampening: float) -> list[Tensor]:
     """b_t = ρ b_{t-1} + (1 − dampening) g_t, with b_1 = g_1 (torch's start: no dampening)."""
     old = [(s["momentum_buffer"], g) for s, g in zip(states, grads) if "momentum_buffer" in s]
     if old:

@@ -331,7 +331,8 @@ def _last(metrics: dict[str, Curve], key: str) -> float | None:
 
 
 def sharpness_section(variants: Sequence[Variant]) -> str | None:
-    rows, values = [], {}
+    rows: list[list[Any]] = []
+    values: dict[str, dict[str, list[float | None]]] = {}
     for variant in variants:
         for run in variant.runs:
             m = run.metrics

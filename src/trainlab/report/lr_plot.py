@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import os
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from trainlab._io import atomic_write_bytes
@@ -42,7 +42,7 @@ def schedule_figure(schedule: Callable[[int], float], total_steps: int, title: s
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    steps = range(total_steps)
+    steps: Sequence[int] = range(total_steps)
     if total_steps > MAX_POINTS:
         steps = sorted({round(i * (total_steps - 1) / (MAX_POINTS - 1)) for i in range(MAX_POINTS)})
     fig = Figure(figsize=(6.4, 3.2), layout="constrained")

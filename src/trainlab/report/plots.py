@@ -111,7 +111,7 @@ def small_multiples_figure(
     labels = list(series)
     rows = -(-len(labels) // cols)
     fig, axes = new_figure(3.0 * cols, 2.1 * rows + 0.4, nrows=rows, ncols=cols, squeeze=False, sharex=True, sharey=True)
-    stats = {}
+    stats: dict[str, tuple | None] = {}
     for label, curves in series.items():
         grid, matrix = align(curves)
         stats[label] = (grid, *mean_ci(matrix, level), len(curves)) if len(grid) else None
@@ -120,11 +120,13 @@ def small_multiples_figure(
             ax.set_visible(False)
             continue
         label = labels[k]
-        if stats.get(best) is not None and label != best:
-            grid, mean, *_ = stats[best]
+        reference = stats.get(best)
+        if reference is not None and label != best:
+            grid, mean, *_ = reference
             ax.plot(grid, mean, color="#999999", linewidth=1.0, alpha=0.6)
-        if stats[label] is not None:
-            grid, mean, low, high, n = stats[label]
+        own = stats[label]
+        if own is not None:
+            grid, mean, low, high, n = own
             color = COLORS[k % len(COLORS)]
             ax.plot(grid, mean, color=color, linewidth=1.4)
             if n > 1:
@@ -186,7 +188,7 @@ def lr_find_figure(lrs: np.ndarray, losses: np.ndarray, smoothed: np.ndarray, su
     return fig
 
 
-def points_figure(values: Mapping[str, Sequence[float]], *, title: str, ylabel: str):
+def points_figure(values: Mapping[str, Sequence[float | None]], *, title: str, ylabel: str):
     """One column per label: every run's value as a dot, the mean as a bar outline."""
     labels = list(values)
     fig, ax = new_figure(max(4.0, 1.0 + 0.9 * len(labels)), 3.2)
@@ -269,7 +271,7 @@ def importance_figure(importances: Mapping[str, tuple[float, float]], *, title: 
     return fig
 
 
-def parallel_coordinates_figure(axes_values: Mapping[str, Sequence[float]], ticks: Mapping[str, tuple[Sequence[float], Sequence[str]]], values: Sequence[float], *, title: str, ylabel: str, direction: str):
+def parallel_coordinates_figure(axes_values: Mapping[str, Sequence[float] | np.ndarray], ticks: Mapping[str, tuple[Sequence[float], Sequence[str]]], values: Sequence[float], *, title: str, ylabel: str, direction: str):
     """One line per trial through one vertical axis per parameter (each scaled to [0, 1]) and a
     last axis for the objective, coloured by the objective (the best end of the colour map is
     drawn last, on top)."""

@@ -57,7 +57,7 @@ def encode_params(
         numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present)
         if numeric:
             log = _is_log_param(study, name)
-            col = [
+            col: list[float] = [
                 math.log10(v) if log and v is not None and v > 0 else (np.nan if v is None else float(v)) for v in raw
             ]
         else:
@@ -74,8 +74,9 @@ def encode_params(
     for k, name in enumerate(names):
         if name in ticks:
             cats = ticks[name][0]
-            col = matrix[:, k]
-            lo, hi = np.nanmin(col) if np.isfinite(col).any() else 0, np.nanmax(col) if np.isfinite(col).any() else 0
+            encoded = matrix[:, k]
+            finite = np.isfinite(encoded).any()
+            lo, hi = (np.nanmin(encoded), np.nanmax(encoded)) if finite else (0, 0)
             span = hi - lo or 1.0
             labels[name] = ([(i - lo) / span for i in range(len(cats))], cats)
     return matrix, labels

@@ -200,6 +200,7 @@ def fit_hyperparameters(
         res = scipy.optimize.minimize(fun, start, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": maxiter, "ftol": 1e-7})
         if best is None or res.fun < best.fun:
             best = res
+    assert best is not None  # starts is never empty
     raw = best.x
     return GPParams(np.exp(raw[:d]), float(np.exp(raw[d])), noise if noise is not None else float(np.exp(raw[d + 1])))
 

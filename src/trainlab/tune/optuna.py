@@ -50,12 +50,13 @@ def _require_optuna(what: str):
     return optuna
 
 
+_BaseSampler: Any
+_BasePruner: Any
 try:  # the base classes when Optuna is installed; importing this module without it names the extra
     import optuna as _optuna
 
     _BaseSampler, _BasePruner = _optuna.samplers.BaseSampler, _optuna.pruners.BasePruner
 except ImportError:  # pragma: no cover - exercised by the missing-extra test in a subprocess
-    _optuna = None
     _BaseSampler = _BasePruner = object
 
 
@@ -288,7 +289,7 @@ class OptunaSampler(Sampler):
                 raise ConfigError("sampler 'optuna:cmaes' needs the 'cmaes' package: pip install 'trainlab[optuna]'")
         self.algorithm, self.options = algorithm, options
         self.name = f"optuna:{algorithm}"
-        self._mirror = None
+        self._mirror: Any = None  # an optuna.Study, made on first use
         self._asked: dict[int, Any] = {}  # trainlab number -> the mirror's trial
         self._told: set[int] = set()
 
@@ -300,7 +301,7 @@ class OptunaSampler(Sampler):
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         sampler = getattr(optuna.samplers, OPTUNA_SAMPLERS[self.algorithm])(seed=seed, **self.options)
-        self._mirror = optuna.create_study(direction=direction, sampler=sampler)
+        self._mirror = optuna.create_study(direction=direction, sampler=sampler)  # type: ignore[arg-type]
         self._direction = direction
 
     def sample(self, space, trials, *, number, seed, direction="minimize"):

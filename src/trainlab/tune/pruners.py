@@ -95,8 +95,8 @@ class Median(Pruner):
         if not trial.intermediate or trial.last_step < self.n_warmup_steps:
             return CONTINUE
         step = trial.last_step
-        averages = [running_average(t.intermediate, step) for t in trials if t.state == COMPLETE and t.number != trial.number]
-        averages = [a for a in averages if a is not None]
+        found = [running_average(t.intermediate, step) for t in trials if t.state == COMPLETE and t.number != trial.number]
+        averages = [a for a in found if a is not None]
         if len(averages) < self.n_startup_trials:
             return CONTINUE
         own = [v for _, v in trial.intermediate if not math.isnan(v)]
@@ -135,7 +135,8 @@ def survivors(values: Sequence[float], eta: float, direction: str = "minimize") 
 
 def rungs(min_resource: float, eta: float, max_resource: float | None) -> list[float]:
     """``min_resource · η^k`` for k = 0, 1, ... strictly below ``max_resource`` (60 if unbounded)."""
-    out, r = [], float(min_resource)
+    out: list[float] = []
+    r = float(min_resource)
     while (max_resource is None and len(out) < 60) or (max_resource is not None and r < max_resource * (1 - 1e-12)):
         out.append(r)
         r *= eta
@@ -178,8 +179,8 @@ class _Halving(Pruner):
                 t.state == RUNNING and t.number != trial.number and (t.last_step is None or t.last_step < r) for t in cohort
             ):
                 return WAIT
-            at_rung = [(t.number, rung_value(t.intermediate, r)) for t in cohort]
-            at_rung = [(n, v) for n, v in at_rung if v is not None]
+            values = [(t.number, rung_value(t.intermediate, r)) for t in cohort]
+            at_rung = [(n, v) for n, v in values if v is not None]
             keep = survivors([v for _, v in at_rung], self.eta, direction)
             if trial.number not in {at_rung[i][0] for i in keep}:
                 return PRUNE
@@ -208,6 +209,7 @@ class Hyperband(_Halving):
     """
 
     name = "hyperband"
+    max_resource: float  # required here; successive halving's None (unbounded) is refused
 
     def __init__(self, max_resource: float, eta: float = 3, min_resource: float = 1):
         if max_resource is None:

@@ -27,7 +27,7 @@ import scipy.stats.qmc
 import torch
 
 from trainlab.errors import ConfigError, unknown_name
-from trainlab.tune.acquisition import ACQUISITIONS
+from trainlab.tune.acquisition import ACQUISITIONS, negative_lower_confidence_bound
 from trainlab.tune.gp import GaussianProcess, GPParams, fit_hyperparameters, single_threaded
 from trainlab.tune.space import Categorical, Space
 from trainlab.tune.trial import COMPLETE, PRUNED, RUNNING, WAITING, FrozenTrial
@@ -68,7 +68,7 @@ def grid_points(space: Space, steps: int | None = None) -> list[dict[str, Any]]:
     points: list[dict[str, Any]] = [{}]
     for name, p in space.items():
         values = p.grid(steps)
-        expanded = []
+        expanded: list[dict[str, Any]] = []
         for pt in points:
             if p.is_active(pt):
                 expanded.extend({**pt, name: v} for v in values)
@@ -229,7 +229,7 @@ class GP(Sampler):
         mean, var = gp.predict(xs)
         std = var.clamp_min(1e-20).sqrt()
         if self.acquisition == "ucb":
-            return ACQUISITIONS["ucb"](mean, std, best, self.beta)
+            return negative_lower_confidence_bound(mean, std, best, self.beta)
         return ACQUISITIONS[self.acquisition](mean, std, best)
 
     def _candidates(self, space: Space, best_x: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -163,7 +163,9 @@ class StudyStorage:
             self._write(lambda c: c.execute(studies_table.insert().values(**row, created_at=time.time())))
         except IntegrityError:
             pass
-        return self.get_study(fields["name"])
+        study = self.get_study(fields["name"])
+        assert study is not None  # inserted above, or by another process
+        return study
 
     def update_study(self, study_id: int, **fields: Any) -> None:
         row = {k: json.dumps(v) if k in ("sampler", "pruner", "objective") else v for k, v in fields.items()}
@@ -276,7 +278,7 @@ class StudyStorage:
             study_id, number, only_if_running=True, state=state, value=value, message=message, finished_at=time.time()
         )
 
-    def report(self, study_id: int, number: int, step: int, value: float) -> None:
+    def report(self, study_id: int, number: int, step: int, value: float | None) -> None:
         tid = self._trial_id(study_id, number)
 
         def go(c):

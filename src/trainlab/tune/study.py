@@ -241,7 +241,7 @@ class Study:
         if not done:
             return None
         sign = 1.0 if self.direction == "minimize" else -1.0
-        return min(done, key=lambda t: (sign * t.value, t.number))
+        return min(done, key=lambda t: (sign * t.value, t.number))  # type: ignore[operator]  # value is not None
 
     @property
     def best_value(self) -> float | None:
