@@ -35,7 +35,11 @@ from trainlab.tune import commands as tune_commands
 # the same output on a terminal and in a pipe; -h as well as --help, in every subcommand.
 app = typer.Typer(
     help="trainlab: make neural networks train well — run, compare, tune, diagnose and report.",
-    epilog="An error is one line; trainlab --debug COMMAND … (or TRAINLAB_DEBUG=1) shows its traceback.",
+    epilog=(
+        "An error is one line; trainlab --debug COMMAND … (or TRAINLAB_DEBUG=1) shows its traceback. "
+        "trainlab --allow-target MODULE COMMAND … (or TRAINLAB_ALLOW_TARGETS=MODULE,…) lets configs read back "
+        "from a store import that module's code (see SECURITY.md)."
+    ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
@@ -376,6 +380,32 @@ def _take_debug_flag(args: list[str]) -> bool:
     return found or os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
 
 
+def _take_allow_targets(args: list[str]) -> None:
+    """Remove every global ``--allow-target MODULE`` (or ``=MODULE``) from ``args`` and add the
+    modules to ``$TRAINLAB_ALLOW_TARGETS``, where worker processes see them too."""
+    from trainlab.targets import ALLOW_ENV
+
+    end = args.index("--") if "--" in args else len(args)
+    head, allowed, i = [], [], 0
+    while i < end:
+        a = args[i]
+        if a == "--allow-target":
+            if i + 1 >= end:
+                raise ConfigError("--allow-target needs a MODULE (or a .py file) to allow")
+            allowed.append(args[i + 1])
+            i += 2
+            continue
+        if a.startswith("--allow-target="):
+            allowed.append(a.partition("=")[2])
+        else:
+            head.append(a)
+        i += 1
+    args[:end] = head
+    if allowed:
+        present = [m for m in os.environ.get(ALLOW_ENV, "").split(",") if m.strip()]
+        os.environ[ALLOW_ENV] = ",".join(present + allowed)
+
+
 def _click_exceptions():
     try:
         from typer._click import exceptions  # typer >= 0.20 carries its own click
@@ -396,6 +426,7 @@ def main(argv: list[str] | None = None) -> None:
     debug = _take_debug_flag(args)
     click_errors = _click_exceptions()
     try:
+        _take_allow_targets(args)
         code = command()(args=args, standalone_mode=False)
     except click_errors.NoArgsIsHelpError as e:  # `trainlab` alone: the help is already printed
         if e.format_message().strip():

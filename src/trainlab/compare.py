@@ -180,7 +180,10 @@ def _make_run(config: dict[str, Any], store_url: str, group: str, threads: int) 
             if run_id not in with_checkpoint:
                 store.delete_run(run_id)  # nothing to resume from: it is made again below
         torch.set_num_threads(threads)
-        result = run(None if resume else cfg, store=store, group=group, resume=resume, quiet=True)
+        from trainlab.targets import trusted_code
+
+        allow = trusted_code(config)  # the code the user's own config names, for its stored runs
+        result = run(None if resume else cfg, store=store, group=group, resume=resume, quiet=True, allow_targets=allow)
     return result.status
 
 
@@ -391,8 +394,27 @@ def print_summary(rows: list[dict[str, Any]], console=None) -> None:
     console.print(table)
 
 
-def compare(config: RunConfig | dict | str, *, store: Store | None = None, jobs: int = 1, seeds: int | None = None, quiet: bool = True) -> list[dict[str, Any]]:
-    """Run a comparison and return its summary rows (see :func:`summarize`)."""
+def compare(
+    config: RunConfig | dict | str | Mapping[str, Callable[..., Any]],
+    *,
+    store: Store | None = None,
+    jobs: int = 1,
+    seeds: int | Sequence[int] | None = None,
+    quiet: bool = True,
+    name: str = "compare",
+    **fit_kwargs: Any,
+) -> list[dict[str, Any]]:
+    """Run a comparison and return its summary rows (see :func:`summarize`).
+
+    ``config``: a config (its ``[compare]`` table), or ``{variant: callable}`` of model
+    factories ``seed -> nn.Module`` (``fit``'s arguments given here: ``train=(X, y), val=...``)
+    or functions ``seed -> trainlab.fit(...)`` — see :func:`_compare_python`."""
+    if isinstance(config, Mapping) and config and all(callable(v) for v in config.values()):
+        if jobs != 1:
+            raise ConfigError("compare of Python callables runs in this process: jobs must be 1")
+        return _compare_python(config, store=store, seeds=seeds, name=name, quiet=quiet, fit_kwargs=fit_kwargs)
+    if fit_kwargs:
+        raise ConfigError(f"compare: unknown argument '{next(iter(fit_kwargs))}' (fit's arguments go with a dict of model factories)")
     cfg = load_config(config)
     store = store or Store()
     run_comparison(cfg, store=store, jobs=jobs, seeds=seeds, quiet=quiet)
@@ -404,3 +426,48 @@ def summarize_plan(config: RunConfig, store: Store, seeds: int | None = None) ->
     table = config.compare or {}
     hashes = {cfg.hash() for _, cfg in plan(config, seeds)}
     return summarize(store, config.name, table.get("metric"), table.get("target"), config_hashes=hashes)
+
+
+def _compare_python(
+    variants: Mapping[str, Callable[..., Any]], *, store: Store | None, seeds: int | Sequence[int] | None, name: str, quiet: bool, fit_kwargs: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """``compare({"narrow": factory, ...}, train=..., ...)``: every variant × seed through
+    ``trainlab.fit``. A variant is a model factory ``seed -> nn.Module`` (with ``fit``'s
+    arguments given to ``compare``) or a function ``seed -> RunResult`` that calls ``fit``
+    itself; either way its runs are recorded in group ``name`` as ``name/<variant>``. Runs
+    that already have a result (same variant and seed) are not repeated."""
+    from trainlab.train.fit import context, fit
+
+    seed_list = list(range(3 if seeds is None else seeds)) if seeds is None or isinstance(seeds, int) else list(seeds)
+    if not seed_list:
+        raise ConfigError("seeds must be a count >= 1 or a non-empty list of seeds")
+    store = store or Store()
+    done = {(r.name, r.seed) for r in store.list_runs(group=name) if r.status in RESULTS}
+    todo = [(v, s) for v in variants for s in seed_list if (f"{name}/{v}", s) not in done]
+    with ItemProgress(f"compare {name}", len(todo), quiet=quiet) as progress:
+        for variant, seed in todo:
+            fn = variants[variant]
+            with context(store=store, group=name, name=f"{name}/{variant}", seed=seed):
+                if "train" in fit_kwargs:
+                    result = fit(fn, **fit_kwargs)
+                else:
+                    result = fn(seed)
+                    if not hasattr(result, "final") or not hasattr(result, "run_id"):
+                        raise ConfigError(
+                            f"compare: variant '{variant}' returned {type(result).__name__}; a variant returns trainlab.fit(...)'s result, "
+                            "or is a model factory seed -> nn.Module with the data given to compare (train=...)"
+                        )
+            progress.done(f"{variant} seed {seed}: {result.status}")
+    return summarize(store, name)
+
+
+class _CallableModule(type(os)):
+    """``trainlab.compare(...)`` calls :func:`compare` even once ``trainlab.compare`` is this module."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return compare(*args, **kwargs)
+
+
+import sys as _sys  # noqa: E402
+
+_sys.modules[__name__].__class__ = _CallableModule

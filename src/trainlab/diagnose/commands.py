@@ -92,9 +92,12 @@ def diagnose(
     ckpt = st.artifacts(record.id).get("checkpoint")
     if ckpt is None or not ckpt.exists():
         raise ConfigError(f"run {record.id} has no checkpoint file to diagnose (status {record.status})")
+    from trainlab import targets
+
+    targets.check_stored(record.config, what=f"run {record.id}")
     s = setup(load_config(record.config), st)
     s.model.load_state_dict(torch_load(ckpt)["model"])
-    x, y = s.data.x_train[:samples], s.data.y_train[:samples]
+    x, y = (s.data.x_train[:samples], s.data.y_train[:samples]) if hasattr(s.data, "x_train") else s.data.head(samples)
     report: dict[str, Any] = {"run_id": record.id, "samples": int(len(x))}
     console = _console()
 

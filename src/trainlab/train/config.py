@@ -41,6 +41,9 @@ class Section(BaseModel):
 
 class DataConfig(Section):
     name: str = "mnist1d"
+    target: str | None = Field(None, description='your data: "module:function" or "path/file.py:function" returning (train, val, test)')
+    args: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of data.target (or a registered data set)")
+    python: str | None = Field(None, description="set by trainlab.fit: the Python data it was given (never imported)")
     batch_size: PositiveInt = 128
     eval_batch_size: PositiveInt = 1000
     drop_last: bool = False
@@ -69,6 +72,11 @@ class DataConfig(Section):
 
 class ModelConfig(Section):
     name: str = "mlp"
+    target: str | None = Field(None, description='your model: "module:Class" or "path/file.py:Class" (model.name is then unused)')
+    args: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of model.target (or a registered model)")
+    python: str | None = Field(None, description="set by trainlab.fit: the Python model it was given (never imported)")
+    init_from: str | None = Field(None, description="start from these weights: a run id of this store, or a state_dict / checkpoint file")
+    forget_bias: float | None = Field(None, description="LSTM forget-gate bias at initialization (the notes: 1 or 2)")
     hidden: list[PositiveInt] = Field(default_factory=lambda: [256, 256])
     activation: str = "relu"
     norm: str = "none"
@@ -85,6 +93,14 @@ class ModelConfig(Section):
     init_gain: float | None = Field(None, gt=0)
     init_bias: float | None = None
     sync_bn: bool = Field(False, description="on N processes: batch-norm statistics over the global batch (SyncBatchNorm)")
+
+
+class LossConfig(Section):
+    """``[loss]``: the task loss; by default cross-entropy for classes, MSE for regression."""
+
+    target: str | None = Field(None, description='your loss: "module:function" -> (outputs, targets) -> scalar, or a class made with args')
+    args: dict[str, Any] = Field(default_factory=dict, description="keyword arguments: a loss class is built with them, a function gets them on each call")
+    python: str | None = Field(None, description="set by trainlab.fit: the Python loss it was given (never imported)")
 
 
 class OptimConfig(Section):
@@ -214,7 +230,10 @@ class RunConfig(Section):
     distill: DistillConfig = Field(default_factory=DistillConfig)
     diagnose: DiagnoseConfig = Field(default_factory=DiagnoseConfig)
     log: LogConfig = Field(default_factory=LogConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
     search: dict[str, Any] | None = None
+    config_dir: str | None = Field(None, description="set when read: the config file's folder, where targets are imported from first")
+    sources: dict[str, Any] | None = Field(None, description="set when read: each target's file and SHA-256 (see trainlab.targets)")
     compare: dict[str, Any] | None = None
 
     @field_validator("name")
@@ -235,7 +254,16 @@ class RunConfig(Section):
     def to_dict(self) -> dict[str, Any]:
         out = self.model_dump(mode="json")
         out["schedule"] = {"name": self.schedule.name, **self.schedule.options()}
-        return {k: v for k, v in out.items() if v is not None}
+        out = {k: v for k, v in out.items() if v is not None}
+        for section in ("model", "data", "loss"):  # a config without user code reads (and hashes) as before
+            for key in ("target", "python", "init_from", "forget_bias"):
+                if out.get(section, {}).get(key, 0) is None:
+                    del out[section][key]
+            if out.get(section, {}).get("args") == {}:
+                del out[section]["args"]
+        if out.get("loss") == {}:
+            del out["loss"]
+        return out
 
     def override(self, overrides: Mapping[str, Any] | Sequence[str]) -> RunConfig:
         """A validated copy with dotted-key overrides applied."""
@@ -250,7 +278,9 @@ class RunConfig(Section):
 
 def config_digest(config: Mapping[str, Any], exclude: Sequence[str] = (), length: int = 16) -> str:
     """A stable hex digest of a config dict without the top-level keys in ``exclude``."""
-    d = {k: v for k, v in config.items() if k not in exclude}
+    d = {k: v for k, v in config.items() if k not in exclude and k != "config_dir"}
+    if isinstance(d.get("sources"), Mapping):  # the code's hash, not where it lies
+        d["sources"] = {k: (v.get("sha256") if isinstance(v, Mapping) else v) for k, v in d["sources"].items()}
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:length]
 
 
@@ -259,7 +289,17 @@ def _check_registry_names(cfg: RunConfig) -> None:
     from trainlab.data.datasets import DATASETS
     from trainlab.models import MODELS
 
-    checks = [("data.name", cfg.data.name, DATASETS), ("model.name", cfg.model.name, MODELS)]
+    from trainlab import targets
+
+    checks = []
+    if not (cfg.data.target or cfg.data.python or cfg.data.name in DATASETS):
+        checks.append(("data.name", cfg.data.name, [*DATASETS, *targets.names("data")]))
+    if not (cfg.model.target or cfg.model.python or cfg.model.name in MODELS):
+        checks.append(("model.name", cfg.model.name, [*MODELS, *targets.names("model")]))
+    for section in ("data", "model", "loss"):
+        target = getattr(cfg, section).target
+        if target is not None:
+            targets.split(target, f"{section}.target")
     lazy = [
         ("optim.name", cfg.optim.name, "trainlab.optim", "OPTIMIZERS"),
         ("schedule.name", cfg.schedule.name, "trainlab.schedules", "SCHEDULES"),
@@ -371,7 +411,31 @@ def _format_error(err: ValidationError) -> str:
     return "; ".join(lines)
 
 
+def _with_sources(data: dict[str, Any]) -> dict[str, Any]:
+    """Record each target's file and SHA-256 under ``sources`` (kept where already recorded
+    for the same target): the config hash then changes when the code does."""
+    from trainlab import targets
+
+    named = targets.config_targets(data)
+    recorded = data.get("sources") if isinstance(data.get("sources"), Mapping) else {}
+    sources = {}
+    for section, target in named.items():
+        old = recorded.get(section)
+        if isinstance(old, Mapping) and old.get("target") == target:
+            sources[section] = dict(old)
+        else:
+            sources[section] = targets.source_record(target, data.get("config_dir"), f"{section}.target")
+    out = {k: v for k, v in data.items() if k != "sources"}
+    if sources:
+        out["sources"] = sources
+    elif recorded and any(isinstance(v, Mapping) and "python" in v for v in recorded.values()):
+        out["sources"] = dict(recorded)  # trainlab.fit's record of the Python objects it trained
+    return out
+
+
 def _validate(data: dict[str, Any]) -> RunConfig:
+    if isinstance(data, dict) and (data.get("sources") or any(isinstance(data.get(s), Mapping) and data[s].get("target") for s in ("model", "data", "loss"))):
+        data = _with_sources(data)
     try:
         return RunConfig.model_validate(data)
     except ValidationError as err:
@@ -417,4 +481,10 @@ def load_config(
         data = dict(source)
     else:
         data = read_toml(source)
+        data = apply_overrides(data, overrides)
+        from trainlab.targets import config_targets
+
+        if config_targets(data):  # targets are imported from the config file's folder first
+            data["config_dir"] = str(Path(source).resolve().parent)
+        return _validate(data)
     return _validate(apply_overrides(data, overrides))

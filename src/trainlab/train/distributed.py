@@ -338,6 +338,9 @@ def run_worker(
     if resume is not None and config is None:  # under torchrun: the stored config (--nproc passes it)
         record = Store(url, artifacts).get_run(resume) if rank else st.get_run(resume)
         config, group, run_id = record.config, record.group, record.id
+        from trainlab.targets import check_stored
+
+        check_stored(config, what=f"run {run_id}")  # a stored config may name code: trust rules
     cfg = load_config(config)
     device = _device(local_rank, cfg.train.device)
     if not cfg.train.threads and device.type == "cpu":
@@ -425,6 +428,9 @@ def launch(
         record = st.get_run(resume)
         if record.status == "completed":
             raise ConfigError(f"run {record.id} is already completed; nothing to resume")
+        from trainlab.targets import check_stored
+
+        check_stored(record.config, what=f"run {record.id}")  # before any worker starts
         cfg, run_id, group = load_config(record.config), record.id, record.group
     else:
         cfg, run_id = load_config(config), uuid.uuid4().hex[:12]

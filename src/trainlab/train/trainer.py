@@ -30,7 +30,6 @@ from torch import nn
 from trainlab.data import BatchIterator, Dataset
 from trainlab.data import load as load_data
 from trainlab.errors import ConfigError
-from trainlab.models import build_model
 from trainlab.store import MetricBuffer, Store
 from trainlab.train.callbacks import BestTracker, Callback, EarlyStopping
 from trainlab.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state
@@ -44,7 +43,7 @@ class Setup:
     """Everything built from a config, before training."""
 
     config: RunConfig
-    data: Dataset
+    data: Dataset  # or trainlab.data.sources.LoaderData: a user's Dataset / DataLoader
     model: nn.Module
     optimizer: torch.optim.Optimizer
     schedule: Callable[[int], float]
@@ -56,6 +55,7 @@ class Setup:
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None
     preprocessor: Any = None
     teacher: nn.Module | None = None
+    metrics: dict[str, Callable[[torch.Tensor, torch.Tensor], Any]] | None = None  # trainlab.fit(metrics=...)
 
 
 @dataclass
@@ -111,9 +111,15 @@ def _load_teacher(cfg: RunConfig, store: Store | None) -> nn.Module:
     record = store.get_run(cfg.distill.teacher)
     if record.status != "completed":
         raise ConfigError(f"distill.teacher: run {record.id} is {record.status}, not completed")
+    from trainlab import targets
+    from trainlab.train import build
+
+    targets.check_stored(record.config, what=f"teacher run {record.id}")
     teacher_cfg = load_config(record.config)
-    data, _ = _prepare_data(teacher_cfg)
-    teacher = build_model(teacher_cfg.model, data.input_shape, data.num_classes)
+    data = build.data(teacher_cfg)
+    if data is None:
+        data, _ = _prepare_data(teacher_cfg)
+    teacher = build.model(teacher_cfg.model_copy(update={"model": teacher_cfg.model.model_copy(update={"init_from": None})}), data, store=store)
     ckpt = store.artifacts(record.id).get("checkpoint")
     if ckpt is None or not ckpt.exists():
         raise ConfigError(f"distill.teacher: run {record.id} has no checkpoint file")
@@ -121,26 +127,42 @@ def _load_teacher(cfg: RunConfig, store: Store | None) -> nn.Module:
     return teacher.eval().requires_grad_(False)
 
 
-def setup(config: RunConfig | dict | str, store: Store | None = None) -> Setup:
-    """Build data, model, optimizer and schedule from ``config`` (seeded), without training."""
+def setup(config: RunConfig | dict | str, store: Store | None = None, parts: Any = None) -> Setup:
+    """Build data, model, optimizer and schedule from ``config`` (seeded), without training.
+    ``parts`` (:class:`trainlab.train.build.Parts`): the Python objects ``trainlab.fit`` was given."""
     import trainlab.optim
     import trainlab.schedules
+    from trainlab.train import build
 
     cfg = load_config(config)
     seed_everything(cfg.seed)
-    data, preprocessor = _prepare_data(cfg)
-    model = build_model(cfg.model, data.input_shape, data.num_classes)
+    data = build.data(cfg, parts)
+    if data is None:
+        data, preprocessor = _prepare_data(cfg)
+    else:
+        data, preprocessor = _preprocess_user_data(cfg, data)
+    model = build.model(cfg, data, store=store, parts=parts)
     lr = cfg.optim.scaled_lr(cfg.data.batch_size)
     options = {**cfg.optim.options(), "lr": lr}
     if cfg.optim.decay_norm_and_bias:
         options["decay_norm_and_bias"] = True
     try:
-        optimizer = trainlab.optim.create(cfg.optim.name, model, **options)
+        if parts is not None and parts.optimizer is not None:
+            given = parts.optimizer
+            optimizer = given if isinstance(given, torch.optim.Optimizer) else given(model.parameters())
+            if not isinstance(optimizer, torch.optim.Optimizer):
+                raise ConfigError(f"optimizer: the callable returned {type(optimizer).__name__}, not a torch.optim.Optimizer")
+            lr = optimizer.param_groups[0]["lr"]
+        else:
+            optimizer = trainlab.optim.create(cfg.optim.name, model, **options)
     except ConfigError:
         raise
     except ValueError as err:
         raise ConfigError(f"optim: {err}") from None
-    batches = BatchIterator(data.x_train, data.y_train, cfg.data.batch_size, drop_last=cfg.data.drop_last, seed=cfg.seed)
+    if isinstance(data, Dataset):
+        batches = BatchIterator(data.x_train, data.y_train, cfg.data.batch_size, drop_last=cfg.data.drop_last, seed=cfg.seed)
+    else:
+        batches = data.batches
     steps_per_epoch = len(batches)
     total_steps = cfg.train.max_steps or cfg.train.epochs * steps_per_epoch
     schedule_options = cfg.schedule.options()
@@ -154,7 +176,21 @@ def setup(config: RunConfig | dict | str, store: Store | None = None) -> Setup:
 
         augment = build_augment(cfg.data.augment, data.input_shape)
     teacher = _load_teacher(cfg, store) if cfg.distill.teacher else None
-    return Setup(cfg, data, model, optimizer, schedule, task_loss(data.num_classes), batches, steps_per_epoch, total_steps, lr, augment, preprocessor, teacher)
+    loss_fn = build.loss(cfg, data, parts)
+    metrics = parts.metrics if parts is not None else None
+    return Setup(cfg, data, model, optimizer, schedule, loss_fn, batches, steps_per_epoch, total_steps, lr, augment, preprocessor, teacher, metrics)
+
+
+def _preprocess_user_data(cfg: RunConfig, data: Any) -> tuple[Any, Any]:
+    if cfg.data.preprocess == "none":
+        return data, None
+    if not isinstance(data, Dataset):
+        raise ConfigError(f"data.preprocess = '{cfg.data.preprocess}' needs (X, y) arrays; a Dataset or DataLoader brings its own transforms")
+    from trainlab.data.preprocessing import make_preprocessor
+
+    preprocessor = make_preprocessor(cfg.data.preprocess)
+    preprocessor.fit(data.x_train)
+    return data.map_x(preprocessor.transform), preprocessor
 
 
 class Trainer:
@@ -175,8 +211,10 @@ class Trainer:
         trial: Any = None,
         quiet: bool = True,
         group: str | None = None,
+        parts: Any = None,
     ):
         self.config = load_config(config)
+        self.parts = parts  # trainlab.fit's Python objects (trainlab.train.build.Parts)
         self.store = store or Store()
         self.user_callbacks = list(callbacks)
         self.trial, self.quiet, self.group = trial, quiet, group
@@ -191,24 +229,44 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         """Mean task loss (and accuracy for classification) over ``x, y`` in eval mode."""
+        bs = self.config.data.eval_batch_size
+        return self.evaluate_batches((x[i : i + bs], y[i : i + bs]) for i in range(0, len(x), bs))
+
+    @torch.no_grad()
+    def evaluate_batches(self, batches) -> dict[str, float]:
+        """Mean task loss, accuracy (classification) and ``trainlab.fit``'s metrics over
+        ``(x, y)`` batches in eval mode, each batch weighted by its size."""
         was_training = self.model.training
         dist = getattr(self, "dist", None)
         if dist is not None:  # rank 0's batch-norm statistics: every rank evaluates the same model
             dist.sync_buffers(self.model)
         self.model.eval()
-        total_loss, correct, n = 0.0, 0, len(x)
-        bs = self.config.data.eval_batch_size
-        for i in range(0, n, bs):
-            xb, yb = x[i : i + bs].to(self.device), y[i : i + bs].to(self.device)
+        total_loss, correct, n = 0.0, 0, 0
+        extra = dict.fromkeys(self.setup.metrics or {}, 0.0)
+        for xb, yb in batches:
+            xb, yb = xb.to(self.device), yb.to(self.device)
             out = self.model(xb)
             total_loss += float(self.setup.loss_fn(out, yb)) * len(xb)
-            if self.setup.data.num_classes:
+            if self.setup.data.num_classes and isinstance(out, torch.Tensor):
                 correct += int((out.argmax(-1) == yb).sum())
+            for name, fn in (self.setup.metrics or {}).items():
+                extra[name] += float(fn(out, yb)) * len(xb)
+            n += len(xb)
         self.model.train(was_training)
         metrics = {"loss": total_loss / max(n, 1)}
         if self.setup.data.num_classes:
             metrics["acc"] = correct / max(n, 1)
+        metrics.update({k: v / max(n, 1) for k, v in extra.items()})
         return metrics
+
+    def evaluate_split(self, split: str) -> dict[str, float] | None:
+        """:meth:`evaluate_batches` of the ``"val"`` or ``"test"`` split; None if it has none."""
+        data = self.setup.data
+        if isinstance(data, Dataset):
+            x, y = (data.x_val, data.y_val) if split == "val" else (data.x_test, data.y_test)
+            return self.evaluate(x, y) if len(x) else None
+        batches = data.val if split == "val" else data.test
+        return None if batches is None else self.evaluate_batches(batches)
 
     # -- the run ------------------------------------------------------------------------
     def fit(self, resume: str | None = None) -> RunResult:
@@ -221,11 +279,13 @@ class Trainer:
         self.device = torch.device("cuda" if cfg.train.device == "auto" and torch.cuda.is_available() else ("cpu" if cfg.train.device == "auto" else cfg.train.device))
         if self.dist is not None:
             self.device = self.dist.device
-        self.setup = setup(cfg, self.store)
+        self.setup = setup(cfg, self.store, self.parts)
         s = self.setup
         self.model, self.optimizer = s.model.to(self.device), s.optimizer
         self._forward: nn.Module = self.model  # what a training step calls: DDP around the model on N ranks
         if self.dist is not None:
+            if not isinstance(s.data, Dataset):
+                raise ConfigError("--nproc: data-parallel runs need in-memory (X, y) data, not a Dataset or DataLoader")
             self.dist.check_batches(len(s.data.x_train), cfg.data.batch_size, cfg.data.drop_last)
             self._forward = self.dist.wrap(self.model, cfg.model.sync_bn)
             self.dist.seed(cfg.seed)
@@ -382,7 +442,7 @@ class Trainer:
 
             max_norm_(self.model, reg.max_norm, include_bias_and_norm=reg.include_bias_and_norm)
         self.scheduler.step()
-        if s.data.num_classes:  # summed on the device; read only when logged
+        if s.data.num_classes and isinstance(out, torch.Tensor):  # summed on the device; read only when logged
             self._correct += (out.detach().argmax(-1) == yb).sum() if self.dist is None else correct
             self._seen += len(yb) if self.dist is None else self.dist.batch_size
         for k, v in logs.items():
@@ -426,7 +486,7 @@ class Trainer:
     def _evaluate_and_report(self) -> dict[str, float]:
         s = self.setup
         train = self._log_window("train", reset=True)
-        val = self.evaluate(s.data.x_val, s.data.y_val)
+        val = self.evaluate_split("val") or {}
         metrics = {f"val_{k}": v for k, v in val.items()}
         metrics.update({k: v for k, v in train.items() if k in ("train_loss", "train_acc")})
         metrics["lr"] = self.optimizer.param_groups[0]["lr"]
@@ -527,6 +587,8 @@ class Trainer:
             values = [v for _, v in self.history.get(key, []) if math.isfinite(v)]
             if values:
                 final[f"best_{key}"] = min(values) if key == "val_loss" else max(values)
+        for key in (s.metrics or {}):
+            final[f"val_{key}"] = last.get(f"val_{key}", math.nan)
         if s.data.num_classes:
             final["train_acc"] = last.get("train_acc", math.nan)
             final["val_acc"] = last.get("val_acc", math.nan)
@@ -537,7 +599,7 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_fit_end(self, result)
         if status in ("completed", "pruned"):
-            test = self.evaluate(s.data.x_test, s.data.y_test)  # after restore_best, if any
+            test = self.evaluate_split("test") or {}  # after restore_best, if any
             final.update({f"test_{k}": v for k, v in test.items()})
             self._save_checkpoint()
         self.metrics.flush()
@@ -564,13 +626,16 @@ def run(
     quiet: bool = True,
     resume: str | None = None,
     nproc: int = 1,
+    allow_targets: Sequence[str] = (),
 ) -> RunResult:
     """Train one run of ``config`` (a RunConfig, dict or TOML path) and record it in ``store``.
 
     ``resume=RUN_ID`` continues an interrupted run from its last checkpoint with the config it
     was started with (``config`` may then be None). ``nproc=N`` trains it data-parallel on N
     local processes (:mod:`trainlab.train.distributed`); in a process that ``torchrun`` started,
-    the run joins torchrun's group by itself.
+    the run joins torchrun's group by itself. A stored config that names code imports it only
+    under the rules of :func:`trainlab.targets.check_stored`; ``allow_targets`` adds modules or
+    files the caller trusts (those of the user's own config file).
     """
     from trainlab.train import distributed
 
@@ -585,6 +650,11 @@ def run(
         record = store.get_run(resume)
         if record.status == "completed":
             raise ConfigError(f"run {record.id} is already completed; nothing to resume")
+        from trainlab import targets
+
+        if any(isinstance(record.config.get(s), dict) and record.config[s].get("python") for s in targets.TARGET_KEYS):
+            raise ConfigError(f"run {record.id} was made by trainlab.fit from Python objects; the command line cannot rebuild them")
+        targets.check_stored(record.config, what=f"run {record.id}", allow=allow_targets)  # a stored config may name code: trust rules
         if "population" in store.artifacts(record.id):  # a member of a population: resume them all
             from trainlab.train.population import resume_population
 

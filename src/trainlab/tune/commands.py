@@ -92,10 +92,16 @@ def _tune(config: Path, overrides: list[str] | None, nas: bool, store: str | Non
             raise ConfigError(f"{flag} must be an integer >= 1, got {value}")
     study, spec = study_from_config(config, nas=nas, store=store, overrides=overrides or [], resume=resume, **search)
     stored = study.objective or {}
+    allow: list[str] = []
+    if isinstance(stored.get("config"), dict):
+        from trainlab import targets
+
+        allow = [] if resume else targets.trusted_code(stored["config"])  # a new study: the user's own config
+        targets.check_stored(stored["config"], what=f"study '{study.name}'", allow=allow)  # before any worker starts
     if "config" not in stored:
         raise ConfigError(f"study '{study.name}' was not created from a run config; run it with trainlab.tune.Study in Python")
     Store(study.storage_url).reap(group=study.name)  # runs of killed trials: interrupted, not left running
-    objective = RunObjective(stored["config"], study.storage_url, nas=bool(stored.get("nas")))
+    objective = RunObjective(stored["config"], study.storage_url, nas=bool(stored.get("nas")), allow=allow)
     n_trials, jobs = spec.trials if n_trials is None else n_trials, spec.jobs if jobs is None else jobs
     _run_study(study, objective, n_trials, jobs, executor)
 

@@ -159,17 +159,20 @@ class RunObjective:
     """``objective(trial)``: train the base config with the trial's parameters and seed;
     the value is the run's final ``metric``. Picklable, so worker processes can run it."""
 
-    def __init__(self, config: dict[str, Any], store_url: str, nas: bool = False):
+    def __init__(self, config: dict[str, Any], store_url: str, nas: bool = False, allow: Sequence[str] = ()):
         self.config, self.store_url, self.nas = config, store_url, nas
+        self.allow = list(allow)  # code the user's own config names (not read from the store)
 
     def overrides(self, trial: Trial) -> dict[str, Any]:
         params = ArchitectureSpace.to_overrides(trial.params) if self.nas else dict(trial.params)
         return {**params, "seed": trial.seed, "name": f"{trial.study.name}-t{trial.number}"}
 
     def __call__(self, trial: Trial) -> float:
+        from trainlab import targets
         from trainlab.store import Store
         from trainlab.train import load_config, run
 
+        targets.check_stored(self.config, what=f"study '{trial.study.name}'", allow=self.allow)  # the study's stored config may name code
         config = load_config(self.config, self.overrides(trial))
         result = run(config, store=Store(self.store_url), group=trial.study.name, trial=trial, callbacks=[_RecordRunId(trial)])
         trial.run_id = result.run_id

@@ -298,7 +298,11 @@ class Study:
             beat = threading.Thread(target=self._heartbeat, args=(trial.number, stop), daemon=True)
             beat.start()
         try:
-            value = objective(trial)
+            from trainlab.train.fit import context
+
+            # trainlab.fit inside the objective: this study's store, group and seed, reporting to the trial
+            with context(trial=trial if self.metric else None, group=self.name, name=f"{self.name}-t{trial.number}", seed=trial.seed, store=self.storage_url):
+                value = _objective_value(objective(trial), trial)
         except TrialPruned:
             return self.tell(trial, None, PRUNED)
         except KeyboardInterrupt:
@@ -355,6 +359,20 @@ class Study:
 
     def __repr__(self) -> str:
         return f"Study(name={self.name!r}, direction={self.direction!r}, sampler={self.sampler!r}, pruner={self.pruner!r})"
+
+
+def _objective_value(value: Any, trial: Trial) -> float:
+    """An objective's float, or the metric of the ``trainlab.fit`` result it returned."""
+    if hasattr(value, "final") and hasattr(value, "status") and hasattr(value, "run_id"):
+        if value.status == "pruned":
+            raise TrialPruned()
+        if value.status != "completed":
+            raise RuntimeError(f"run {value.run_id} {value.status}: {value.message}")
+        metric = trial.study.metric or "val_loss"
+        if metric not in value.final:
+            raise ConfigError(f"the run's final metrics have no '{metric}' (they have: {', '.join(sorted(value.final))})")
+        return float(value.final[metric])
+    return value
 
 
 class _ParamsObjective:
