@@ -7,7 +7,9 @@ README's defaults apply: ``runs/trainlab.db`` in that folder).
 
 - ```` ```python ```` blocks run in README order in one fresh interpreter, in one namespace (a
   block may use what an earlier one defined), exactly as written.
-- ```` ```toml ```` blocks are run configs: each is validated and trained for 2 steps.
+- ```` ```toml ```` blocks are run configs: each is validated and trained for 2 steps; one whose
+  first line is a comment naming an example (`# examples/custom/custom.toml`) is read from a file
+  beside that example, so its targets resolve as they would there.
 - ```` ```bash ```` blocks run line by line in one bash session, as written, with two mechanical
   changes, both below in ``SESSION``:
 
@@ -171,10 +173,18 @@ def test_toml_blocks_are_run_configs_that_train(workdir):
     from trainlab.store import Store
     from trainlab.train import load_config, run
 
-    _work, _ = workdir
+    work, _ = workdir
     for b in of_kind("toml"):
         try:
-            config = load_config(tomllib.loads(b.text), BUDGET_OVERRIDES)
+            first = b.text.lstrip().splitlines()[0]
+            named = re.fullmatch(r"#\s*(examples/\S+\.toml).*", first)
+            if named:  # an excerpt of an example: it lives beside the example's code
+                path = work / named.group(1)
+                path = path.with_name(f"readme-{path.name}")
+                path.write_text(b.text)
+                config = load_config(path, BUDGET_OVERRIDES)
+            else:
+                config = load_config(tomllib.loads(b.text), BUDGET_OVERRIDES)
             result = run(config, store=Store(":memory:"))
         except Exception as err:
             pytest.fail(f"the toml block at README.md line {b.line}: {type(err).__name__}: {err}")

@@ -55,15 +55,22 @@ def find(name: str) -> Path:
 
 
 def write(name: str, output: Path | None = None, *, force: bool = False) -> Path:
-    """Copy example ``name`` to ``output`` (default: its file name in the current folder)."""
+    """Copy example ``name`` to ``output`` (default: its file name in the current folder).
+    An example in a folder of its own with Python files (``custom/custom``: the model and
+    data code its targets name) brings them along, beside the config."""
     from trainlab._io import atomic_write_text
 
     source = find(name)
     target = Path(output) if output is not None else Path(source.name)
     if target.is_dir():
         target = target / source.name
-    if target.exists() and not force:
-        raise ConfigError(f"{target} exists; pass --force to overwrite it, or -o FILE to write elsewhere")
+    root = folder()
+    code = sorted(source.parent.glob("*.py")) if root is not None and source.parent != root else []
+    for path in [target, *(target.parent / p.name for p in code)]:
+        if path.exists() and not force:
+            raise ConfigError(f"{path} exists; pass --force to overwrite it, or -o FILE to write elsewhere")
+    for p in code:
+        atomic_write_text(target.parent / p.name, p.read_text(encoding="utf-8"))
     return atomic_write_text(target, source.read_text(encoding="utf-8"))
 
 

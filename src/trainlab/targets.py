@@ -38,7 +38,7 @@ import os
 import sys
 import sysconfig
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,7 +70,9 @@ def register_dataset(name: str) -> Callable[[Callable[..., Any]], Callable[..., 
 
 def _register(kind: str, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     if not isinstance(name, str) or not name.strip() or ":" in name:
-        raise ConfigError(f"register_{'model' if kind == 'model' else 'dataset'}: name must be a non-empty string without ':', got {name!r}")
+        raise ConfigError(
+            f"register_{'model' if kind == 'model' else 'dataset'}: name must be a non-empty string without ':', got {name!r}"
+        )
 
     def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
         if not callable(fn):
@@ -126,10 +128,10 @@ class Located:
 def split(target: str, key: str = "model.target") -> tuple[str, str]:
     """``"module:Name"`` -> ``("module", "Name")``; a malformed target is a ConfigError."""
     if not isinstance(target, str) or target.count(":") < 1:
-        raise ConfigError(f"{key} = {target!r}: write it as \"module:Name\" or \"path/file.py:Name\"")
+        raise ConfigError(f'{key} = {target!r}: write it as "module:Name" or "path/file.py:Name"')
     where, _, attr = target.rpartition(":")
     if not where.strip() or not attr.strip() or not all(part.isidentifier() for part in attr.split(".")):
-        raise ConfigError(f"{key} = {target!r}: write it as \"module:Name\" or \"path/file.py:Name\"")
+        raise ConfigError(f'{key} = {target!r}: write it as "module:Name" or "path/file.py:Name"')
     return where.strip(), attr.strip()
 
 
@@ -167,7 +169,9 @@ def locate(target: str, config_dir: str | Path | None = None, key: str = "model.
             origin = spec.origin if spec.has_location and spec.origin else None
             return Located(target, where, attr, Path(origin).resolve() if origin else None, False)
     looked = f"{base.resolve()} and sys.path" if config_dir else "sys.path (and the current folder)"
-    raise ConfigError(f"{key} = '{target}': cannot import module '{where}': no {where.replace('.', '/')}.py in {looked}")
+    raise ConfigError(
+        f"{key} = '{target}': cannot import module '{where}': no {where.replace('.', '/')}.py in {looked}"
+    )
 
 
 def _module_file(folder: Path, parts: list[str]) -> Path | None:
@@ -227,10 +231,8 @@ def _path_first(folder: Path | None) -> Iterator[None]:
     try:
         yield
     finally:
-        try:
+        with suppress(ValueError):
             sys.path.remove(str(folder))
-        except ValueError:
-            pass
 
 
 def load(target: str, config_dir: str | Path | None = None, key: str = "model.target") -> Any:
@@ -243,7 +245,11 @@ def load(target: str, config_dir: str | Path | None = None, key: str = "model.ta
             folder = Path(config_dir).resolve() if config_dir and loc.in_config_dir else None
             with _path_first(folder):
                 module = importlib.import_module(loc.module)
-                if loc.file is not None and getattr(module, "__file__", None) and Path(module.__file__).resolve() != loc.file:
+                if (
+                    loc.file is not None
+                    and getattr(module, "__file__", None)
+                    and Path(module.__file__).resolve() != loc.file
+                ):
                     # a module of the same name was imported from elsewhere: load the one the config means
                     module = _load_file(loc.file, loc.module)
     except ConfigError:
@@ -251,12 +257,16 @@ def load(target: str, config_dir: str | Path | None = None, key: str = "model.ta
     except BaseException as err:  # the user's module failed as it ran: one line, traceback under --debug
         if isinstance(err, KeyboardInterrupt):
             raise
-        raise ConfigError(f"{key} = '{target}': importing {loc.module or loc.file} raised {type(err).__name__}: {err}") from err
+        raise ConfigError(
+            f"{key} = '{target}': importing {loc.module or loc.file} raised {type(err).__name__}: {err}"
+        ) from err
     obj: Any = module
     for part in loc.attr.split("."):
         if not hasattr(obj, part):
             public = [n for n in dir(module) if not n.startswith("_")]
-            raise ConfigError(f"{key} = '{target}': {loc.module or loc.file.name} has no '{loc.attr}'{did_you_mean(loc.attr, public)}")
+            raise ConfigError(
+                f"{key} = '{target}': {loc.module or loc.file.name} has no '{loc.attr}'{did_you_mean(loc.attr, public)}"
+            )
         obj = getattr(obj, part)
     if not callable(obj):
         raise ConfigError(f"{key} = '{target}' is {type(obj).__name__} {obj!r:.40}, not a class or function")
@@ -300,7 +310,9 @@ def call(fn: Callable[..., Any], args: Mapping[str, Any], extra: Mapping[str, An
         raise
     except Exception as err:
         shown = f" with args {dict(args)}" if args else ""
-        raise ConfigError(f"{key} = '{target}'{shown} raised {type(err).__name__}: {err} (trainlab --debug shows the traceback)") from err
+        raise ConfigError(
+            f"{key} = '{target}'{shown} raised {type(err).__name__}: {err} (trainlab --debug shows the traceback)"
+        ) from err
 
 
 # ----------------------------------------------------------------------------------------
@@ -381,14 +393,26 @@ def check_stored(config: Mapping[str, Any], *, what: str, allow: Sequence[str] =
             loc = locate(target, config_dir, key)
         except ConfigError as err:
             raise ConfigError(f"{head}: {err}") from None
-        if loc.file is None or any(_under(loc.file, f) for f in _stdlib_folders()) or (loc.module or "").split(".")[0] in sys.stdlib_module_names:
-            raise ConfigError(f"{head}: it names the Python standard library or a built-in module, which a stored config may never run")
+        if (
+            loc.file is None
+            or any(_under(loc.file, f) for f in _stdlib_folders())
+            or (loc.module or "").split(".")[0] in sys.stdlib_module_names
+        ):
+            raise ConfigError(
+                f"{head}: it names the Python standard library or a built-in module, which a stored config may never run"
+            )
         if not isinstance(recorded, Mapping) or recorded.get("target") != target or not recorded.get("sha256"):
-            raise ConfigError(f"{head}: the config records no source hash for it (a config written outside trainlab?); rerun it from its config file, or {how}")
+            raise ConfigError(
+                f"{head}: the config records no source hash for it (a config written outside trainlab?); rerun it from its config file, or {how}"
+            )
         if str(loc.file) != str(recorded.get("file")):
-            raise ConfigError(f"{head}: it resolves to {loc.file}, not to {recorded.get('file')} recorded when the run was made")
+            raise ConfigError(
+                f"{head}: it resolves to {loc.file}, not to {recorded.get('file')} recorded when the run was made"
+            )
         if file_sha256(loc.file) != recorded["sha256"]:
-            raise ConfigError(f"{head}: {loc.file} changed since the run was made (its SHA-256 differs); rerun from the config file to start a new run")
+            raise ConfigError(
+                f"{head}: {loc.file} changed since the run was made (its SHA-256 differs); rerun from the config file to start a new run"
+            )
         in_system = any(_under(loc.file, f) for f in _system_folders())
         if _covered(loc.module, allowed) or str(loc.file) in allowed:
             continue

@@ -52,7 +52,7 @@ def broken(width):
 WIDTH = 3
 '''
 
-DATA = '''
+DATA = """
 import numpy as np
 
 def regression(n=64, d=3, seed=0):
@@ -70,7 +70,7 @@ def blobs(n=300, classes=3, seed=0):
 def labels_too_big(n=40):
     x = np.random.default_rng(0).normal(size=(n, 2)).astype(np.float32)
     return (x, np.arange(n) % 5), (x, np.arange(n) % 5)
-'''
+"""
 
 
 @pytest.fixture
@@ -89,7 +89,9 @@ def write_config(folder, body: str):
 def test_target_model_and_data_follow_a_numpy_reference(project, store):
     """Full-batch gradient descent on MSE with a target model and target data: the final
     weights equal the NumPy reference w <- w - lr * 2/N X^T (Xw + b - y)."""
-    path = write_config(project, """
+    path = write_config(
+        project,
+        """
         name = "lin"
         [model]
         target = "mynets:Linear"
@@ -102,7 +104,8 @@ def test_target_model_and_data_follow_a_numpy_reference(project, store):
         lr = 0.05
         [train]
         max_steps = 5
-    """)
+    """,
+    )
     cfg = load_config(path)
     assert cfg.config_dir == str(project.resolve())
     assert cfg.sources["model"]["sha256"] == hashlib.sha256((project / "mynets.py").read_bytes()).hexdigest()
@@ -121,7 +124,9 @@ def test_target_model_and_data_follow_a_numpy_reference(project, store):
     np.testing.assert_allclose(lin.weight.detach().numpy().ravel(), w, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(float(lin.bias.detach()), b, rtol=1e-4, atol=1e-5)
     stored = store.get_run(result.run_id).config
-    assert stored["model"]["target"] == "mynets:Linear" and stored["sources"]["data"]["file"] == str(project / "mydata.py")
+    assert stored["model"]["target"] == "mynets:Linear" and stored["sources"]["data"]["file"] == str(
+        project / "mydata.py"
+    )
 
 
 def test_editing_the_model_file_changes_the_config_hash(project):
@@ -140,7 +145,9 @@ def test_editing_the_model_file_changes_the_config_hash(project):
 
 
 def test_a_target_classifier_learns_and_compare_never_pools_an_edited_model(project, store):
-    path = write_config(project, """
+    path = write_config(
+        project,
+        """
         name = "cls"
         [model]
         target = "mynets:Classifier"
@@ -155,7 +162,8 @@ def test_a_target_classifier_learns_and_compare_never_pools_an_edited_model(proj
         [compare]
         seeds = 2
         "model.args.width" = [4, 16]
-    """)
+    """,
+    )
     rows = trainlab.compare(path, store=store)
     assert {r["variant"] for r in rows} == {"4", "16"} and all(r["n"] == 2 for r in rows)
     assert min(r["final_mean"] for r in rows) > 0.8  # three well separated blobs
@@ -171,7 +179,9 @@ def test_a_target_classifier_learns_and_compare_never_pools_an_edited_model(proj
 def test_registered_model_and_dataset_by_name(store):
     @trainlab.register_model("tiny-test")
     def tiny(input_shape, num_classes, width=8):
-        return torch.nn.Sequential(torch.nn.Linear(input_shape[0], width), torch.nn.Tanh(), torch.nn.Linear(width, num_classes))
+        return torch.nn.Sequential(
+            torch.nn.Linear(input_shape[0], width), torch.nn.Tanh(), torch.nn.Linear(width, num_classes)
+        )
 
     @trainlab.register_dataset("two-points")
     def two_points(n=64):
@@ -179,7 +189,15 @@ def test_registered_model_and_dataset_by_name(store):
         y = np.tile(np.array([0, 1]), n // 2)
         return (x, y), (x[:8], y[:8]), (x[:8], y[:8])
 
-    result = run({"model": {"name": "tiny-test", "args": {"width": 4}}, "data": {"name": "two-points"}, "optim": {"name": "sgd", "lr": 0.5}, "train": {"epochs": 20}}, store=store)
+    result = run(
+        {
+            "model": {"name": "tiny-test", "args": {"width": 4}},
+            "data": {"name": "two-points"},
+            "optim": {"name": "sgd", "lr": 0.5},
+            "train": {"epochs": 20},
+        },
+        store=store,
+    )
     assert result.final["val_acc"] == 1.0 and result.final["test_acc"] == 1.0
     with pytest.raises(ConfigError, match=r"model.name: unknown value 'tiny-tst' \(did you mean 'tiny-test'\?\)"):
         load_config({"model": {"name": "tiny-tst"}})
@@ -187,8 +205,20 @@ def test_registered_model_and_dataset_by_name(store):
 
 def test_entry_points_make_names(project, monkeypatch, store):
     monkeypatch.syspath_prepend(str(project))
-    monkeypatch.setattr(targets, "entry_points", lambda kind: {"model": {"ep-net": "mynets:Classifier"}, "data": {"ep-blobs": "mydata:blobs"}}[kind])
-    result = run({"model": {"name": "ep-net", "args": {"width": 8}}, "data": {"name": "ep-blobs"}, "optim": {"name": "adam", "lr": 0.02}, "train": {"epochs": 3}}, store=store)
+    monkeypatch.setattr(
+        targets,
+        "entry_points",
+        lambda kind: {"model": {"ep-net": "mynets:Classifier"}, "data": {"ep-blobs": "mydata:blobs"}}[kind],
+    )
+    result = run(
+        {
+            "model": {"name": "ep-net", "args": {"width": 8}},
+            "data": {"name": "ep-blobs"},
+            "optim": {"name": "adam", "lr": 0.02},
+            "train": {"epochs": 3},
+        },
+        store=store,
+    )
     assert result.status == "completed" and result.final["val_acc"] > 0.6
     assert "mynets" in targets.allowed_modules()
 
@@ -196,19 +226,44 @@ def test_entry_points_make_names(project, monkeypatch, store):
 @pytest.mark.parametrize(
     ("model", "data", "message"),
     [
-        ("nomodule:Net", "mydata:blobs", r"model.target = 'nomodule:Net': cannot import module 'nomodule': no nomodule.py in .* and sys.path"),
-        ("mynets:Clasifier", "mydata:blobs", r"model.target = 'mynets:Clasifier': mynets has no 'Clasifier' \(did you mean 'Classifier'\?\)"),
+        (
+            "nomodule:Net",
+            "mydata:blobs",
+            r"model.target = 'nomodule:Net': cannot import module 'nomodule': no nomodule.py in .* and sys.path",
+        ),
+        (
+            "mynets:Clasifier",
+            "mydata:blobs",
+            r"model.target = 'mynets:Clasifier': mynets has no 'Clasifier' \(did you mean 'Classifier'\?\)",
+        ),
         ("mynets:WIDTH", "mydata:blobs", r"model.target = 'mynets:WIDTH' is int 3, not a class or function"),
-        ("mynets:broken", "mydata:blobs", r"model.target = 'mynets:broken' with args \{'width': 3\} raised RuntimeError: width 3 is not supported"),
-        ("mynets:Wrong", "mydata:blobs", r"4 outputs per sample, but the data has 3 classes \(labels 0..2\); make its last layer 3 wide"),
+        (
+            "mynets:broken",
+            "mydata:blobs",
+            r"model.target = 'mynets:broken' with args \{'width': 3\} raised RuntimeError: width 3 is not supported",
+        ),
+        (
+            "mynets:Wrong",
+            "mydata:blobs",
+            r"4 outputs per sample, but the data has 3 classes \(labels 0..2\); make its last layer 3 wide",
+        ),
         ("mynets:Linear", "mydata:blobs", r"1 outputs per sample, but the data has 3 classes"),
-        ("mynets:Wrong", "mydata:regression", r"outputs of shape \(2, 2\) for 2 samples; a regression needs one value per sample"),
+        (
+            "mynets:Wrong",
+            "mydata:regression",
+            r"outputs of shape \(2, 2\) for 2 samples; a regression needs one value per sample",
+        ),
         ("mynets", "mydata:blobs", r"model.target = 'mynets': write it as \"module:Name\""),
     ],
 )
 def test_errors_name_the_key(project, store, model, data, message):
     args = {"width": 3} if model == "mynets:broken" else ({"width": 16} if model == "mynets:Classifier" else {})
-    cfg = {"config_dir": str(project), "model": {"target": model, "args": args}, "data": {"target": data}, "train": {"epochs": 1}}
+    cfg = {
+        "config_dir": str(project),
+        "model": {"target": model, "args": args},
+        "data": {"target": data},
+        "train": {"epochs": 1},
+    }
     with pytest.raises(ConfigError, match=message):
         run(cfg, store=store)
     assert store.list_runs() == []  # nothing recorded: the error comes before the run exists
@@ -226,13 +281,17 @@ def test_targets_out_of_range_for_loader_data(project, store):
 
 
 def test_the_cli_error_is_one_line_exit_2_and_debug_shows_the_users_traceback(project):
-    path = write_config(project, '[model]\ntarget = "mynets:broken"\nargs = { width = 7 }\n[data]\ntarget = "mydata:blobs"\n')
+    path = write_config(
+        project, '[model]\ntarget = "mynets:broken"\nargs = { width = 7 }\n[data]\ntarget = "mydata:blobs"\n'
+    )
     cmd = [sys.executable, "-m", "trainlab", "run", str(path), "--store", ":memory:"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "model.target = 'mynets:broken'" in lines[0] and "width 7 is not supported" in lines[0]
-    debug = subprocess.run([sys.executable, "-m", "trainlab", "--debug", *cmd[3:]], capture_output=True, text=True, timeout=300)
+    debug = subprocess.run(
+        [sys.executable, "-m", "trainlab", "--debug", *cmd[3:]], capture_output=True, text=True, timeout=300
+    )
     assert "mynets.py" in debug.stderr and "RuntimeError: width 7 is not supported" in debug.stderr
 
 
@@ -241,7 +300,11 @@ def test_a_module_of_the_same_name_elsewhere_does_not_shadow_the_configs(project
     (other / "mynets.py").write_text("raise ImportError('the wrong mynets')\n")
     sys.path.insert(0, str(other))
     try:
-        cfg = load_config(write_config(project, '[model]\ntarget = "mynets:Classifier"\n[data]\ntarget = "mydata:blobs"\n[train]\nepochs = 1\n'))
+        cfg = load_config(
+            write_config(
+                project, '[model]\ntarget = "mynets:Classifier"\n[data]\ntarget = "mydata:blobs"\n[train]\nepochs = 1\n'
+            )
+        )
         assert run(cfg, store=store).status == "completed"
     finally:
         sys.path.remove(str(other))

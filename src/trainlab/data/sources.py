@@ -41,11 +41,18 @@ def is_pair(obj: Any) -> bool:
 def _is_loader(obj: Any) -> bool:
     from torch.utils.data import DataLoader
 
-    return isinstance(obj, DataLoader) or (not hasattr(obj, "__getitem__") and hasattr(obj, "__iter__") and not is_pair(obj))
+    return isinstance(obj, DataLoader) or (
+        not hasattr(obj, "__getitem__") and hasattr(obj, "__iter__") and not is_pair(obj)
+    )
 
 
 def _is_map_dataset(obj: Any) -> bool:
-    return hasattr(obj, "__getitem__") and hasattr(obj, "__len__") and not is_pair(obj) and not isinstance(obj, (str, bytes, Mapping))
+    return (
+        hasattr(obj, "__getitem__")
+        and hasattr(obj, "__len__")
+        and not is_pair(obj)
+        and not isinstance(obj, (str, bytes, Mapping))
+    )
 
 
 def describe(obj: Any) -> str:
@@ -65,14 +72,18 @@ def unpack(value: Any, key: str) -> tuple[Any, Any, Any]:
     if isinstance(value, Mapping):
         unknown = [k for k in value if k not in SPLITS]
         if unknown or "train" not in value:
-            raise ConfigError(f"{key} returned a dict with keys {sorted(value)}; give 'train' and optionally 'val', 'test'")
+            raise ConfigError(
+                f"{key} returned a dict with keys {sorted(value)}; give 'train' and optionally 'val', 'test'"
+            )
         return value["train"], value.get("val"), value.get("test")
     if isinstance(value, (tuple, list)) and not is_pair(value) and 1 <= len(value) <= 3:
         splits = list(value) + [None] * (3 - len(value))
         return splits[0], splits[1], splits[2]
     if is_pair(value) or _is_map_dataset(value) or _is_loader(value):
         return value, None, None
-    raise ConfigError(f"{key} returned {type(value).__name__}; return (train, val, test) or {{'train': ..., 'val': ..., 'test': ...}}")
+    raise ConfigError(
+        f"{key} returned {type(value).__name__}; return (train, val, test) or {{'train': ..., 'val': ..., 'test': ...}}"
+    )
 
 
 def _target_dtype(y: np.ndarray) -> int | None:
@@ -87,12 +98,16 @@ def in_memory(train: Any, val: Any, test: Any, *, source: str, val_fraction: flo
     x, y = (as_array(a) for a in train)
     x_test, y_test = (as_array(a) for a in test) if test is not None else (None, None)
     num_classes = _target_dtype(as_array(y))
-    x, y, x_test, y_test, k = check_dataset(x, y, x_test, y_test, num_classes, source=source, names=("train X", "train y", "test X", "test y"))
+    x, y, x_test, y_test, k = check_dataset(
+        x, y, x_test, y_test, num_classes, source=source, names=("train X", "train y", "test X", "test y")
+    )
     if val is not None:
         xv, yv = (as_array(a) for a in val)
         xv = check_features(xv, source=source, name="val X")
         if xv.shape[1:] != x.shape[1:]:
-            raise ConfigError(f"{source}: val X has rows of shape {xv.shape[1:]} but train X has {x.shape[1:]}; they need the same features")
+            raise ConfigError(
+                f"{source}: val X has rows of shape {xv.shape[1:]} but train X has {x.shape[1:]}; they need the same features"
+            )
         yv = check_targets(yv, len(xv), source=source, name="val y", rows_of="val X")
         if k:
             from trainlab.data.validate import check_test_labels
@@ -102,9 +117,11 @@ def in_memory(train: Any, val: Any, test: Any, *, source: str, val_fraction: flo
     xt = torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32))
     yt = torch.as_tensor(np.ascontiguousarray(y, dtype=label))
     if val is None:
-        n_val = int(round(val_fraction * len(xt)))
+        n_val = round(val_fraction * len(xt))
         if n_val < 1 or n_val >= len(xt):
-            raise ConfigError(f"{source}: give val data, or enough training rows to take a validation split from ({len(xt)} rows, val_fraction {val_fraction})")
+            raise ConfigError(
+                f"{source}: give val data, or enough training rows to take a validation split from ({len(xt)} rows, val_fraction {val_fraction})"
+            )
         perm = torch.randperm(len(xt), generator=torch.Generator().manual_seed(split_seed))
         xt, yt = xt[perm], yt[perm]
         x_val, y_val, xt, yt = xt[:n_val], yt[:n_val], xt[n_val:], yt[n_val:]
@@ -194,7 +211,9 @@ class LoaderBatches:
         try:
             return len(self.loader)  # type: ignore[arg-type]
         except TypeError:
-            raise ConfigError("the training DataLoader has no length (an IterableDataset?); set steps= / train.max_steps and give it a __len__") from None
+            raise ConfigError(
+                "the training DataLoader has no length (an IterableDataset?); set steps= / train.max_steps and give it a __len__"
+            ) from None
 
     def __iter__(self) -> Iterator[Any]:
         if self._pending is not None:
@@ -306,7 +325,19 @@ def _label_count(dataset: Any) -> int | None:
     return None
 
 
-def from_forms(train: Any, val: Any, test: Any, *, source: str, batch_size: int, eval_batch_size: int, drop_last: bool, seed: int, val_fraction: float, split_seed: int) -> Dataset | LoaderData:
+def from_forms(
+    train: Any,
+    val: Any,
+    test: Any,
+    *,
+    source: str,
+    batch_size: int,
+    eval_batch_size: int,
+    drop_last: bool,
+    seed: int,
+    val_fraction: float,
+    split_seed: int,
+) -> Dataset | LoaderData:
     """The data of a run from the user's splits (see the module docstring)."""
     if isinstance(train, Dataset):
         return train
@@ -317,25 +348,34 @@ def from_forms(train: Any, val: Any, test: Any, *, source: str, batch_size: int,
         return in_memory(train, val, test, source=source, val_fraction=val_fraction, split_seed=split_seed)
     for name, split in zip(SPLITS, splits):
         if split is not None and not (is_pair(split) or _is_loader(split) or _is_map_dataset(split)):
-            raise ConfigError(f"{source}: {name} is {type(split).__name__}; give (X, y), a torch Dataset or a DataLoader")
+            raise ConfigError(
+                f"{source}: {name} is {type(split).__name__}; give (X, y), a torch Dataset or a DataLoader"
+            )
     if is_pair(train):
         from torch.utils.data import TensorDataset
 
-        train = TensorDataset(*(torch.as_tensor(np.asarray(a)) if not isinstance(a, torch.Tensor) else a for a in train))
+        train = TensorDataset(
+            *(torch.as_tensor(np.asarray(a)) if not isinstance(a, torch.Tensor) else a for a in train)
+        )
     if val is None:
         if _is_loader(train):
             raise ConfigError(f"{source}: give val data when train is a DataLoader (it cannot be split)")
         from torch.utils.data import Subset
 
         n = len(train)
-        n_val = int(round(val_fraction * n))
+        n_val = round(val_fraction * n)
         if n_val < 1 or n_val >= n:
             raise ConfigError(f"{source}: give val data, or enough training samples to take a validation split from")
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(split_seed)).tolist()
         train, val = Subset(train, perm[n_val:]), Subset(train, perm[:n_val])
-    batches: Any = LoaderBatches(train) if _is_loader(train) else IndexBatches(train, batch_size, drop_last=drop_last, seed=seed)
+    batches: Any = (
+        LoaderBatches(train) if _is_loader(train) else IndexBatches(train, batch_size, drop_last=drop_last, seed=seed)
+    )
     xb, yb = first_batch(batches, source)
-    x0, y0 = check_features(xb, source=source, name="a training batch's inputs"), check_targets(yb, len(xb), source=source, name="a training batch's targets", rows_of="inputs")
+    x0, y0 = (
+        check_features(xb, source=source, name="a training batch's inputs"),
+        check_targets(yb, len(xb), source=source, name="a training batch's targets", rows_of="inputs"),
+    )
     num_classes: int | None = 0 if y0.dtype.kind == "f" else None
     if num_classes is None:
         class_count(y0, source=source, name="a training batch's targets")  # whole, non-negative

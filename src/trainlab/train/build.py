@@ -102,7 +102,10 @@ def model(cfg: RunConfig, data: Any, *, store: Any = None, parts: Parts | None =
     elif is_user_model(cfg):
         fn, label = _callable("model", cfg)
         key = "model.target" if m.target else "model.name"
-        extra = {"input_shape": input_shape, "num_classes": num_classes if num_classes else (1 if num_classes == 0 else None)}
+        extra = {
+            "input_shape": input_shape,
+            "num_classes": num_classes if num_classes else (1 if num_classes == 0 else None),
+        }
         net = targets.call(fn, m.args, {k: v for k, v in extra.items() if v is not None}, key=key, target=label)
     else:
         if num_classes is None:
@@ -111,11 +114,18 @@ def model(cfg: RunConfig, data: Any, *, store: Any = None, parts: Parts | None =
         return _finish(build_model(m, input_shape, num_classes), cfg, store)
     if not isinstance(net, nn.Module):
         raise ConfigError(f"{key} = '{label}' returned {type(net).__name__}, not a torch.nn.Module")
-    probe(net, data, label=f"{key} = '{label}'", custom_loss=cfg.loss.target is not None or (parts is not None and parts.loss is not None))
+    probe(
+        net,
+        data,
+        label=f"{key} = '{label}'",
+        custom_loss=cfg.loss.target is not None or (parts is not None and parts.loss is not None),
+    )
     if m.init != "default":
         from trainlab.init import init_model
 
-        options = {k: v for k, v in (("std", m.init_std), ("gain", m.init_gain), ("bias", m.init_bias)) if v is not None}
+        options = {
+            k: v for k, v in (("std", m.init_std), ("gain", m.init_gain), ("bias", m.init_bias)) if v is not None
+        }
         init_model(net, m.init, nonlinearity=m.activation, **options)
     return _finish(net, cfg, store)
 
@@ -130,7 +140,9 @@ def _from_factory(factory: Callable[..., Any], seed: int) -> Any:
     except ConfigError:
         raise
     except Exception as err:
-        raise ConfigError(f"model factory {getattr(factory, '__qualname__', factory)!r} raised {type(err).__name__}: {err}") from err
+        raise ConfigError(
+            f"model factory {getattr(factory, '__qualname__', factory)!r} raised {type(err).__name__}: {err}"
+        ) from err
 
 
 def _finish(net: nn.Module, cfg: RunConfig, store: Any) -> nn.Module:
@@ -181,7 +193,9 @@ def probe(net: nn.Module, data: Any, *, label: str, custom_loss: bool) -> None:
     try:
         out = net(x)
     except Exception as err:
-        raise ConfigError(f"{label}: the model's forward raised {type(err).__name__} on inputs of shape {tuple(x.shape)}: {err}") from err
+        raise ConfigError(
+            f"{label}: the model's forward raised {type(err).__name__} on inputs of shape {tuple(x.shape)}: {err}"
+        ) from err
     finally:
         net.train(was)
     if custom_loss:
@@ -189,25 +203,35 @@ def probe(net: nn.Module, data: Any, *, label: str, custom_loss: bool) -> None:
             data.num_classes = int(out.shape[-1])
         return
     if not isinstance(out, torch.Tensor):
-        raise ConfigError(f"{label}: the model returned {type(out).__name__}; it must return a tensor of outputs (or give a loss that reads it)")
+        raise ConfigError(
+            f"{label}: the model returned {type(out).__name__}; it must return a tensor of outputs (or give a loss that reads it)"
+        )
     k = data.num_classes
     if k == 0:
         if not (out.shape == (len(x),) or out.shape == (len(x), 1)):
-            raise ConfigError(f"{label}: outputs of shape {tuple(out.shape)} for {len(x)} samples; a regression needs one value per sample, shape ({len(x)}, 1)")
+            raise ConfigError(
+                f"{label}: outputs of shape {tuple(out.shape)} for {len(x)} samples; a regression needs one value per sample, shape ({len(x)}, 1)"
+            )
         return
     if out.ndim != 2 or out.shape[0] != len(x):
-        raise ConfigError(f"{label}: outputs of shape {tuple(out.shape)} for {len(x)} samples; a classifier returns ({len(x)}, number of classes)")
+        raise ConfigError(
+            f"{label}: outputs of shape {tuple(out.shape)} for {len(x)} samples; a classifier returns ({len(x)}, number of classes)"
+        )
     if k is None:
         data.num_classes = int(out.shape[1])
         check_labels(y, data.num_classes, label)
     elif out.shape[1] != k:
-        raise ConfigError(f"{label}: {out.shape[1]} outputs per sample, but the data has {k} classes (labels 0..{k - 1}); make its last layer {k} wide")
+        raise ConfigError(
+            f"{label}: {out.shape[1]} outputs per sample, but the data has {k} classes (labels 0..{k - 1}); make its last layer {k} wide"
+        )
 
 
 def check_labels(y: torch.Tensor, k: int, label: str) -> None:
     if y.numel() and (int(y.min()) < 0 or int(y.max()) >= k):
         bad = int(y.max()) if int(y.max()) >= k else int(y.min())
-        raise ConfigError(f"{label}: targets out of range: label {bad}, but the model has {k} outputs (classes 0..{k - 1})")
+        raise ConfigError(
+            f"{label}: targets out of range: label {bad}, but the model has {k} outputs (classes 0..{k - 1})"
+        )
 
 
 def _probe_batch(data: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -245,7 +269,9 @@ def load_weights(net: nn.Module, source: str, store: Any = None) -> None:
     except ConfigError:
         raise
     except Exception as err:
-        raise ConfigError(f"model.init_from = '{source}': cannot read {path} as weights ({type(err).__name__}: {str(err)[:200]})") from None
+        raise ConfigError(
+            f"model.init_from = '{source}': cannot read {path} as weights ({type(err).__name__}: {str(err)[:200]})"
+        ) from None
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         state = state["model"]  # a trainlab checkpoint
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -253,7 +279,11 @@ def load_weights(net: nn.Module, source: str, store: Any = None) -> None:
     own = net.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
-    shapes = [f"{k} {tuple(state[k].shape)} vs the model's {tuple(v.shape)}" for k, v in own.items() if k in state and state[k].shape != v.shape]
+    shapes = [
+        f"{k} {tuple(state[k].shape)} vs the model's {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in state and state[k].shape != v.shape
+    ]
     if missing or unexpected or shapes:
         parts = []
         if missing:

@@ -98,7 +98,9 @@ def fit(
     ctx = _CONTEXT.get() or {}
     seed = ctx.get("seed", 0) if seed is None else seed
     if not (isinstance(model, nn.Module) or callable(model)):
-        raise ConfigError(f"fit: model must be an nn.Module or a callable seed -> nn.Module, got {type(model).__name__}")
+        raise ConfigError(
+            f"fit: model must be an nn.Module or a callable seed -> nn.Module, got {type(model).__name__}"
+        )
     if metrics is not None and not (isinstance(metrics, Mapping) and all(callable(f) for f in metrics.values())):
         raise ConfigError("fit: metrics must be a dict of callables (outputs, targets) -> float")
     if loss is not None and not callable(loss):
@@ -107,7 +109,14 @@ def fit(
     config: dict[str, Any] = {"name": name or ctx.get("name") or getattr(described, "__name__", "fit"), "seed": seed}
     sources = {"model": {"python": _label(described), **_without_target(object_record(described))}}
     config["model"] = {"python": _label(described)}
-    config["data"] = {"python": "; ".join(f"{k} {describe(v)}{_fingerprint(v) if is_pair(v) else ''}" for k, v in (("train", train), ("val", val), ("test", test)) if v is not None), "batch_size": batch_size}
+    config["data"] = {
+        "python": "; ".join(
+            f"{k} {describe(v)}{_fingerprint(v) if is_pair(v) else ''}"
+            for k, v in (("train", train), ("val", val), ("test", test))
+            if v is not None
+        ),
+        "batch_size": batch_size,
+    }
     if loss is not None:
         config["loss"] = {"python": _label(loss)}
         sources["loss"] = {"python": _label(loss), **_without_target(object_record(loss))}
@@ -118,7 +127,9 @@ def fit(
         if lr is not None:
             optim["lr"] = lr
     elif not (isinstance(optimizer, torch.optim.Optimizer) or callable(optimizer)):
-        raise ConfigError(f"fit: optimizer must be a name, a torch.optim.Optimizer or a callable params -> Optimizer, got {type(optimizer).__name__}")
+        raise ConfigError(
+            f"fit: optimizer must be a name, a torch.optim.Optimizer or a callable params -> Optimizer, got {type(optimizer).__name__}"
+        )
     else:
         optim["name"] = "sgd"  # recorded; the given optimizer is what steps
         if lr is not None:
@@ -137,7 +148,9 @@ def fit(
         elif isinstance(schedule, Mapping):
             config["schedule"] = dict(schedule)
         else:
-            raise ConfigError(f"fit: schedule must be a name or a dict like {{'name': 'cosine'}}, got {type(schedule).__name__}")
+            raise ConfigError(
+                f"fit: schedule must be a name or a dict like {{'name': 'cosine'}}, got {type(schedule).__name__}"
+            )
     if log_to:
         config["log"] = {"to": list(log_to)}
     from trainlab.optim import options as optimizer_options
@@ -151,7 +164,9 @@ def fit(
             optim[key] = value
         else:
             choices = [*FIT_KEYWORDS, *accepted]
-            raise ConfigError(f"fit: unknown argument '{key}'{did_you_mean(key, choices)}; config keys go in dotted form, e.g. **{{'regularize.l2': 1e-4}}")
+            raise ConfigError(
+                f"fit: unknown argument '{key}'{did_you_mean(key, choices)}; config keys go in dotted form, e.g. **{{'regularize.l2': 1e-4}}"
+            )
     if "train.device" not in dotted and device == "auto":
         train_cfg["device"] = "auto"
     cfg = load_config(config, dotted)
@@ -159,7 +174,15 @@ def fit(
         raise ConfigError("fit: optimizer options go with an optimizer name, not with a given optimizer")
     st = store if store is not None else ctx.get("store")
     st = st if isinstance(st, Store) else Store(st)
-    parts = Parts(model=model, train=train, val=val, test=test, loss=loss, metrics=dict(metrics) if metrics else None, optimizer=None if isinstance(optimizer, str) else optimizer)
+    parts = Parts(
+        model=model,
+        train=train,
+        val=val,
+        test=test,
+        loss=loss,
+        metrics=dict(metrics) if metrics else None,
+        optimizer=None if isinstance(optimizer, str) else optimizer,
+    )
     trial = ctx.get("trial")
     trainer = Trainer(cfg, store=st, callbacks=list(callbacks), trial=trial, group=ctx.get("group"), parts=parts)
     result = trainer.fit()
