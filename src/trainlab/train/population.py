@@ -95,6 +95,11 @@ def structure_key(cfg: RunConfig) -> str:
 def unsupported(cfg: RunConfig) -> str | None:
     """Why ``cfg`` cannot train in a population (None: it can)."""
     m, t, r = cfg.model, cfg.train, cfg.regularize
+    for section in ("model", "data", "loss"):  # the user's code (trainlab.targets) has no batched kernels
+        if getattr(cfg, section).target or getattr(cfg, section).python:
+            return f"{section}.target (your own code) has no batched kernels"
+    if m.init_from or m.forget_bias is not None:
+        return "model.init_from / model.forget_bias are not batched"
     if m.name not in MODELS:
         return f"model.name = '{m.name}' has no batched kernels"
     if m.norm != "none":
