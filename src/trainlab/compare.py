@@ -43,6 +43,7 @@ import numpy as np
 
 from trainlab._progress import ItemProgress, line
 from trainlab.errors import ConfigError, unknown_name
+from trainlab.stats import bootstrap_ci, mode_for
 from trainlab.store import RunRecord, Store
 from trainlab.train.config import RunConfig, config_digest, load_config
 
@@ -98,7 +99,7 @@ def parse_compare(table: Mapping[str, Any] | None) -> tuple[list[Variant], list[
     metric, target = table.get("metric"), table.get("target")
     if metric is not None and metric not in METRICS:
         raise unknown_name("compare.metric", str(metric), METRICS)
-    if target is not None and not (_is_int(target) or isinstance(target, float) and math.isfinite(target)):
+    if target is not None and not (_is_int(target) or (isinstance(target, float) and math.isfinite(target))):
         raise ConfigError(
             f"compare.target must be a number (the value of compare.metric to reach, e.g. 0.9), got {target!r}"
         )
@@ -262,23 +263,6 @@ def run_comparison(
 # statistics
 
 
-def bootstrap_ci(values: np.ndarray | list[float], confidence: float = 0.95, n_resamples: int = 10_000, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap confidence interval of the mean (Efron & Tibshirani 1993).
-
-    Resample the values with replacement ``n_resamples`` times, take each resample's mean,
-    and return the (1-c)/2 and (1+c)/2 quantiles of those means. One value gives (v, v).
-    """
-    x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
-    if x.size == 0:
-        return (math.nan, math.nan)
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, x.size, size=(n_resamples, x.size))].mean(axis=1)
-    lo, hi = np.quantile(means, [(1 - confidence) / 2, (1 + confidence) / 2])
-    return float(lo), float(hi)
-
-
 def steps_to_target(steps: np.ndarray, values: np.ndarray, target: float, mode: str) -> int | None:
     """The first evaluation step where the metric reaches ``target`` (>= for max, <= for min)."""
     hit = values >= target if mode == "max" else values <= target
@@ -331,7 +315,7 @@ def summarize(
     classification = completed[0].final.get("val_acc") is not None
     metric = metric or cfg_compare.get("metric") or ("val_acc" if classification else "val_loss")
     target = target if target is not None else cfg_compare.get("target")
-    mode = "max" if "acc" in metric else "min"
+    mode = mode_for(metric)
     by_variant = group_by_variant(records, lambda r: r.name.split("/", 1)[-1])
     rows = []
     for variant, recs in by_variant.items():

@@ -81,13 +81,10 @@ def test_create_rejects_unknown_names_and_options():
 def test_every_run_config_key_reaches_an_optimizer():
     """Each key of the run config's [optim] section is taken by at least one optimizer, under
     that name, so `[optim] name = "..."` plus its options reaches the constructor."""
-    from trainlab.train.config import OptimConfig
+    from trainlab.train.config import OptimConfig, _optimizer_keys
 
-    config_keys = {
-        "lr", "momentum", "dampening", "nesterov", "weight_decay", "betas", "eps", "eps_inside_sqrt", "amsgrad",
-        "centered", "alpha", "rho", "lr_decay", "initial_accumulator_value", "maximize",
-    }  # fmt: skip
-    assert config_keys <= set().union(*(O.options(n) for n in O.OPTIMIZERS))
+    config_keys = set(OptimConfig(name="sgd").options()) | {k[len("optim.") :] for k in _optimizer_keys()}
+    assert config_keys == set().union(*(O.options(n) for n in O.OPTIMIZERS))
     for name in O.OPTIMIZERS:
         cfg = OptimConfig(name=name, lr=0.05, weight_decay=0.01)
         opt = O.create(cfg.name, Net(), **cfg.options())

@@ -1,7 +1,8 @@
 import pytest
 
 from trainlab.errors import ConfigError
-from trainlab.train.config import RunConfig, apply_overrides, load_config, parse_value
+from trainlab.train import setup
+from trainlab.train.config import OptimConfig, RunConfig, _optimizer_keys, apply_overrides, load_config, parse_value
 
 
 def test_quickstart_example_loads():
@@ -92,3 +93,40 @@ def test_an_option_the_optimizer_does_not_take_is_named_at_load_time_and_can_be_
     assert apply_overrides({"a": {"b": 1, "c": 2}}, ["~a.b"]) == {"a": {"c": 2}}
     with pytest.raises(ConfigError, match="no key 'optim.nothing' to remove"):
         load_config("examples/quickstart.toml", ["~optim.nothing"])
+
+
+def test_optim_keys_come_from_the_optimizers_signatures():
+    """[optim] takes every keyword argument of every trainlab optimizer — read from the
+    constructors, not a copy — typed by its annotation; the lab's own keys stay fields."""
+    import inspect
+
+    import trainlab.optim as O
+
+    for name in O.OPTIMIZERS:
+        signature = inspect.signature(O._lookup(name).__init__)
+        for key in signature.parameters:
+            if key in ("self", "params", "lr"):
+                continue
+            assert OptimConfig.model_fields.get(key) is None  # not a third copy
+            assert f"optim.{key}" in _optimizer_keys()
+    cfg = load_config({"optim": {"name": "nadam", "lr": 0.002, "momentum_decay": 0.002, "decoupled_weight_decay": True, "betas": [0.8, 0.9]}})
+    assert cfg.optim.options() == {"lr": 0.002, "momentum_decay": 0.002, "decoupled_weight_decay": True, "betas": (0.8, 0.9)}
+    assert load_config({"optim": {"name": "sgd", "fused": False, "momentum": 1}}).optim.options() == {"lr": 0.01, "fused": False, "momentum": 1.0}
+    # the config's option reaches the optimizer's param group
+    s = setup({"data": {"name": "spirals", "n_samples": 200}, "model": {"hidden": [8]}, "optim": cfg.optim.model_dump()})
+    group = s.optimizer.param_groups[0]
+    assert group["momentum_decay"] == 0.002 and group["decoupled_weight_decay"] is True and group["betas"] == (0.8, 0.9)
+
+
+def test_optim_key_errors_name_the_key_with_a_suggestion():
+    with pytest.raises(ConfigError, match=r"^invalid config: optim\.momentun: unknown key \(did you mean 'optim\.momentum'\?\)$"):
+        load_config({"optim": {"momentun": 0.9}})
+    with pytest.raises(ConfigError, match=r"optim\.momentum_decay: sgd does not take 'momentum_decay'"):
+        load_config({"optim": {"name": "sgd", "momentum_decay": 0.1}})
+    with pytest.raises(ConfigError, match=r"optim\.fused: Input should be a valid boolean.*got 'maybe'"):
+        load_config({"optim": {"fused": "maybe"}})
+    with pytest.raises(ConfigError, match=r"optim\.betas: .*got 3"):
+        load_config({"optim": {"name": "adam", "betas": 3}})
+    assert load_config({}).optim.nesterov is None  # an option not set reads as None
+    with pytest.raises(AttributeError):
+        load_config({}).optim.not_an_option  # noqa: B018

@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from trainlab.train.callbacks import Callback
+from trainlab.callbacks import Callback
 
 if TYPE_CHECKING:
     from trainlab.train.trainer import RunResult, Trainer

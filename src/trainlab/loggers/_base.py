@@ -6,7 +6,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from trainlab.train.callbacks import Callback
+from trainlab.callbacks import Callback
 
 if TYPE_CHECKING:
     from trainlab.train.trainer import RunResult, Trainer

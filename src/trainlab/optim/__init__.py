@@ -12,6 +12,7 @@ used where they compute exactly the requested rule. In your own loop::
 from __future__ import annotations
 
 import inspect
+import typing
 from typing import Any
 
 import torch
@@ -37,7 +38,7 @@ OPTIMIZERS: tuple[str, ...] = tuple(_REGISTRY)
 
 __all__ = [
     "OPTIMIZERS", "SGD", "AdaDelta", "AdaGrad", "Adam", "AdamW", "Nadam", "RMSprop",
-    "clip_grad_norm_", "clip_grad_value_", "create", "options", "param_groups",
+    "clip_grad_norm_", "clip_grad_value_", "create", "option_types", "options", "param_groups",
 ]  # fmt: skip
 
 
@@ -45,6 +46,14 @@ def options(name: str) -> dict[str, Any]:
     """The keyword arguments optimizer ``name`` takes, with their defaults (in order)."""
     signature = inspect.signature(_lookup(name).__init__)
     return {k: p.default for k, p in signature.parameters.items() if k not in ("self", "params")}
+
+
+def option_types(name: str) -> dict[str, Any]:
+    """The type annotation of each keyword argument optimizer ``name`` takes (what the run
+    config's ``[optim]`` section validates its keys against)."""
+    cls = _lookup(name)
+    hints = typing.get_type_hints(cls.__init__)
+    return {k: hints.get(k, Any) for k in options(name)}
 
 
 def create(name: str, params_or_model: nn.Module | Any, *, decay_norm_and_bias: bool = False, **kwargs: Any) -> torch.optim.Optimizer:

@@ -17,41 +17,12 @@ never be wider than the values' range and claims significance too easily.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
+from trainlab.stats import Difference, welch_interval
 
-@dataclass(frozen=True)
-class Difference:
-    estimate: float
-    low: float
-    high: float
-    df: float
-
-    @property
-    def significant(self) -> bool:
-        return self.low > 0 or self.high < 0
-
-
-def welch_interval(
-    mean1: float, sd1: float, n1: int, mean2: float, sd2: float, n2: int, level: float = 0.95
-) -> Difference | None:
-    """Welch's t interval of ``mean1 − mean2`` from summary statistics (``sd`` with ddof = 1);
-    None when a group has fewer than two values."""
-    from scipy import stats
-
-    if n1 < 2 or n2 < 2:
-        return None
-    v1, v2 = sd1**2 / n1, sd2**2 / n2
-    se = math.sqrt(v1 + v2)
-    d = mean1 - mean2
-    if se == 0:
-        return Difference(d, d, d, math.inf)
-    df = (v1 + v2) ** 2 / (v1**2 / (n1 - 1) + v2**2 / (n2 - 1))
-    half = stats.t.ppf((1 + level) / 2, df) * se
-    return Difference(d, d - half, d + half, df)
+__all__ = ["Difference", "comparison_sentence", "welch_interval"]
 
 
 def _f(v: float) -> str:

@@ -1,20 +1,6 @@
-"""Callbacks observe the training loop; they never own its state.
+"""The Trainer's own callbacks: early stopping and the best-value tracker.
 
-Order (documented and tested): callbacks built from the config come first — per-layer
-statistics (``[diagnose] stats_every``), then early stopping (``[train.early_stopping]``) —
-then the user's callbacks in the order given. Every hook is called on every callback in
-that order. A hook may return a dict of floats; the Trainer logs it as metrics.
-
-Hooks:
-    on_fit_start(trainer)
-    on_before_step(trainer, step)          gradients computed, before clipping and the step
-    on_step_end(trainer, step, logs)       after the optimizer step and the schedule step
-    on_eval(trainer, step, metrics)        after each evaluation
-    on_fit_end(trainer, result)
-    on_run_end(trainer, result)            after the store has the run's status and final metrics
-
-A callback that keeps state across a resume implements ``state_dict()`` / ``load_state_dict()``;
-the Trainer stores it in every checkpoint.
+The protocol (hooks, order, state) is :mod:`trainlab.callbacks`; ``Callback`` is re-exported here.
 """
 
 from __future__ import annotations
@@ -23,35 +9,14 @@ import copy
 import math
 from typing import TYPE_CHECKING, Any
 
+from trainlab.callbacks import Callback
 from trainlab.errors import ConfigError
+from trainlab.stats import is_better, resolve_mode
+
+__all__ = ["BestTracker", "Callback", "EarlyStopping", "resolve_mode"]
 
 if TYPE_CHECKING:
     from trainlab.train.trainer import RunResult, Trainer
-
-
-class Callback:
-    """Base class: override the hooks you need."""
-
-    def on_fit_start(self, trainer: Trainer) -> None: ...
-
-    def on_before_step(self, trainer: Trainer, step: int) -> None: ...
-
-    def on_step_end(self, trainer: Trainer, step: int, logs: dict[str, float]) -> dict[str, float] | None: ...
-
-    def on_eval(self, trainer: Trainer, step: int, metrics: dict[str, float]) -> dict[str, float] | None: ...
-
-    def on_fit_end(self, trainer: Trainer, result: RunResult) -> None: ...
-
-    def on_run_end(self, trainer: Trainer, result: RunResult) -> None: ...
-
-
-def resolve_mode(monitor: str, mode: str) -> str:
-    """``auto``: maximize accuracies, minimize everything else (losses, errors)."""
-    if mode in ("min", "max"):
-        return mode
-    if mode != "auto":
-        raise ConfigError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
-    return "max" if "acc" in monitor else "min"
 
 
 class BestTracker:
@@ -70,9 +35,7 @@ class BestTracker:
         if self.monitor not in metrics:
             raise ConfigError(f"monitor '{self.monitor}' is not an evaluation metric; choose one of: {', '.join(sorted(metrics))}")
         value = metrics[self.monitor]
-        if not math.isfinite(value):
-            return False
-        better = value < self.best - self.min_delta if self.mode == "min" else value > self.best + self.min_delta
+        better = is_better(value, self.best, self.mode, self.min_delta)
         if better:
             self.best, self.best_step = value, step
         return better

@@ -18,6 +18,7 @@ Example::
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import sys
@@ -25,7 +26,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from trainlab.errors import ConfigError, did_you_mean
 
@@ -104,34 +114,59 @@ class LossConfig(Section):
 
 
 class OptimConfig(Section):
+    """``[optim]``: ``name``, ``lr``, the lab's own keys below, and any keyword argument the
+    optimizer's constructor takes (``momentum``, ``betas``, ``momentum_decay``, ``fused``, ...).
+
+    The optimizers' keys are not copied here: they are read from the signatures in
+    :mod:`trainlab.optim` (``trainlab.optim.options``), typed by their annotations, when a
+    config is validated — so every option an optimizer has can be set from a config, and a
+    key no optimizer takes is an error with a did-you-mean (``optim.momentun``).
+    """
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
     name: str = "sgd"
     lr: float = Field(0.01, ge=0)
-    momentum: float | None = None
-    dampening: float | None = None
-    nesterov: bool | None = None
-    weight_decay: float | None = None
-    betas: tuple[float, float] | None = None
-    eps: float | None = None
-    eps_inside_sqrt: bool | None = None
-    amsgrad: bool | None = None
-    centered: bool | None = None
-    alpha: float | None = None
-    rho: float | None = None
-    lr_decay: float | None = None
-    initial_accumulator_value: float | None = None
-    maximize: bool | None = None
     decay_norm_and_bias: bool = Field(False, description="apply weight_decay to biases and norm parameters too")
     scale_lr: Literal["none", "linear", "sqrt"] = Field("none", description="lr *= batch/base (linear rule, Goyal et al. 2017)")
     base_batch_size: PositiveInt = 256
 
-    _ALGORITHM_KEYS = (
-        "momentum", "dampening", "nesterov", "weight_decay", "betas", "eps", "eps_inside_sqrt", "amsgrad",
-        "centered", "alpha", "rho", "lr_decay", "initial_accumulator_value", "maximize",
-    )  # fmt: skip
+    @model_validator(mode="after")
+    def _check_options(self) -> OptimConfig:
+        """Each extra key must be an option of some optimizer; its value is validated against
+        the annotation of that option (the named optimizer's, when it has it)."""
+        from trainlab.optim import OPTIMIZERS, option_types
+
+        extra = self.__pydantic_extra__ or {}
+        if not extra:
+            return self
+        name = self.name.lower()
+        known = {k: t for n in OPTIMIZERS for k, t in option_types(n).items() if k != "lr"}
+        own = option_types(name) if name in OPTIMIZERS else {}
+        for key, value in list(extra.items()):
+            if key not in known:
+                choices = [f"optim.{k}" for k in [*type(self).model_fields, *known]]
+                raise ValueError(f"optim.{key}: unknown key{did_you_mean(f'optim.{key}', choices)}")
+            if value is None:
+                continue
+            try:
+                extra[key] = _option_adapter(own.get(key, known[key])).validate_python(value)
+            except ValidationError as err:
+                msg = err.errors()[0]["msg"]
+                raise ValueError(f"optim.{key}: {msg}, got {value!r}") from None
+        return self
+
+    def __getattr__(self, key: str) -> Any:
+        """An optimizer option the config does not set reads as None (``cfg.optim.momentum``)."""
+        try:
+            return super().__getattr__(key)
+        except AttributeError:
+            if not key.startswith("_") and f"optim.{key}" in _optimizer_keys():
+                return None
+            raise
 
     def options(self) -> dict[str, Any]:
         """The keyword arguments for ``trainlab.optim.create``: lr plus the keys the user set."""
-        opts = {k: getattr(self, k) for k in self._ALGORITHM_KEYS if getattr(self, k) is not None}
+        opts = {k: v for k, v in (self.__pydantic_extra__ or {}).items() if v is not None}
         return {"lr": self.lr, **opts}
 
     def scaled_lr(self, batch_size: int) -> float:
@@ -276,6 +311,11 @@ class RunConfig(Section):
         return config_digest(self.to_dict(), exclude)
 
 
+@functools.cache
+def _option_adapter(annotation: Any) -> TypeAdapter:
+    return TypeAdapter(annotation)
+
+
 def config_digest(config: Mapping[str, Any], exclude: Sequence[str] = (), length: int = 16) -> str:
     """A stable hex digest of a config dict without the top-level keys in ``exclude``."""
     d = {k: v for k, v in config.items() if k not in exclude and k != "config_dir"}
@@ -391,14 +431,21 @@ def _known_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
     return keys
 
 
+@functools.lru_cache(maxsize=1)
+def _optimizer_keys() -> list[str]:
+    from trainlab.optim import OPTIMIZERS, options
+
+    return sorted({f"optim.{k}" for name in OPTIMIZERS for k in options(name)})
+
+
 def _format_error(err: ValidationError) -> str:
-    known = _known_keys(RunConfig)
+    known = _known_keys(RunConfig) + _optimizer_keys()
     lines = []
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"])
         if e["type"] == "extra_forbidden":
             lines.append(f"{loc}: unknown key{did_you_mean(loc, known)}")
-        elif e["type"] == "value_error" and not loc:
+        elif e["type"] == "value_error" and (not loc or str(e.get("ctx", {}).get("error", "")).startswith(f"{loc}.")):
             lines.append(str(e["ctx"]["error"]) if "ctx" in e else e["msg"])
         else:
             got = e.get("input")

@@ -30,6 +30,7 @@ from torch import nn
 from trainlab.data import BatchIterator, Dataset
 from trainlab.data import load as load_data
 from trainlab.errors import ConfigError
+from trainlab.stats import best_of, mode_for
 from trainlab.store import MetricBuffer, Store
 from trainlab.train.callbacks import BestTracker, Callback, EarlyStopping
 from trainlab.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state
@@ -584,9 +585,9 @@ class Trainer:
             "seconds": seconds,
         }
         for key in ("val_loss", "val_acc"):
-            values = [v for _, v in self.history.get(key, []) if math.isfinite(v)]
-            if values:
-                final[f"best_{key}"] = min(values) if key == "val_loss" else max(values)
+            best = best_of((v for _, v in self.history.get(key, [])), mode_for(key))
+            if best is not None:
+                final[f"best_{key}"] = best
         for key in (s.metrics or {}):
             final[f"val_{key}"] = last.get(f"val_{key}", math.nan)
         if s.data.num_classes:

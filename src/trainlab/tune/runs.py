@@ -29,15 +29,16 @@ the run's total steps, so Hyperband's rungs fall on evaluations.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from trainlab.callbacks import Callback
 from trainlab.errors import ConfigError, did_you_mean, unknown_name
-from trainlab.train.callbacks import Callback
+from trainlab.stats import mode_for
 from trainlab.tune.nas import ArchitectureSpace
 from trainlab.tune.pruners import PRUNERS, Pruner, create_pruner
 from trainlab.tune.samplers import Sampler, create_sampler
@@ -116,7 +117,7 @@ def parse_search(search: dict[str, Any] | None, config, *, nas: bool = False) ->
     metric = search.get("metric", "val_acc" if nas else "val_loss")
     if metric not in ("val_loss", "val_acc"):
         raise ConfigError(f"search.metric: '{metric}' is not evaluated during training; choose val_loss or val_acc")
-    direction = search.get("direction", "maximize" if "acc" in metric else "minimize")
+    direction = search.get("direction", f"{mode_for(metric)}imize")
     if direction not in ("minimize", "maximize"):
         raise ConfigError(f"search.direction: must be 'minimize' or 'maximize', got {direction!r}")
     sampler = search.get("sampler", "reinforce" if nas else "gp")
@@ -234,7 +235,7 @@ def study_from_config(
                 f"continue it with --resume {spec.name} or set search.name"
             )
     else:
-        sampler = spec.make_sampler() if "sampler" in cli and cli["sampler"] else None
-        pruner = spec.make_pruner(config) if "pruner" in cli and cli["pruner"] else None
+        sampler = spec.make_sampler() if cli.get("sampler") else None
+        pruner = spec.make_pruner(config) if cli.get("pruner") else None
         study = Study.load(resume, storage=url, sampler=sampler, pruner=pruner)
     return study, spec
