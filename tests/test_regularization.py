@@ -14,6 +14,8 @@ from trainlab.regularization import (
     l1_proximal_step_,
     label_smoothing_targets,
     max_norm_,
+    project_lp_ball,
+    project_lp_ball_,
     penalty,
     regularized_parameters,
     smoothed_cross_entropy,
@@ -452,3 +454,77 @@ def test_distillation_is_zero_when_student_matches_teacher_and_checks_arguments(
         distillation_loss(z, z, None, 2.0, 1.2)
     with pytest.raises(ValueError, match=r"must both be \(batch, classes\)"):
         distillation_loss(z, z[:, :4], None, 2.0, 1.0)
+
+
+# ---- the constrained form ℓp(θ) ≤ c (000 §7.7.1) as a projection after each step ----
+
+
+def _numpy_project(v: np.ndarray, p: float, c: float) -> np.ndarray:
+    """The projection onto {||u||_p <= c} by other means: L1 by bisection on the threshold τ
+    of sign(v) max(|v| − τ, 0) (the projection's KKT form), L2 by rescaling, L∞ by clipping."""
+    if p == np.inf:
+        return np.clip(v, -c, c)
+    if np.linalg.norm(v, ord=p) <= c:
+        return v
+    if p == 2:
+        return v * c / np.linalg.norm(v)
+    lo, hi = 0.0, float(np.abs(v).max())
+    for _ in range(200):
+        tau = (lo + hi) / 2
+        lo, hi = (tau, hi) if np.maximum(np.abs(v) - tau, 0).sum() > c else (lo, tau)
+    return np.sign(v) * np.maximum(np.abs(v) - (lo + hi) / 2, 0)
+
+
+@pytest.mark.parametrize("p", [1.0, 2.0, float("inf")])
+@pytest.mark.parametrize("c", [0.1, 1.0, 3.0, 100.0])
+def test_project_lp_ball_matches_numpy(p, c):
+    v = np.random.default_rng(int(c * 10) + int(p if p < 3 else 3)).normal(size=57)
+    got = project_lp_ball(torch.from_numpy(v), p, c).numpy()
+    np.testing.assert_allclose(got, _numpy_project(v, p, c), rtol=1e-9, atol=1e-12)
+    assert np.linalg.norm(got, ord=p) <= c * (1 + 1e-9)
+
+
+def test_project_lp_ball_l1_is_the_closest_point_and_sparse():
+    v = np.random.default_rng(5).normal(size=40)
+    u = project_lp_ball(torch.from_numpy(v), 1.0, 2.0).numpy()
+    assert np.abs(u).sum() == pytest.approx(2.0) and (u == 0).sum() > 20  # on the surface, most weights exactly 0
+    rng = np.random.default_rng(6)
+    for _ in range(200):  # no other point of the ball is closer to v
+        w = rng.normal(size=40)
+        w *= 2.0 / np.abs(w).sum() * rng.uniform(0, 1)
+        assert np.linalg.norm(w - v) >= np.linalg.norm(u - v) - 1e-12
+
+
+def test_project_lp_ball_rejects_unsupported_p_and_radius():
+    with pytest.raises(ValueError, match="p must be one of 1, 2, inf"):
+        project_lp_ball(torch.ones(3), 3.0, 1.0)
+    with pytest.raises(ValueError, match="radius must be > 0, got 0"):
+        project_lp_ball(torch.ones(3), 2.0, 0)
+
+
+def test_project_lp_ball_model_projects_all_weights_together_and_leaves_biases():
+    net = _net()
+    before = {n: p.detach().clone() for n, p in net.named_parameters()}
+    weights = [n for n, _ in regularized_parameters(net)]
+    flat = np.concatenate([before[n].double().numpy().ravel() for n in weights])
+    project_lp_ball_(net, 1.0, 0.5)
+    expected = _numpy_project(flat, 1.0, 0.5)
+    got = np.concatenate([dict(net.named_parameters())[n].detach().double().numpy().ravel() for n in weights])
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    for n, p in net.named_parameters():
+        if n not in weights:  # biases and norm gains untouched
+            assert torch.equal(p, before[n])
+
+
+def test_trainer_norm_bound_keeps_the_weights_in_the_ball(tmp_path):
+    from trainlab.store import Store
+    from trainlab.train import run
+
+    cfg = {
+        "seed": 0, "data": {"name": "mnist1d", "subset": 300, "batch_size": 50},
+        "model": {"name": "mlp", "hidden": [16]}, "optim": {"name": "sgd", "lr": 0.5},
+        "regularize": {"norm_bound": 2.0, "norm_bound_p": 1}, "train": {"max_steps": 20},
+    }  # fmt: skip
+    result = run(cfg, store=Store(tmp_path / "r.db"), quiet=True)
+    w = np.concatenate([p.detach().double().numpy().ravel() for _, p in regularized_parameters(result.model)])
+    assert np.abs(w).sum() <= 2.0 * (1 + 1e-5) and (w == 0).mean() > 0.5

@@ -232,6 +232,7 @@ def reproduce(
     as_json: Annotated[bool, typer.Option("--json", help="print the outcome as JSON")] = False,
     output: Annotated[Path, typer.Option("-o", "--output", metavar="DIR", help="gallery folder")] = Path("gallery"),
     rerun: Annotated[bool, typer.Option("--rerun", help="with 'all': rerun experiments whose page is already in the gallery folder")] = False,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", metavar="N", help="worker processes for each experiment's seed sweeps")] = 1,
     store: StoreOpt = None,
     artifacts: ArtifactsOpt = None,
 ) -> None:
@@ -261,7 +262,7 @@ def reproduce(
             err.print(f"{n}: already in {output} ({'holds' if done['holds'] else 'does NOT hold'}); skipped (--rerun to run it again)", highlight=False, soft_wrap=True)
             result = done
         else:
-            exp, outcome, used = rep.run_experiment(n, seeds=seeds, quick=quick, store=st, out_dir=output, log=lambda m: err.print(escape(m), highlight=False))
+            exp, outcome, used = rep.run_experiment(n, seeds=seeds, quick=quick, store=st, out_dir=output, log=lambda m: err.print(escape(m), highlight=False), jobs=jobs)
             write_gallery([(exp, outcome, used, quick)], output)
             err.print(f"{n}: {'holds' if outcome.holds else 'does NOT hold'} — {escape(outcome.statement)}", highlight=False, soft_wrap=True)
             result = {"name": n, "claim": exp.claim, "holds": outcome.holds, "statement": outcome.statement, "figures": to_jsonable(outcome.figures), "seeds": used}

@@ -103,9 +103,22 @@ class DeepLinear(nn.Module):
         return self.layers(self.flatten(x))
 
 
-class CNN(nn.Module):
-    """Conv blocks (kernel ``kernel_size``, stride ``stride``) then a linear head.
+def _per_layer(key: str, value: int | list[int], layers: int) -> list[int]:
+    """One value per conv layer: a single number repeated, or a list with one per layer."""
+    if isinstance(value, int):
+        return [value] * layers
+    if len(value) != layers:
+        raise ConfigError(f"model.{key} lists {len(value)} values for {layers} conv layers (model.channels); give one per layer or a single number")
+    return list(value)
 
+
+class CNN(nn.Module):
+    """Conv blocks (kernel ``kernel_size``, stride ``stride``, zero padding ``padding``) then a linear head.
+
+    ``kernel_size`` and ``padding`` are one number for every layer or a list with one per
+    layer (``channels``); ``padding`` defaults to ``kernel_size // 2`` per layer. Greydanus's
+    MNIST-1D CNN, for instance, is ``channels = [25, 25, 25]``, ``kernel_size = [5, 3, 3]``,
+    ``padding = 1``, ``stride = 2`` (greydanus/mnist1d ``notebooks/models.py``, ``ConvBase``).
     A 1-D signal of shape (L,) is treated as (1, L); (C, L) uses Conv1d, (C, H, W) Conv2d.
     """
 
@@ -120,8 +133,10 @@ class CNN(nn.Module):
         dims = len(shape) - 1
         conv_cls = nn.Conv1d if dims == 1 else nn.Conv2d
         blocks, channels = [], shape[0]
-        for c in cfg.channels:
-            conv: nn.Module = conv_cls(channels, c, cfg.kernel_size, stride=cfg.stride, padding=cfg.kernel_size // 2)
+        kernels = _per_layer("kernel_size", cfg.kernel_size, len(cfg.channels))
+        paddings = [k // 2 for k in kernels] if cfg.padding is None else _per_layer("padding", cfg.padding, len(cfg.channels))
+        for c, k, pad in zip(cfg.channels, kernels, paddings):
+            conv: nn.Module = conv_cls(channels, c, k, stride=cfg.stride, padding=pad)
             if cfg.norm == "weight":
                 conv = WeightNorm(conv)
             blocks.append(
@@ -142,8 +157,14 @@ class CNN(nn.Module):
 
 
 class RNNClassifier(nn.Module):
-    """A recurrent net over the sequence, the last time step's output into a linear head.
+    """A recurrent net over the sequence, then a linear head on its outputs.
 
+    ``readout = "last"`` feeds the head the final state of each direction (the last step's
+    output; with ``bidirectional`` also the backward direction's output at step 1, which has
+    read the whole sequence); ``readout = "all"`` feeds it every step's outputs flattened,
+    T · H features (2 · T · H bidirectional), as Greydanus's MNIST-1D GRU does
+    (greydanus/mnist1d ``notebooks/models.py``, ``GRUBase``: hidden 6, bidirectional, a linear
+    layer on all 40 steps).
     Inputs (T, F) are sequences of T steps; a 1-D signal (L,) is a sequence of L scalars.
     ``norm = "layer"`` uses layer-normalized cells (Ba et al. 2016); ``dropout_type`` is
     "naive" (Zaremba et al. 2014) or "variational" (Gal & Ghahramani 2016).
@@ -176,11 +197,19 @@ class RNNClassifier(nn.Module):
             layer_norm=cfg.norm == "layer",
             dropout=cfg.dropout,
             dropout_mode=mode,
+            bidirectional=cfg.bidirectional,
         )
-        self.head = nn.Linear(cfg.hidden[0], out_features)
+        self.readout = cfg.readout
+        width = self.rnn.output_size
+        self.head = nn.Linear(width * self.seq_shape[0] if cfg.readout == "all" else width, out_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.rnn(self.embed(x.reshape(len(x), *self.seq_shape)))
+        if self.readout == "all":
+            return self.head(out.flatten(1))
+        if self.rnn.bidirectional:  # each direction's final state
+            hidden = self.rnn.hidden_size
+            return self.head(torch.cat([out[:, -1, :hidden], out[:, 0, hidden:]], dim=-1))
         return self.head(out[:, -1])
 
 

@@ -31,6 +31,8 @@ __all__ = [
     "label_smoothing_targets",
     "l1_proximal_step_",
     "max_norm_",
+    "project_lp_ball",
+    "project_lp_ball_",
     "penalty",
     "regularized_parameters",
     "smoothed_cross_entropy",
@@ -206,6 +208,67 @@ def max_norm_(model: nn.Module, max_norm: float, include_bias_and_norm: bool = F
         for leaf, b in own.items():
             if leaf.startswith("bias") and leaf not in joined:
                 _renorm_rows_(b, 0, None, max_norm)
+
+
+LP_NORMS = (1.0, 2.0, float("inf"))  # the balls with an exact projection here
+
+
+def project_lp_ball(v: Tensor, p: float, radius: float) -> Tensor:
+    r"""The Euclidean projection of the vector ``v`` onto the ball ``{u : ||u||_p <= radius}``.
+
+    ``argmin_u ||u − v||_2 s.t. ||u||_p ≤ c`` — the step that makes projected gradient
+    descent solve the notes' constrained form (000 §7.7.1: ``min_θ (1/N) Σ L(y, f(x; θ))
+    s.t. ℓ_p(θ) ≤ 1``; c in general). Exact for:
+
+    - p = 2: ``v · min(1, c / ||v||_2)`` (a rescaling, as max-norm does per unit);
+    - p = ∞: ``clamp(v, −c, c)`` elementwise;
+    - p = 1: soft thresholding ``sign(v) max(|v| − τ, 0)`` with the τ ≥ 0 that puts the
+      result on the ball's surface, found by sorting |v| (Duchi, Shalev-Shwartz, Singer &
+      Chandra 2008, Fig. 1): with μ = |v| sorted descending, ρ = max{j : μ_j − (Σ_{i≤j} μ_i − c)/j > 0},
+      τ = (Σ_{i≤ρ} μ_i − c)/ρ. Like the L1 penalty, it sets small weights exactly to zero.
+
+    A ``v`` already inside the ball is returned unchanged.
+    """
+    if p not in LP_NORMS:
+        raise ValueError(f"p must be one of 1, 2, inf (the balls with an exact projection), got {p!r}")
+    if not radius > 0:
+        raise ValueError(f"radius must be > 0, got {radius!r}")
+    if p == float("inf"):
+        return v.clamp(-radius, radius)
+    norm = torch.linalg.vector_norm(v, ord=p)
+    if norm <= radius:
+        return v
+    if p == 2.0:
+        return v * (radius / norm)
+    mu = v.abs().flatten().sort(descending=True).values
+    cumulative = mu.cumsum(0)
+    j = torch.arange(1, mu.numel() + 1, dtype=mu.dtype, device=mu.device)
+    rho = int(torch.nonzero(mu - (cumulative - radius) / j > 0).max()) + 1
+    tau = (cumulative[rho - 1] - radius) / rho
+    return soft_threshold(v, tau)
+
+
+@torch.no_grad()
+def project_lp_ball_(model: nn.Module, p: float, radius: float, include_bias_and_norm: bool = False) -> None:
+    """Project the model's regularized weights, as one vector θ, onto ``ℓ_p(θ) ≤ radius`` in place.
+
+    Called after every optimizer step (``[regularize] norm_bound = c``, ``norm_bound_p = p``)
+    it turns the training into projected (stochastic) gradient descent on the constrained
+    problem of the notes (000 §7.7.1), the hard-constraint form of the ``λ ℓ_p(θ)`` penalty.
+    Unlike :func:`max_norm_`, which bounds each unit's incoming weights separately, this
+    bounds the norm of all of them together. See :func:`project_lp_ball`.
+    """
+    params = [w for _, w in regularized_parameters(model, include_bias_and_norm)]
+    if not params:
+        return
+    flat = torch.cat([w.flatten() for w in params])
+    projected = project_lp_ball(flat, p, radius)
+    if projected is flat:
+        return
+    offset = 0
+    for w in params:
+        w.copy_(projected[offset : offset + w.numel()].view_as(w))
+        offset += w.numel()
 
 
 def _renorm_rows_(w: Tensor, dim: int, bias: Tensor | None, max_norm: float) -> None:

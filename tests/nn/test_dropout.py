@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainlab.nn.dropout import AlphaDropout, DropConnectLinear, is_dropout, mc_predict
+from trainlab.nn.dropout import AlphaDropout, DropConnectLinear, geometric_mean_predict, is_dropout, mc_predict, normalized_geometric_mean
 
 SIGMAS = 6  # a statistical check fails by luck with probability < 1e-8
 
@@ -260,3 +260,53 @@ def test_mc_predict_activates_dropconnect_and_restores_on_error():
     assert not any(m.training for m in net.modules())
     with pytest.raises(ValueError, match=r"samples must be an integer >= 1, got 0"):
         mc_predict(net, torch.randn(3, 5), samples=0)
+
+
+# ---------------------------------------------------------------- the geometric-mean ensemble (003)
+
+
+def test_normalized_geometric_mean_matches_numpy():
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.ones(5), size=(7, 3))  # 7 subnetworks, 3 inputs, 5 classes
+    tilde = np.prod(p, axis=0) ** (1 / 7)  # 003: p̃ = (Π_μ p(y|x, μ))^(1/2^d), over the 7 here
+    expected = tilde / tilde.sum(-1, keepdims=True)
+    got = normalized_geometric_mean(torch.from_numpy(np.log(p))).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
+def test_weight_scaling_is_the_exact_geometric_mean_for_softmax_regression():
+    """Every one of the 2^d input masks, enumerated in NumPy: the renormalized geometric mean of the
+    subnetworks' softmax equals the weight-scaled network (eval mode) for a softmax regression."""
+    torch.manual_seed(0)
+    d, k, keep = 6, 4, 0.5
+    model = nn.Sequential(nn.Dropout(1 - keep), nn.Linear(d, k))
+    x = torch.randn(5, d, dtype=torch.float64)
+    model = model.double()
+    w, b = model[1].weight.detach().numpy(), model[1].bias.detach().numpy()
+    masks = np.array(np.meshgrid(*[[0, 1]] * d)).reshape(d, -1).T  # (2^d, d)
+    logits = np.einsum("md,nd,kd->mnk", masks / keep, x.numpy(), w) + b  # torch's inverted dropout
+    log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    tilde = np.exp(log_p.mean(0))
+    ensemble = tilde / tilde.sum(-1, keepdims=True)
+    model.eval()
+    np.testing.assert_allclose(model(x).softmax(-1).detach().numpy(), ensemble, rtol=1e-10)
+
+
+def test_geometric_mean_predict_is_the_mean_log_softmax_of_sampled_masks():
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Dropout(0.5), nn.Linear(8, 4))
+    model.eval()
+    x = torch.randn(6, 3)
+    torch.manual_seed(7)
+    got = geometric_mean_predict(model, x, samples=20)
+    torch.manual_seed(7)
+    model.train()
+    with torch.no_grad():
+        passes = torch.stack([model(x).log_softmax(-1) for _ in range(20)]).double().numpy()
+    tilde = np.exp(passes.mean(0))
+    np.testing.assert_allclose(got.double().numpy(), tilde / tilde.sum(-1, keepdims=True), rtol=1e-5)
+    model.eval()
+    geometric_mean_predict(model, x, samples=2)
+    assert not model.training and not model[2].training  # modes restored
+    with pytest.raises(ValueError, match="samples must be an integer >= 1, got 0"):
+        geometric_mean_predict(model, x, samples=0)

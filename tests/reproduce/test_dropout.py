@@ -43,7 +43,7 @@ def test_mc_uncertainty_is_the_std_of_the_predicted_class_probability():
 
 
 def test_config_drop_probability():
-    cfg = config(DROP, 1, quick=False)
+    cfg = config(DROP, quick=False)
     assert cfg["model"]["dropout"] == 0.5 and cfg["data"]["subset"] == 500 and cfg["train"]["epochs"] == 150
 
 
@@ -69,3 +69,8 @@ def test_quick_run_figures_match_the_store(tmp_path):
     assert c["gap"]["holds"] == (c["gap"]["ci"][1] < -GAP_MARGIN) and c["ood"]["holds"] == (c["ood"]["ci"][0] > OOD_MARGIN)
     assert outcome.holds == (c["gap"]["holds"] and c["ood"]["holds"])
     assert len(outcome.plots) == 2 and all(svg.startswith("<svg") for _, svg in outcome.plots)
+    e = f["ensemble_vs_weight_scaling"]
+    # the weight-scaling rule is eval mode: its test accuracy is the run's own final test accuracy
+    assert e["weight scaling acc"] == pytest.approx(f[f"dropout {DROP:g}"]["test_acc"])
+    assert all(0.5 < a <= 1 for a in e["agreement"]) and all(v > 0 for v in e["geometric mean nll"] + e["weight scaling nll"])
+    assert any("geometric mean" in caption for caption, _, _ in outcome.tables)

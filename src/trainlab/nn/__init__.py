@@ -25,6 +25,8 @@ _EXPORTS = {
     "DropConnectLinear": "dropout",
     "AlphaDropout": "dropout",
     "mc_predict": "dropout",
+    "geometric_mean_predict": "dropout",
+    "normalized_geometric_mean": "dropout",
     "is_dropout": "dropout",
     # recurrent.py
     "LockedDropout": "recurrent",

@@ -189,16 +189,46 @@ def mc_predict(model: nn.Module, x: Tensor, samples: int = 30, *, softmax: bool 
     """
     if not (isinstance(samples, int) and samples >= 1):
         raise ValueError(f"samples must be an integer >= 1, got {samples!r}")
+    stacked = _dropout_passes(model, x, samples, (lambda out: out.softmax(dim=-1)) if softmax else (lambda out: out))
+    return stacked.mean(0), stacked.std(0, correction=0)
+
+
+def _dropout_passes(model: nn.Module, x: Tensor, samples: int, transform) -> Tensor:
+    """``samples`` passes of ``model`` on ``x`` with only its dropout modules in training
+    mode, each output through ``transform``, stacked on a new first axis; modes restored."""
     modes = [(m, m.training) for m in model.modules()]
     try:
         for m, _ in modes:
             m.training = is_dropout(m)  # set the flag directly: .train() would recurse
-        outs = []
-        for _ in range(samples):
-            out = model(x)
-            outs.append(out.softmax(dim=-1) if softmax else out)
-        stacked = torch.stack(outs)
+        return torch.stack([transform(model(x)) for _ in range(samples)])
     finally:
         for m, was_training in modes:
             m.training = was_training
-    return stacked.mean(0), stacked.std(0, correction=0)
+
+
+def normalized_geometric_mean(log_probs: Tensor) -> Tensor:
+    r"""The renormalized geometric mean of M predictive distributions, ``log_probs`` (M, …, K).
+
+    Notes 003 §Dropout (Goodfellow et al. 2016 §7.12): the ensemble of the 2^d dropout
+    subnetworks μ is ``p̃(y|x) = (Π_μ p(y|x, μ))^{1/2^d}``, renormalized
+    ``p_ens(y|x) = p̃(y|x) / Σ_{y'} p̃(y'|x)``; over M sampled masks, ``softmax_y`` of the mean
+    log-probability. (It needs every p(y|x, μ) > 0, which a softmax output always gives.)
+    """
+    return log_probs.mean(0).softmax(dim=-1)
+
+
+@torch.no_grad()
+def geometric_mean_predict(model: nn.Module, x: Tensor, samples: int = 30) -> Tensor:
+    r"""The dropout ensemble's prediction as the notes define it: the renormalized geometric
+    mean of ``samples`` sampled subnetworks' softmax outputs (:func:`normalized_geometric_mean`).
+
+    The weight-scaling inference rule — the network with every weight scaled by its unit's
+    keep probability, i.e. ``model.eval()`` for torch's inverted dropout — approximates it
+    with one pass (003: "权重比例推断规则"); it is exact for a softmax regression on dropped
+    inputs (Srivastava et al. 2014 §9.1; Goodfellow et al. 2016 §7.12), approximate once
+    nonlinear hidden layers sit between the masks and the softmax. Seed with
+    ``torch.manual_seed`` for repeatable masks; modes are handled as in :func:`mc_predict`.
+    """
+    if not (isinstance(samples, int) and samples >= 1):
+        raise ValueError(f"samples must be an integer >= 1, got {samples!r}")
+    return normalized_geometric_mean(_dropout_passes(model, x, samples, lambda out: out.log_softmax(dim=-1)))

@@ -318,7 +318,11 @@ class RecurrentNet(nn.Module):
     """A stacked RNN / GRU / LSTM with optional layer norm and naive or variational dropout.
 
     ``forward(x)`` with x (batch, time, input_size) returns the last layer's outputs
-    (batch, time, hidden_size). ``dropout`` is a drop probability:
+    (batch, time, hidden_size), or (batch, time, 2 · hidden_size) when ``bidirectional``: each
+    layer then also runs a second cell over the reversed sequence and its outputs, reversed
+    back, are concatenated after the forward ones at every step (torch's ``bidirectional=True``
+    layout; Schuster & Paliwal 1997), the next layer reading both. ``dropout`` is a drop
+    probability:
 
     - ``"naive"`` (Zaremba et al. 2014; notes: dropout on the non-recurrent connections
       only): a fresh mask per time step on every layer's input and the last layer's output;
@@ -342,6 +346,7 @@ class RecurrentNet(nn.Module):
         layer_norm: bool = False,
         dropout: float = 0.0,
         dropout_mode: str = "naive",
+        bidirectional: bool = False,
     ) -> None:
         super().__init__()
         self.cell = _choice("cell", cell, CELLS)
@@ -351,6 +356,7 @@ class RecurrentNet(nn.Module):
         self.layer_norm = bool(layer_norm)
         self.dropout = _drop_probability("dropout", dropout)
         self.dropout_mode = _choice("dropout_mode", dropout_mode, DROPOUT_MODES)
+        self.bidirectional = bool(bidirectional)
         self.fast = self.dropout_mode == "naive" and not self.layer_norm
         # Naive: elementwise nn.Dropout on (batch, time, features) draws a new mask per step.
         self.drop = nn.Dropout(self.dropout) if self.dropout_mode == "naive" else LockedDropout(self.dropout)
@@ -358,12 +364,23 @@ class RecurrentNet(nn.Module):
             self.rnn = _TORCH_RNNS[cell](
                 input_size, hidden_size, num_layers, batch_first=True,
                 dropout=self.dropout if num_layers > 1 else 0.0,  # torch drops between layers only
+                bidirectional=self.bidirectional,
             )  # fmt: skip
         else:
             make = _CELL_CLASSES[(cell, self.layer_norm)]
+            width = hidden_size * (2 if self.bidirectional else 1)  # what a layer above reads
             self.cells = nn.ModuleList(
-                make(input_size if layer == 0 else hidden_size, hidden_size) for layer in range(num_layers)
+                make(input_size if layer == 0 else width, hidden_size) for layer in range(num_layers)
             )
+            if self.bidirectional:  # the cells that read the sequence backwards
+                self.cells_reverse = nn.ModuleList(
+                    make(input_size if layer == 0 else width, hidden_size) for layer in range(num_layers)
+                )
+
+    @property
+    def output_size(self) -> int:
+        """Features per time step of the output: ``hidden_size``, doubled when bidirectional."""
+        return self.hidden_size * (2 if self.bidirectional else 1)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 3 or x.shape[-1] != self.input_size:
@@ -373,13 +390,19 @@ class RecurrentNet(nn.Module):
         if self.fast:
             return self.drop(self.rnn(self.drop(x))[0])
         variational = self.training and self.dropout > 0 and self.dropout_mode == "variational"
-        for cell in self.cells:
+        for layer, cell in enumerate(self.cells):
             h_mask = dropout_mask((x.shape[0], self.hidden_size), self.dropout, x) if variational else None
-            x, _ = _run_layer(cell, self.drop(x), None, h_mask)
+            x = self.drop(x)
+            out, _ = _run_layer(cell, x, None, h_mask)
+            if self.bidirectional:
+                back_mask = dropout_mask((x.shape[0], self.hidden_size), self.dropout, x) if variational else None
+                back, _ = _run_layer(self.cells_reverse[layer], x.flip(1), None, back_mask)
+                out = torch.cat([out, back.flip(1)], dim=-1)
+            x = out
         return self.drop(x)
 
     def extra_repr(self) -> str:
         return (
             f"cell={self.cell!r}, layer_norm={self.layer_norm}, dropout={self.dropout}, "
-            f"dropout_mode={self.dropout_mode!r}, fast={self.fast}"
+            f"dropout_mode={self.dropout_mode!r}, bidirectional={self.bidirectional}, fast={self.fast}"
         )

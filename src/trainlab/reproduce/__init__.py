@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trainlab.errors import unknown_name
+from trainlab.errors import ConfigError, unknown_name
 from trainlab.store import Store
 
 NAMES = (
@@ -48,13 +48,15 @@ NAMES = (
 
 @dataclass
 class Context:
-    """What an experiment gets: how many seeds, quick or full, where to record runs."""
+    """What an experiment gets: how many seeds, quick or full, where to record runs, and how
+    many worker processes its sweeps may use (``jobs``, :mod:`trainlab.reproduce.sweep`)."""
 
     seeds: int
     quick: bool
     store: Store
     out_dir: Path
     log: Callable[[str], None] = print
+    jobs: int = 1
 
     def group(self, name: str) -> str:
         """The store group for this experiment's runs (quick runs kept apart from full ones)."""
@@ -79,12 +81,37 @@ class Outcome:
 
 
 @dataclass(frozen=True)
+class Protocol:
+    """One line of an experiment's protocol table: what ``aspect`` is here (``ours``) and in
+    the source (``theirs``), and ``reason`` for any difference ("" where they agree)."""
+
+    aspect: str
+    ours: str
+    theirs: str
+    reason: str = ""
+
+    @property
+    def differs(self) -> bool:
+        return bool(self.reason)
+
+
+@dataclass(frozen=True)
 class Experiment:
+    """A claim and how it is tested.
+
+    ``claim``: our claim, stated as the source states it. ``source``: the notes' section and
+    the paper. ``quote``: the source's own words (the notes' sentence, the paper's section,
+    figure or table), so a reader can check that ``claim`` says no more than the source.
+    ``protocol``: the source's set-up beside ours, each difference with its reason.
+    """
+
     name: str
     claim: str
     source: str  # seed file and section of the notes, and the paper
     run: Callable[[Context], Outcome]
     default_seeds: int = 3
+    quote: str = ""
+    protocol: tuple[Protocol, ...] = ()
 
 
 def get(name: str) -> Experiment:
@@ -102,8 +129,12 @@ def seeds_for(exp: Experiment, seeds: int | None, quick: bool) -> int:
     return n
 
 
-def run_experiment(name: str, *, seeds: int | None = None, quick: bool = False, store: Store | None = None, out_dir: Path | str = "gallery", log=print) -> tuple[Experiment, Outcome, int]:
+def run_experiment(
+    name: str, *, seeds: int | None = None, quick: bool = False, store: Store | None = None, out_dir: Path | str = "gallery", log=print, jobs: int = 1
+) -> tuple[Experiment, Outcome, int]:
     exp = get(name)
     n = seeds_for(exp, seeds, quick)
-    ctx = Context(seeds=n, quick=quick, store=store or Store(), out_dir=Path(out_dir), log=log)
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be >= 1, got {jobs}")
+    ctx = Context(seeds=n, quick=quick, store=store or Store(), out_dir=Path(out_dir), log=log, jobs=jobs)
     return exp, exp.run(ctx), n

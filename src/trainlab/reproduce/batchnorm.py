@@ -34,7 +34,7 @@ import numpy as np
 
 from trainlab.reproduce import Context, Experiment, Outcome
 from trainlab.reproduce._measure import mean_std
-from trainlab.reproduce.checks import Check, greater
+from trainlab.reproduce.checks import Check, all_hold, greater
 from trainlab.train import run
 
 NAME = "batchnorm"
@@ -100,9 +100,10 @@ def _run(ctx: Context) -> Outcome:
     }
     lr_rows = [[f"{lr:g}"] + [mean_std(by_lr[n][lr]) + (f" ({diverged[n][lr]} diverged)" if diverged[n][lr] else "") for n in ("none", "batch")] for lr in LRS]
     batch_rows = [[str(b), f"{BASE_LR * b / BASE_BATCH:g}", mean_std(by_batch["batch"][b]), mean_std(by_batch["group"][b])] for b in BATCHES]
+    holds, statement = all_hold(*checks.values())
     return Outcome(
-        holds=all(c.holds for c in checks.values()),
-        statement="; ".join(c.statement for c in checks.values()),
+        holds=holds,
+        statement=statement,
         figures={
             "lrs": list(LRS),
             "batch_sizes": list(BATCHES),

@@ -30,11 +30,14 @@ def render_page(exp: Experiment, outcome: Outcome, seeds: int, quick: bool) -> s
             "Claim",
             paragraph(exp.claim),
             Markup(f"<p>Source: {escape(exp.source)}</p>"),
+            *([Markup(f"<blockquote>{escape(exp.quote)}</blockquote>")] if exp.quote else []),
             Markup(f"<p>Verdict over {seeds} seeds{' (quick version)' if quick else ''}: {verdict(outcome.holds)}</p>"),
             paragraph("Test: " + outcome.statement),
             anchor="claim",
         )
     ]
+    if exp.protocol:
+        parts.append(section("Protocol: ours beside the source's", table(protocol_rows(exp), PROTOCOL_HEADERS), anchor="protocol"))
     if outcome.notes:
         parts.append(section("Notes", paragraph(outcome.notes), anchor="notes"))
     for i, (caption, headers, rows) in enumerate(outcome.tables):
@@ -46,6 +49,13 @@ def render_page(exp: Experiment, outcome: Outcome, seeds: int, quick: bool) -> s
     parts.append(section("Measured figures", Markup(f"<details><summary>JSON</summary><pre>{escape(numbers)}</pre></details>"), anchor="data"))
     parts.append(Markup('<p><a href="index.html">← all claims</a></p>'))
     return page(exp.name, parts, subtitle=exp.claim, toc=False)
+
+
+PROTOCOL_HEADERS = ["", "here", "source", "why different"]
+
+
+def protocol_rows(exp: Experiment) -> list[list[str]]:
+    return [[p.aspect, p.ours, p.theirs, p.reason or "same"] for p in exp.protocol]
 
 
 def render_index(summaries: list[dict[str, Any]]) -> str:

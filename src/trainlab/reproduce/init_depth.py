@@ -38,7 +38,7 @@ import numpy as np
 from trainlab.reproduce import Context, Experiment, Outcome
 from trainlab.reproduce._measure import mean_std
 from trainlab.reproduce._profile import geometric_mean, init_profile, log10_ratio, per_layer_figure
-from trainlab.reproduce.checks import Check, greater, less
+from trainlab.reproduce.checks import Check, all_hold, greater, less
 from trainlab.train import run
 
 NAME = "init-depth"
@@ -97,7 +97,7 @@ def _run(ctx: Context) -> Outcome:
         "he_trains": greater(val_acc["he_normal"], val_acc["normal"], margin=TRAIN_MARGIN, what="val acc (He) − (σ=0.01)"),
     }
     xavier_vs_he = greater(val_acc["he_normal"], val_acc["xavier_normal"], margin=0.0, what="val acc (He) − (Xavier)")
-    holds = all(c.holds for c in checks.values())
+    holds = all_hold(*checks.values())[0]
     rows = [
         [
             SCHEMES[s][0],

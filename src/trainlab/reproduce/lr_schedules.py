@@ -30,7 +30,7 @@ import numpy as np
 
 from trainlab.reproduce import Context, Experiment, Outcome
 from trainlab.reproduce._measure import mean_std
-from trainlab.reproduce.checks import Check, greater
+from trainlab.reproduce.checks import Check, all_hold, greater
 from trainlab.train import run, setup
 
 NAME = "lr-schedules"
@@ -83,7 +83,7 @@ def _run(ctx: Context) -> Outcome:
     checks: dict[str, Check] = {
         arm: greater(test_acc[arm], test_acc["constant"], margin=MARGIN, what=f"test acc ({arm}) − (constant)") for arm in table if arm != "constant"
     }
-    holds = all(c.holds for c in checks.values())
+    holds = all_hold(*checks.values())[0]
     rows = [
         [arm, mean_std(test_acc[arm]), mean_std(val_loss[arm])]
         + (["—", "baseline"] if arm == "constant" else [f"{checks[arm].diff:+.4f} [{checks[arm].ci[0]:+.4f}, {checks[arm].ci[1]:+.4f}]", "better" if checks[arm].holds else "not shown better"])

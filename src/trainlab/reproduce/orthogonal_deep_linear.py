@@ -35,7 +35,7 @@ import numpy as np
 
 from trainlab.reproduce import Context, Experiment, Outcome
 from trainlab.reproduce._loss_curve import StepLoss, first_step_at_or_below, loss_curve
-from trainlab.reproduce.checks import Check, greater, less
+from trainlab.reproduce.checks import Check, all_hold, greater, less
 from trainlab.train import run, setup
 
 NAME = "orthogonal-deep-linear"
@@ -100,9 +100,10 @@ def _run(ctx: Context) -> Outcome:
         + [f"{np.mean(np.exp2(log2_t[arm][d])):.0f}" + ("" if reached[arm][d] == ctx.seeds else f" ({reached[arm][d]}/{ctx.seeds} reached)") for arm in INITS]
         for d in ds
     ]
+    holds, statement = all_hold(*checks.values())
     return Outcome(
-        holds=all(c.holds for c in checks.values()),
-        statement="; ".join(c.statement for c in checks.values()),
+        holds=holds,
+        statement=statement,
         figures={
             "depths": list(ds),
             "target_loss": TARGET_LOSS,

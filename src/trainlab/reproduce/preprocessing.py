@@ -35,7 +35,7 @@ import numpy as np
 from trainlab.reproduce import Context, Experiment, Outcome
 from trainlab.reproduce._loss_curve import StepLoss, first_step_at_or_below, loss_curve
 from trainlab.reproduce._measure import mean_std
-from trainlab.reproduce.checks import Check, greater
+from trainlab.reproduce.checks import Check, all_hold, greater
 from trainlab.train import run, setup
 
 NAME = "preprocessing"
@@ -116,9 +116,10 @@ def _run(ctx: Context) -> Outcome:
         ]
         for arm in ARMS
     ]
+    holds, statement = all_hold(*checks.values())
     return Outcome(
-        holds=all(c.holds for c in checks.values()),
-        statement="; ".join(c.statement for c in checks.values()),
+        holds=holds,
+        statement=statement,
         figures={
             "target_loss": TARGET_LOSS,
             "budget": budget,

@@ -37,7 +37,7 @@ from trainlab.diagnose.stats import PREFIX
 from trainlab.reproduce import Context, Experiment, Outcome
 from trainlab.reproduce._measure import mean_std
 from trainlab.reproduce._profile import init_profile, log10_ratio, per_layer_figure
-from trainlab.reproduce.checks import Check, less
+from trainlab.reproduce.checks import Check, all_hold, less
 from trainlab.train import run
 
 NAME = "vanishing-gradients"
@@ -112,9 +112,10 @@ def _run(ctx: Context) -> Outcome:
         ]
         for arm in ARMS
     ]
+    holds, statement = all_hold(*checks.values())
     return Outcome(
-        holds=all(c.holds for c in checks.values()),
-        statement="; ".join(c.statement for c in checks.values()),
+        holds=holds,
+        statement=statement,
         figures={
             "depth": DEPTH,
             "width": WIDTH,

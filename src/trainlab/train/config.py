@@ -30,6 +30,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    NonNegativeInt,
     PositiveInt,
     TypeAdapter,
     ValidationError,
@@ -96,8 +97,11 @@ class ModelConfig(Section):
     residual: bool = False
     bias: bool = True
     channels: list[PositiveInt] = Field(default_factory=lambda: [32, 32])
-    kernel_size: PositiveInt = 5
+    kernel_size: PositiveInt | list[PositiveInt] = Field(5, description="CNN: one kernel size, or one per conv layer")
+    padding: NonNegativeInt | list[NonNegativeInt] | None = Field(None, description="CNN zero padding, one or per layer; default kernel_size // 2")
     stride: PositiveInt = 2
+    bidirectional: bool = Field(False, description="RNN: also read the sequence backwards")
+    readout: Literal["last", "all"] = Field("last", description="RNN: the head reads the final state(s) or every step's outputs")
     init: str = "default"
     init_std: float | None = Field(None, gt=0)
     init_gain: float | None = Field(None, gt=0)
@@ -215,6 +219,8 @@ class RegularizeConfig(Section):
     l2: float = Field(0.0, ge=0)
     include_bias_and_norm: bool = False
     max_norm: float | None = Field(None, gt=0)
+    norm_bound: float | None = Field(None, gt=0, description="project the weights onto l_p(θ) <= norm_bound after each step (notes 000 §7.7.1)")
+    norm_bound_p: Literal[1, 2, "inf"] = Field(2, description="the p of norm_bound: 1, 2 or \"inf\"")
 
 
 class DistillConfig(Section):

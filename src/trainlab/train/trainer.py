@@ -442,6 +442,10 @@ class Trainer:
             from trainlab.regularization import max_norm_
 
             max_norm_(self.model, reg.max_norm, include_bias_and_norm=reg.include_bias_and_norm)
+        if reg.norm_bound is not None:
+            from trainlab.regularization import project_lp_ball_
+
+            project_lp_ball_(self.model, float(reg.norm_bound_p), reg.norm_bound, include_bias_and_norm=reg.include_bias_and_norm)
         self.scheduler.step()
         if s.data.num_classes and isinstance(out, torch.Tensor):  # summed on the device; read only when logged
             self._correct += (out.detach().argmax(-1) == yb).sum() if self.dist is None else correct
