@@ -99,3 +99,20 @@ def test_cli_list_json_and_an_interrupted_all_resumes(tmp_path):
     assert len(Store(db).list_runs()) == 4  # only the missing experiment trained
     index = (gallery / "gallery.html").read_text()
     assert all(f'href="{n}.html"' in index for n in rep.NAMES) and "1 of 20 hold here" in index
+
+
+def test_every_experiment_quotes_its_source_and_has_a_protocol_table_and_its_docs_page_is_current():
+    from pathlib import Path
+
+    from trainlab.reproduce.gallery import protocol_markdown, render_page
+
+    docs = Path(__file__).resolve().parents[2] / "docs" / "gallery"
+    for name in rep.NAMES:
+        exp = rep.get(name)
+        assert exp.quote and exp.protocol, name
+        assert all(p.aspect and p.ours and p.theirs for p in exp.protocol), name
+        assert (docs / f"{name}.md").read_text(encoding="utf-8") == protocol_markdown(exp), f"docs/gallery/{name}.md is stale: run docs/make_gallery_pages.py"
+    exp = rep.get("mnist1d-table")
+    html = render_page(exp, rep.Outcome(holds=True, statement="s", figures={}), 2, True)
+    assert "Protocol: ours beside the source&#x27;s" in html or "Protocol: ours beside the source's" in html
+    assert "<blockquote>" in html and "bidirectional GRU" in html and "trainlab&#x27;s loader always shuffles" in html

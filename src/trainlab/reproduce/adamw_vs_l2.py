@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from trainlab.reproduce import Context, Experiment, Outcome
+from trainlab.reproduce import Context, Experiment, Outcome, Protocol
 from trainlab.reproduce._measure import mean_std, regularized_weights, sweep_figure
 from trainlab.reproduce.checks import greater
 from trainlab.train import run
@@ -136,4 +136,14 @@ EXPERIMENT = Experiment(
     source="000 §7.7.2 权重衰减; 001 权值衰减; Loshchilov & Hutter 2019 (ICLR), §2–3, Fig. 2",
     run=_run,
     default_seeds=5,
+    quote=(
+        '000 §7.7.2: "权重衰减（Weight Decay）：θ_t ← (1 − β) θ_{t−1} − α g_t … 在 SGD 中，权重衰减与 l2 效果相同，在 Adam 等较复杂优化中，则不等价". Loshchilov & Hutter (2019) §1–3 and Fig. 2 (paraphrased): decoupling weight decay from the gradient step makes the best weight decay largely independent of the learning rate (the lr × λ heat maps of Fig. 2: diagonal basins for Adam + L2, separable ones for AdamW), and AdamW generalizes better than Adam with L2 (Fig. 3, 4).'
+    ),
+    protocol=(
+        Protocol('claim tested', 'AdamW at its best λ beats Adam + L2 at its best λ (λ chosen on validation)', "Fig. 2: the best λ decouples from the lr; Fig. 3–4: AdamW's better test error", "ours tests the second statement; the first (the heat maps' shape) needs an lr × λ grid, not run"),
+        Protocol('model', 'MLP 40 → 100 → 100 → 10', '26 2×64d ResNet (shake-shake) on CIFAR-10', 'CPU scale'),
+        Protocol('optimizer', 'Adam/AdamW lr 1e-3, λ ∈ {1e-4 … 10}, no schedule', 'Adam/AdamW with cosine annealing and normalized λ'),
+        Protocol('budget', '100 epochs', '100–1800 epochs', 'CPU budget'),
+        Protocol('runs', '5 seeds', 'one run per grid point (as we read Fig. 2)'),
+    ),
 )

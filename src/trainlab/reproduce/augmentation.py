@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from trainlab.reproduce import Context, Experiment, Outcome
+from trainlab.reproduce import Context, Experiment, Outcome, Protocol
 from trainlab.reproduce._measure import mean_std
 from trainlab.reproduce.checks import greater
 from trainlab.train import run, setup
@@ -109,4 +109,13 @@ EXPERIMENT = Experiment(
     source="000 §7.7.5 数据增强; 001 数据增强",
     run=_run,
     default_seeds=5,
+    quote=(
+        '000 §7.7.5: "数据增强（Data Augmentation）：目前主要在图像上使用 1. 旋转 2. 翻转 3. 缩放 4. 平移 5. 加噪声".'
+    ),
+    protocol=(
+        Protocol('transforms', 'shift ±3, stretch 0.9–1.1, noise 0.05 (a fresh draw per sample and batch)', 'rotation, flip, zoom, shift, noise (images)', "flip and rotation change an MNIST-1D digit's class; the others are the 1-D analogues"),
+        Protocol('data', 'the first 500 MNIST-1D training samples', 'images', 'a small set, where augmentation should matter'),
+        Protocol('metric', 'final validation accuracy, same step budget', '—'),
+        Protocol('runs', '5 seeds', '—'),
+    ),
 )

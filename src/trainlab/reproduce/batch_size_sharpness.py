@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from trainlab.diagnose.sharpness import measure_sharpness
-from trainlab.reproduce import Context, Experiment, Outcome
+from trainlab.reproduce import Context, Experiment, Outcome, Protocol
 from trainlab.reproduce._measure import accuracy, mean_std
 from trainlab.reproduce.checks import all_hold, greater
 from trainlab.train import run, setup
@@ -170,4 +170,16 @@ EXPERIMENT = Experiment(
     source="000 §7.2.2 批量大小选择, §7.1 平坦/尖锐最小值; Keskar et al. 2017 (ICLR), eq. 3–4 and Fig. 3",
     run=_run,
     default_seeds=5,
+    quote=(
+        '000 §7.2.2: "大批量越可能收敛到尖锐最小值，小批量越可能收敛到平坦最小值（泛化更好）[Keskar et al., 2016]". Keskar et al. (2017), abstract (paraphrased): large-batch methods tend to converge to sharp minimizers of the training function, and sharp minima lead to poorer generalization; their "generalization gap" is the large batch\'s drop in *test accuracy* against the small batch, both trained to a high training accuracy (Table 2), sharpness by their eq. 4 (Fig. 3: the loss along the line between the two minima).'
+    ),
+    protocol=(
+        Protocol('model', 'MLP 40 → 100 → 100 → 10, ReLU', 'F1 (MNIST MLP), F2, C1–C4 (conv nets on CIFAR), Table 1', 'CPU scale'),
+        Protocol('data', 'MNIST-1D, 3600 training samples', 'MNIST, TIMIT, CIFAR-10/100', 'CPU scale'),
+        Protocol('batches', '32 vs 900 (a quarter of the training set)', '256 vs 10% of the training set', 'the small batch matches theirs in spirit; 900 is the nearest that keeps 4 steps an epoch'),
+        Protocol('optimizer', 'Adam lr 1e-3, the same for both', 'Adam (their Table 2 runs)'),
+        Protocol('budget', '200 epochs for both', 'trained until the training accuracy stops improving (both near 100%)', "an equal-epoch budget: the large batch does not reach the small batch's training loss in it, which changes the train − test gap (see the page)"),
+        Protocol('metric', 'train − test accuracy gap; λ_max; ε-sharpness (ε = 1e-3)', 'test accuracy of LB vs SB; ε-sharpness (eq. 4)', 'our gap is train − test, which differs from theirs when the training accuracies differ'),
+        Protocol('runs', '5 seeds', 'mean ± std over repeated runs (Table 2)'),
+    ),
 )

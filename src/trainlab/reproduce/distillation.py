@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from trainlab.reproduce import Context, Experiment, Outcome
+from trainlab.reproduce import Context, Experiment, Outcome, Protocol
 from trainlab.reproduce.checks import greater
 from trainlab.train import run
 
@@ -98,4 +98,14 @@ EXPERIMENT = Experiment(
     claim="A small student network trained on a teacher's soft targets generalizes better than the same student trained on the labels alone.",
     source="000 §7.7.6 (标签平滑 → 知识蒸馏); Hinton, Vinyals & Dean 2015",
     run=_run,
+    quote=(
+        '000 §7.7.6: "更好的办法是按照类别相关性赋予其他标签不同概率，如教师网络（Teacher Network）的输出作为软目标训练学生网络（Student Network），即知识蒸馏". Hinton, Vinyals & Dean (2015) §3 (paraphrased): a small MNIST net trained on a large net\'s soft targets at a high temperature makes far fewer test errors than the same net trained on the labels (their §3: 146 test errors for the small net on the labels, 74 when it also matches the large net\'s soft targets at T = 20).'
+    ),
+    protocol=(
+        Protocol('teacher', 'CNN, 3 × Conv1d 25 channels (7.7k parameters)', '2 × 1200 ReLU units with dropout (MNIST)', 'a spatial prior the student lacks, at CPU scale'),
+        Protocol('student', 'MLP 40 → 32 → 32 → 10 (2.7k parameters)', '2 × 800 units, no regularization', 'CPU scale'),
+        Protocol('loss', 'α T² KL + (1 − α) CE, T = 4, α = 0.9', 'soft targets at T = 20 plus a small weight on the hard targets', 'a T from their range; fixed before running'),
+        Protocol('metric', 'student test accuracy, distilled − labels > 2 points', 'test errors of the student'),
+        Protocol('runs', '3 seeds', 'single runs'),
+    ),
 )

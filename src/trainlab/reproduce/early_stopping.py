@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from trainlab.reproduce import Context, Experiment, Outcome
+from trainlab.reproduce import Context, Experiment, Outcome, Protocol
 from trainlab.reproduce._measure import mean_std
 from trainlab.reproduce.checks import all_hold, greater, less
 from trainlab.train import run
@@ -143,4 +143,13 @@ EXPERIMENT = Experiment(
     source="000 §7.7.3 提前停止; 002 提前终止; 001 提前终止",
     run=_run,
     default_seeds=5,
+    quote=(
+        '000 §7.7.3: "提前停止（Early Stop）：验证集错误不再下降则停止". 002 提前终止 (paraphrased): stop when the validation error rises, keeping the model that was best on the validation set.'
+    ),
+    protocol=(
+        Protocol('model', 'MLP 40 → 256 → 256 → 10 on the first 1000 MNIST-1D samples, Adam 1e-3, 150 epochs', '—', 'a small set so the validation loss turns up'),
+        Protocol('rule', 'patience 10 evaluations on the validation loss, restore the best weights', 'stop when the validation error stops falling'),
+        Protocol('metric', 'U depth of the validation loss; test loss early − full', '—'),
+        Protocol('runs', '5 seeds', '—'),
+    ),
 )

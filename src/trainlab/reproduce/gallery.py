@@ -58,6 +58,37 @@ def protocol_rows(exp: Experiment) -> list[list[str]]:
     return [[p.aspect, p.ours, p.theirs, p.reason or "same"] for p in exp.protocol]
 
 
+def protocol_markdown(exp: Experiment) -> str:
+    """The experiment's docs page (docs/gallery/<name>.md): the claim, the source's words, the
+    protocol table and where the test lives — what the HTML page shows before its results."""
+
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    module = exp.name.replace("-", "_")
+    lines = [
+        f"# `{exp.name}`",
+        "",
+        f"**Claim.** {exp.claim}",
+        "",
+        f"**Source.** {exp.source}",
+        "",
+        f"> {exp.quote}",
+        "",
+        "## Protocol: ours beside the source's",
+        "",
+        "| | here | source | why different |",
+        "|---|---|---|---|",
+        *(f"| {cell(r[0])} | {cell(r[1])} | {cell(r[2])} | {cell(r[3])} |" for r in protocol_rows(exp)),
+        "",
+        f"The test, its margins (fixed in code before running) and the set-up: `src/trainlab/reproduce/{module}.py`. "
+        f"Run it: `trainlab reproduce {exp.name}` (full) or `trainlab reproduce {exp.name} --quick`. "
+        "The results of the last full run are in [the gallery's table](../gallery.md).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def render_index(summaries: list[dict[str, Any]]) -> str:
     rows = [
         [Markup(f'<a href="{escape(page_name(s["name"]))}">{escape(s["name"])}</a>'), s["claim"], s["source"], verdict(s["holds"]), s["seeds"] if not s["quick"] else f"{s['seeds']} (quick)"]

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from trainlab.reproduce import Context, Experiment, Outcome
+from trainlab.reproduce import Context, Experiment, Outcome, Protocol
 from trainlab.reproduce._measure import mean_std
 from trainlab.reproduce._profile import geometric_mean, init_profile, log10_ratio, per_layer_figure
 from trainlab.reproduce.checks import Check, all_hold, greater, less
@@ -157,4 +157,16 @@ EXPERIMENT = Experiment(
     claim="In a 30-layer ReLU MLP, He init keeps the activation std roughly constant with depth, Xavier init shrinks it and a small fixed Gaussian (σ = 0.01) collapses it; the net trains from He init but not from the small Gaussian.",
     source="000 §7.3.1–7.3.2; 004 参数初始化; Glorot & Bengio 2010; He et al. 2015 §2.2",
     run=_run,
+    quote=(
+        '004 参数初始化: "权重 W:均值 0、方差 1 的正态分布生成,并乘以较小常数(如:0.01) … 但较小权值可能导致梯度弥散,无法学习"; "He 初始化:适合 ReLU 激活函数的参数初始化方式 … 基于 Xavier 初始化在 ReLU 上的改进,实际中二者都可以使用". 000 §7.3.2: var(z^(l)) = ½ M_{l−1} var(w) var(z^(l−1)) for ReLU. He et al. (2015) §2.2 (paraphrased): with var(w) = 2/n the variance of the responses is kept from layer to layer; Fig. 3: a 30-layer ReLU net converges from their init, and stalls from Xavier\'s.'
+    ),
+    protocol=(
+        Protocol('model', 'MLP 40 → 30 × [100, ReLU] → 10, zero biases', 'He Fig. 3: a 30-layer plain ReLU conv net', 'CPU scale; the recursion is the same per layer'),
+        Protocol('data', 'MNIST-1D, standardized', 'ImageNet', 'CPU scale'),
+        Protocol('inits', "N(0, 0.01²) (004's example), Xavier normal, He normal", 'Xavier vs He (He Fig. 3); 0.01 from 004'),
+        Protocol('measure at init', "std of each hidden layer's output on 512 samples; r = log10 std₃₀/std₁", 'the variance recursion (He eq. 7, 10)'),
+        Protocol('training', 'SGD lr 0.01, momentum 0.9, batch 128, 20 epochs, the same lr for all inits', 'SGD with momentum, their ImageNet schedule', 'CPU budget; one lr fixed before running'),
+        Protocol('metric', "validation accuracy He − σ=0.01 > 0.2; Xavier's shown, not tested", 'training/validation error curves (He Fig. 3)', "004 says Xavier and He both work in practice, so Xavier's training is shown beside, not claimed"),
+        Protocol('runs', '3 seeds, 95% bootstrap CIs', 'one run per init', 'seeds to tell an effect from noise'),
+    ),
 )

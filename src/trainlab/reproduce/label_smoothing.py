@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from trainlab.reproduce import Context, Experiment, Outcome
+from trainlab.reproduce import Context, Experiment, Outcome, Protocol
 from trainlab.reproduce.checks import greater
 from trainlab.train import run, setup
 
@@ -133,4 +133,13 @@ EXPERIMENT = Experiment(
     source="000 §7.7.6 标签平滑; Szegedy et al. 2016 §7; Müller, Kornblith & Hinton 2019; ECE: Guo et al. 2017",
     run=_run,
     default_seeds=5,
+    quote=(
+        '000 §7.7.6: "laebl smoothing：在输出标签中添加随机噪声来避免过拟合 … 在 softmax 中，使某类概率趋向于 1 需要很大的归一化得分，可能导致其权重越来越大，并导致过拟合". Müller, Kornblith & Hinton (2019) §3 (paraphrased): label smoothing reduces the expected calibration error of networks trained with hard targets.'
+    ),
+    protocol=(
+        Protocol('model', 'MLP 40 → 100 → 100 → 10, Adam 1e-3, 40 epochs', 'ResNet-56 on CIFAR-100, Inception-v4 on ImageNet, Transformer (Müller et al.)', 'CPU scale'),
+        Protocol('smoothing', "ε = 0.1, the notes' ε/(K−1) form", "ε = 0.05–0.1, Szegedy's ε/K form", "the notes' form; the two differ by ε/(K(K−1)) per class"),
+        Protocol('metric', 'ECE, 15 bins, on the test set', 'ECE, 15 bins (Guo et al.)'),
+        Protocol('runs', '5 seeds', 'single runs'),
+    ),
 )

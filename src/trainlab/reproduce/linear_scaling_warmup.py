@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from trainlab.reproduce import Context, Experiment, Outcome
+from trainlab.reproduce import Context, Experiment, Outcome, Protocol
 from trainlab.reproduce._measure import mean_std
 from trainlab.reproduce.checks import Check, diff_ci, greater
 from trainlab.train import run
@@ -167,4 +167,17 @@ EXPERIMENT = Experiment(
     source="000 §7.2.2 线性缩放规则, §7.2.3 逐渐预热, 习题 7-1; Goyal et al. 2017 §2.1–2.2, Fig. 2",
     run=_run,
     default_seeds=5,
+    quote=(
+        '000 §7.2.2: "Batch Size 较小时候可以采用线性缩放规则（Linear Scaling Rule）：Batch Size 和学习率同比率增大 [Goyal et al., 2017]"; §7.2.3: "逐渐预热（Gradual Warmup）… α\'_t = t/T\' α0". Goyal et al. (2017) §2.1: "Linear Scaling Rule: When the minibatch size is multiplied by k, multiply the learning rate by k." §2.2 and Fig. 2 (paraphrased): without warm-up the large batch\'s early training error is much higher; with gradual warm-up its training curve closely matches the small batch\'s after a few epochs, and the final error matches.'
+    ),
+    protocol=(
+        Protocol('model', 'MLP 40 → 100 → 100 → 10, ReLU', 'ResNet-50', 'CPU scale'),
+        Protocol('data', 'MNIST-1D', 'ImageNet', 'CPU scale'),
+        Protocol('batches', '32 vs 512 (k = 16)', '256 vs 8192 (k = 32)', 'the training set has 3600 samples'),
+        Protocol('optimizer', 'SGD momentum 0.9, η = 0.03 (best of 4 at batch 32), kη = 0.48, constant', 'SGD momentum 0.9, η = 0.1 · kn/256, step decay', "no decay, so the warm-up's effect is not mixed with the schedule's"),
+        Protocol('warm-up', 'linear from η to kη over 5 epochs', 'linear from η to kη over 5 epochs'),
+        Protocol('budget', '40 epochs for every arm', '90 epochs', 'CPU budget; equal epochs as theirs'),
+        Protocol('metric', 'early: validation loss over epochs 1–5; final: test accuracy within ±2 points', 'training error curves (Fig. 2) and final validation error (Table 1)'),
+        Protocol('runs', '5 seeds', 'repeated runs, mean ± std (Table 1)'),
+    ),
 )

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from trainlab.reproduce import Context, Experiment, Outcome
+from trainlab.reproduce import Context, Experiment, Outcome, Protocol
 from trainlab.reproduce._loss_curve import StepLoss, first_step_at_or_below, loss_curve
 from trainlab.reproduce.checks import Check, all_hold, greater, less
 from trainlab.train import run, setup
@@ -157,4 +157,16 @@ EXPERIMENT = Experiment(
     claim="Deep linear nets initialized with orthogonal matrices learn in about the same number of steps at every depth, while scaled Gaussian initialization learns more slowly the deeper the net.",
     source="000 §7.3.3 正交初始化; Saxe, McClelland & Ganguli 2014",
     run=_run,
+    quote=(
+        '000 §7.3.3: "为避免梯度消失或梯度爆炸，希望在误差项反向传播中具有范数保持性 … 可以将 W^(l) 初始化为正交矩阵，即正交初始化". Saxe, McClelland & Ganguli (2014), abstract and the MNIST deep-linear experiments (paraphrased): random orthogonal initial conditions give depth-independent learning times, while scaled random Gaussian initializations learn more slowly as depth grows.'
+    ),
+    protocol=(
+        Protocol('model', 'deep linear net 40 → 40 → … → 10, no biases, 1–32 weight matrices', 'deep linear nets on MNIST', 'CPU scale'),
+        Protocol('loss', 'softmax cross-entropy', 'squared error', "the lab's classification loss; the dynamics argument does not depend on it qualitatively"),
+        Protocol('optimizer', 'full-batch GD, lr = 2/(λmax(E[xxᵀ]) · depth)', 'GD with a learning rate chosen per depth (as we read §3)', 'a rule fixed before running instead of a tuned lr per depth'),
+        Protocol('inits', 'orthogonal (gain 1), LeCun normal (variance 1/fan_in)', 'random orthogonal, scaled Gaussian (variance 1/N)'),
+        Protocol('metric', "T = steps until the training loss is halfway from ln 10 to the best linear map's loss", 'time (epochs) to a training-error criterion'),
+        Protocol('test', 'orthogonal: |log2 T(32) − log2 T(1)| < 1; Gaussian: log2 T(32) − log2 T(1) > 1 (at least twice as slow)', 'qualitative: flat vs growing with depth', "our margins (a factor 2) are fixed in code, stronger than the source's qualitative statement; not relaxed after the run"),
+        Protocol('runs', '3 seeds', 'single curves'),
+    ),
 )

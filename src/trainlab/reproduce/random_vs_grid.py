@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from trainlab.reproduce import Context, Experiment, Outcome
+from trainlab.reproduce import Context, Experiment, Outcome, Protocol
 from trainlab.reproduce.checks import Check, all_hold, less
 from trainlab.train import load_config, run, setup
 from trainlab.tune import GP, Float, Grid, Hyperband, NoPruner, Random, Sampler, Study, TrialPruned, minimize
@@ -273,4 +273,13 @@ EXPERIMENT = Experiment(
     source="000 §7.6.1–7.6.4; Bergstra & Bengio 2012; Snoek et al. 2012; Li et al. 2018 (Hyperband)",
     run=_run,
     default_seeds=5,
+    quote=(
+        '000 §7.6.2: "随机搜索（Random Search）：有些参数影响较小，用网格搜成本高，所以对超参数进行随机组合"; §7.6.3 贝叶斯优化: "根据已实验的超参组合，预测下一个可能最大收益的组合"; §7.6.4 动态资源分配: "较早估计出一组配置的效果会比较差，就可以中止这组配置的评估". Bergstra & Bengio (2012) §2 (paraphrased): with low effective dimensionality random search finds better configurations than grid search with the same number of trials.'
+    ),
+    protocol=(
+        Protocol('objective', 'a 3-D quadratic, two important parameters and one that barely matters; 27 trials', 'neural nets on MNIST variants (Bergstra & Bengio §4)', 'cheap, exact regret'),
+        Protocol('grid', '3 × 3 × 3 at the cell centres', 'grids from earlier studies'),
+        Protocol('Hyperband', 'MLP on MNIST-1D, η = 3, 1–9 epochs, until val acc 0.55', 'Li et al. (2018): CIFAR-10, SVHN, … , η = 3', 'CPU scale'),
+        Protocol('runs', '5 seeds', 'many repetitions (Bergstra & Bengio box plots)'),
+    ),
 )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from trainlab.reproduce import Context, Experiment, Outcome
+from trainlab.reproduce import Context, Experiment, Outcome, Protocol
 from trainlab.reproduce.checks import greater
 from trainlab.train import run
 
@@ -75,4 +75,12 @@ EXPERIMENT = Experiment(
     claim="Zero initialization leaves the hidden units of a layer identical through training; random initialization breaks the symmetry.",
     source="002 §参数初始化 (symmetric weights); 000 §7.3",
     run=_run,
+    quote=(
+        '004 常数(零值)初始化: "任意常数初始化方法性能都不好,甚至无法训练 … 反向传播算法更新参数时,各参数各维度导数一致、更新后权值一致 … 各神经元在演化过程中对称,无法学习不同特征,退化为单神经元". 002: "对称权重问题：前馈神经网络中同一层权重初始化为相同值 … 由于对称性，保持 a1 = a2 ⇒ 神经元输出没有区分性".'
+    ),
+    protocol=(
+        Protocol("source's evidence", "a trained sigmoid MLP, its hidden units' weight vectors compared", 'an argument (the gradient of every unit of a layer is the same), no experiment', 'the argument made measurable'),
+        Protocol('metric', "spread of the hidden units' incoming weights after training (max distance to their mean), and that the weights moved", 'units stay identical ("退化为单神经元")'),
+        Protocol('runs', '3 seeds', '—'),
+    ),
 )
