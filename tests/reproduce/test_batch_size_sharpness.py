@@ -7,7 +7,7 @@ import torch
 
 from trainlab._io import torch_load
 from trainlab.reproduce import run_experiment
-from trainlab.reproduce.batch_size_sharpness import ALPHAS, GAP_MARGIN, SHARPNESS_MARGIN, batch_sizes, config, interpolation_losses
+from trainlab.reproduce.batch_size_sharpness import ALPHAS, GAP_MARGIN, SHARPNESS_MARGIN, batch_sizes, config, gap_at_equal_loss, interpolation_losses
 from trainlab.store import Store
 from trainlab.train import setup
 
@@ -37,10 +37,22 @@ def test_alphas_hold_both_minima():
 
 
 def test_configs_differ_only_in_the_batch():
-    small, large = (config(k, 3, False) for k in batch_sizes(False).values())
+    small, large = (config(k, False) for k in batch_sizes(False).values())
     assert small["data"]["batch_size"] == 32 and large["data"]["batch_size"] == 900
     assert small["optim"] == large["optim"] == {"name": "adam", "lr": 1e-3}
-    assert small["train"] == large["train"] and small["seed"] == large["seed"] == 3
+    assert small["train"] == large["train"]
+
+
+def test_gap_at_equal_loss_reads_the_small_batch_where_its_loss_first_reaches_the_large_batchs_last():
+    def h(steps, loss, acc, val):
+        return {"train_loss": (np.array(steps), np.array(loss)), "train_acc": (np.array(steps), np.array(acc)), "val_acc": (np.array(steps), np.array(val))}
+
+    large = h([10, 20], [0.9, 0.5], [0.7, 0.8], [0.6, 0.65])
+    small = h([10, 20, 30], [0.8, 0.45, 0.1], [0.75, 0.85, 0.99], [0.7, 0.72, 0.74])
+    small_gap, large_gap, step = gap_at_equal_loss(small, large)
+    assert step == 20 and small_gap == pytest.approx(0.85 - 0.72) and large_gap == pytest.approx(0.8 - 0.65)
+    never = h([10], [0.6], [0.7], [0.6])
+    assert np.isnan(gap_at_equal_loss(never, large)[0]) and gap_at_equal_loss(never, large)[2] is None
 
 
 @pytest.mark.slow
@@ -49,7 +61,7 @@ def test_quick_run_figures_match_the_store(tmp_path):
     _, outcome, seeds = run_experiment("batch-size-sharpness", quick=True, store=store, log=lambda _: None)
     f = outcome.figures
     sizes = batch_sizes(True)
-    data = setup(config(32, 0, True)).data
+    data = setup({**config(32, True), "seed": 0}).data
     runs = store.list_runs(group="reproduce/batch-size-sharpness/quick")
     assert len(runs) == 2 * seeds
     for arm, k in sizes.items():
@@ -71,7 +83,9 @@ def test_quick_run_figures_match_the_store(tmp_path):
     assert line["train_loss"][i0] == pytest.approx(f["small"]["loss"][0], rel=1e-4)
     assert line["train_loss"][i1] == pytest.approx(f["large"]["loss"][0], rel=1e-4)
     checks = f["checks"]
-    assert checks["gap"]["diff"] == pytest.approx(np.mean(f["large"]["gap"]) - np.mean(f["small"]["gap"]))
+    assert checks["gap"]["diff"] == pytest.approx(np.mean(f["small"]["test_acc"]) - np.mean(f["large"]["test_acc"]))
+    eq = f["gap_at_equal_training_loss"]
+    assert len(eq["large"]) == seeds and f["diagnostic"]["diff"] == pytest.approx(np.nanmean(eq["large"]) - np.nanmean(eq["small"]))
     assert checks["gap"]["holds"] == (checks["gap"]["ci"][0] > GAP_MARGIN)
     for key in ("hessian_top", "epsilon_sharpness"):
         assert checks[key]["diff"] == pytest.approx(np.mean(np.log10(f["large"][key])) - np.mean(np.log10(f["small"][key])))
