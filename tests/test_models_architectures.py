@@ -108,3 +108,14 @@ def test_gru_readout_last_bidirectional_reads_each_directions_final_state():
     x = torch.randn(4, 8)
     _, h_n = ref(x.view(4, 8, 1))  # (2, batch, 3): the forward's state after step 8, the backward's after step 1
     torch.testing.assert_close(model(x), F.linear(torch.cat([h_n[0], h_n[1]], -1), model.head.weight, model.head.bias))
+
+
+def test_population_trains_the_new_options_alone():
+    from trainlab.train.config import load_config
+    from trainlab.train.population import unsupported
+
+    base = {"data": {"name": "mnist1d"}, "model": {"name": "gru", "hidden": [6]}}
+    assert unsupported(load_config(base)) is None
+    assert "bidirectional" in unsupported(load_config({**base, "model": {"name": "gru", "hidden": [6], "bidirectional": True}}))
+    assert "readout" in unsupported(load_config({**base, "model": {"name": "gru", "hidden": [6], "readout": "all"}}))
+    assert "norm_bound" in unsupported(load_config({**base, "regularize": {"norm_bound": 1.0}}))

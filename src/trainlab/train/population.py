@@ -109,6 +109,8 @@ def unsupported(cfg: RunConfig) -> str | None:
             return f"model.dropout_type = '{m.dropout_type}' for an RNN has no batched kernels"
         if m.dropout > 0 and len(m.hidden) > 1:
             return "dropout between stacked RNN layers (torch's internal dropout) has no batched kernels"
+        if m.bidirectional or m.readout != "last":
+            return "model.bidirectional / model.readout = 'all' have no batched kernels"
     else:
         if m.dropout > 0 and m.dropout_type != "standard":
             return f"model.dropout_type = '{m.dropout_type}' has no batched kernels"
@@ -116,8 +118,8 @@ def unsupported(cfg: RunConfig) -> str | None:
             return f"model.activation = '{m.activation}' is not elementwise without parameters"
     if cfg.distill.teacher:
         return "distillation (distill.teacher) is not batched"
-    if r.l1 or r.l2 or r.max_norm is not None:
-        return "regularize.l1 / l2 / max_norm are not batched"
+    if r.l1 or r.l2 or r.max_norm is not None or r.norm_bound is not None:
+        return "regularize.l1 / l2 / max_norm / norm_bound are not batched"
     if cfg.data.augment:
         return "data.augment is not batched"
     if cfg.diagnose.stats_every:
