@@ -245,7 +245,7 @@ class StudyStorage:
                 .where(trials_table.c.id == trial_id, trials_table.c.state == WAITING)
                 .values(state=RUNNING, worker=worker_id(), started_at=now, heartbeat_at=now)
             )
-            if self._write(lambda c: c.execute(stmt).rowcount) == 1:
+            if self._write(lambda c, stmt=stmt: c.execute(stmt).rowcount) == 1:
                 return number
         return None
 
