@@ -74,4 +74,5 @@ def test_quick_run_figures_match_the_store(tmp_path):
     assert c["relu_keeps"]["holds"] == (c["relu_keeps"]["ci"][1] < KEEP)
     assert c["selu_std"]["holds"] == (c["selu_std"]["ci"][1] < SELU_BAND) and c["selu_mean"]["holds"] == (c["selu_mean"]["ci"][1] < SELU_BAND)
     assert outcome.holds == all(v["holds"] for v in c.values())
+    assert outcome.holds, outcome.statement  # robust: the quick version reaches the full version's verdict
     assert len(outcome.plots) == 5 and all(svg.startswith("<svg") for _, svg in outcome.plots)

@@ -51,12 +51,14 @@ def config(arm: str, seed: int, quick: bool) -> dict[str, Any]:
     return {
         "name": f"{NAME}/{arm}",
         "seed": seed,
-        "data": {"name": "mnist1d", "batch_size": 100, **({"subset": 1000} if quick else {})},
+        "data": {"name": "mnist1d", "batch_size": 100},
         "model": {"name": "mlp", "hidden": [100, 100], "activation": "relu"},
         "optim": {"name": "sgd", "lr": 0.05, "momentum": 0.9},
         "schedule": {"name": "cosine"},
         "regularize": ARMS[arm],
-        "train": {"epochs": 15 if quick else 60, "threads": 1},  # one thread: tiny models on shared cores
+        # quick: half the epochs on the same data — 15 epochs on 1000 samples (150 steps) shrank the
+        # L2 weights by only 3%, so the quick verdict differed from the full one
+        "train": {"epochs": 30 if quick else 60, "threads": 1},  # one thread: tiny models on shared cores
     }
 
 
