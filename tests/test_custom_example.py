@@ -117,6 +117,19 @@ def test_kill_9_and_resume_of_a_target_model_is_bit_identical(custom, tmp_path):
     assert resumed.final["val_loss"] == full.final["val_loss"]
 
 
+def test_init_copies_the_examples_code_beside_its_config(tmp_path):
+    from trainlab import _examples
+
+    path = _examples.write("custom/custom", tmp_path)
+    assert path == tmp_path / "custom.toml"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["custom.toml", "gated_mlp.py", "rings.py"]
+    assert (tmp_path / "gated_mlp.py").read_bytes() == (ROOT / "examples" / "custom" / "gated_mlp.py").read_bytes()
+    with pytest.raises(ConfigError, match="gated_mlp.py exists; pass --force"):
+        (tmp_path / "custom.toml").unlink()
+        _examples.write("custom/custom", tmp_path)
+    assert "custom/custom" in _examples.available()
+
+
 def test_init_from_a_run_id_and_a_file(custom, store, tmp_path):
     base = run(load_config(custom, ["train.epochs=2"]), store=store)
     # lr = 0: the run starts from the given weights and keeps them

@@ -53,5 +53,12 @@ def test_the_wheel_works_from_any_folder(tmp_path):
     assert len(run.stdout.strip().splitlines()[-1]) == 12
     assert sorted(p.name for p in work.iterdir()) == ["quickstart.toml"]  # :memory: left nothing behind
     assert "Usage: python -m trainlab" in sh(python, "-m", "trainlab", "-h", cwd=work).stdout
+    # the user-code example ships with its model and data files, and runs where `init` put it
+    custom = work / "custom"
+    custom.mkdir()
+    assert sh(trainlab, "init", "custom/custom", "-o", custom, cwd=work).stdout.strip() == str(custom / "custom.toml")
+    assert sorted(p.name for p in custom.iterdir()) == ["custom.toml", "gated_mlp.py", "rings.py"]
+    run = sh(trainlab, "run", custom / "custom.toml", "train.max_steps=3", "--store", ":memory:", "-q", cwd=tmp_path)
+    assert len(run.stdout.strip().splitlines()[-1]) == 12
     located = sh(python, "-c", "import trainlab, pathlib; print(pathlib.Path(trainlab.__file__).parent)", cwd=work)
     assert Path(located.stdout.strip()).is_relative_to(env)  # the installed package, not the checkout

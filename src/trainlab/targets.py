@@ -240,6 +240,7 @@ def load(target: str, config_dir: str | Path | None = None, key: str = "model.ta
     loc = locate(target, config_dir, key)
     try:
         if loc.module is None:
+            assert loc.file is not None  # a path target is located as a file
             module = _load_file(loc.file)
         else:
             folder = Path(config_dir).resolve() if config_dir and loc.in_config_dir else None
@@ -247,7 +248,7 @@ def load(target: str, config_dir: str | Path | None = None, key: str = "model.ta
                 module = importlib.import_module(loc.module)
                 if (
                     loc.file is not None
-                    and getattr(module, "__file__", None)
+                    and module.__file__ is not None
                     and Path(module.__file__).resolve() != loc.file
                 ):
                     # a module of the same name was imported from elsewhere: load the one the config means
@@ -265,7 +266,7 @@ def load(target: str, config_dir: str | Path | None = None, key: str = "model.ta
         if not hasattr(obj, part):
             public = [n for n in dir(module) if not n.startswith("_")]
             raise ConfigError(
-                f"{key} = '{target}': {loc.module or loc.file.name} has no '{loc.attr}'{did_you_mean(loc.attr, public)}"
+                f"{key} = '{target}': {loc.module or getattr(loc.file, 'name', target)} has no '{loc.attr}'{did_you_mean(loc.attr, public)}"
             )
         obj = getattr(obj, part)
     if not callable(obj):
@@ -297,6 +298,7 @@ def call(fn: Callable[..., Any], args: Mapping[str, Any], extra: Mapping[str, An
     """``fn(**args)``, plus each of ``extra`` (``input_shape``, ``num_classes``) that ``fn``
     takes by name and ``args`` does not give. An exception is one line naming the target."""
     kwargs = dict(args)
+    params: Mapping[str, Any]
     try:
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError):
@@ -347,7 +349,8 @@ def trusted_code(config: Mapping[str, Any]) -> list[str]:
     """The modules and files the targets of a config the user gave (a file, not a store) name:
     passed as ``allow`` when that user's comparison or study reads its runs back."""
     out = []
-    sources = config.get("sources") if isinstance(config.get("sources"), Mapping) else {}
+    sources = config.get("sources")
+    sources = sources if isinstance(sources, Mapping) else {}
     for section, target in config_targets(config).items():
         where, _ = split(target, f"{section}.target")
         out.append(where if not _is_path(where) else str((sources.get(section) or {}).get("file") or where))

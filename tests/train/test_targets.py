@@ -176,6 +176,37 @@ def test_a_target_classifier_learns_and_compare_never_pools_an_edited_model(proj
     assert len(variants) == 4  # old and edited code never pooled: names get the config's key
 
 
+def test_loss_target_function_with_args(project, store):
+    """loss.target = f(outputs, targets, **args): the evaluated loss is the NumPy value of
+    scale * mean |out - y| for the final model."""
+    (project / "losses.py").write_text(
+        "def scaled_mae(outputs, targets, scale=1.0):\n    return scale * (outputs.squeeze(-1) - targets).abs().mean()\n"
+    )
+    path = write_config(project, """
+        [model]
+        target = "mynets:Linear"
+        [data]
+        target = "mydata:regression"
+        [loss]
+        target = "losses:scaled_mae"
+        args = { scale = 3.0 }
+        [optim]
+        name = "sgd"
+        lr = 0.01
+        [train]
+        max_steps = 3
+    """)
+    result = run(load_config(path), store=store)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 3)).astype(np.float32)
+    y = x @ np.arange(1, 4) + 0.5
+    w = result.model.lin.weight.detach().numpy().ravel()
+    b = float(result.model.lin.bias.detach())
+    expected = 3.0 * np.abs(x[:16] @ w + b - y[:16]).mean()
+    assert result.final["val_loss"] == pytest.approx(expected, rel=1e-5)
+    assert load_config(path).sources["loss"]["file"] == str(project / "losses.py")
+
+
 def test_registered_model_and_dataset_by_name(store):
     @trainlab.register_model("tiny-test")
     def tiny(input_shape, num_classes, width=8):

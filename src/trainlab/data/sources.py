@@ -251,7 +251,7 @@ class LoaderData:
 
     name: str
     batches: Any  # IndexBatches | LoaderBatches
-    val: Iterable[Any]
+    val: Iterable[Any] | None
     test: Iterable[Any] | None
     num_classes: int | None  # None: class labels whose count the model's output decides
     input_shape: tuple[int, ...]

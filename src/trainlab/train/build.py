@@ -131,6 +131,7 @@ def model(cfg: RunConfig, data: Any, *, store: Any = None, parts: Parts | None =
 
 
 def _from_factory(factory: Callable[..., Any], seed: int) -> Any:
+    params: Any
     try:
         params = inspect.signature(factory).parameters
     except (TypeError, ValueError):

@@ -167,10 +167,8 @@ def fit(
             raise ConfigError(
                 f"fit: unknown argument '{key}'{did_you_mean(key, choices)}; config keys go in dotted form, e.g. **{{'regularize.l2': 1e-4}}"
             )
-    if "train.device" not in dotted and device == "auto":
-        train_cfg["device"] = "auto"
     cfg = load_config(config, dotted)
-    if not isinstance(optimizer, str) and cfg.optim.options() != OptimConfig(name="sgd").options():
+    if not isinstance(optimizer, str) and cfg.optim.options() != OptimConfig.model_validate({"name": "sgd"}).options():
         raise ConfigError("fit: optimizer options go with an optimizer name, not with a given optimizer")
     st = store if store is not None else ctx.get("store")
     st = st if isinstance(st, Store) else Store(st)

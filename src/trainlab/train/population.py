@@ -773,5 +773,9 @@ def resume_population(run_id: str, store: Store) -> list:
     path = store.artifacts(run_id)["population"]
     state = torch_load(path)
     records = [store.get_run(r) for r in state["run_ids"]]
+    from trainlab.targets import check_stored
+
+    for r in records:  # every member's stored config, not only the one asked for
+        check_stored(r.config, what=f"run {r.id}")
     configs = [load_config(r.config) for r in records]
     return Population(configs, store=store, group=records[0].group).fit(resume=str(path))
