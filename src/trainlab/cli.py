@@ -299,11 +299,18 @@ def schedule_plot(
         from trainlab.data import load
         from trainlab.train import load_config
 
+        from trainlab.train import build
+
         cfg = load_config(config_or_spec)
         d = cfg.data
-        data = load(d.name, split_seed=d.split_seed, val_fraction=d.val_fraction, test_fraction=d.test_fraction, subset=d.subset, **d.loader_options())
-        n = len(data.x_train)
-        steps_per_epoch = n // d.batch_size if d.drop_last else -(-n // d.batch_size)
+        data = build.data(cfg)  # the config's own data (a target, a registered name), else a built-in set
+        if data is None:
+            data = load(d.name, split_seed=d.split_seed, val_fraction=d.val_fraction, test_fraction=d.test_fraction, subset=d.subset, **d.loader_options())
+        if hasattr(data, "x_train"):
+            n = len(data.x_train)
+            steps_per_epoch = n // d.batch_size if d.drop_last else -(-n // d.batch_size)
+        else:
+            steps_per_epoch = len(data.batches)
         total = cfg.train.max_steps or cfg.train.epochs * steps_per_epoch
         lr = cfg.optim.scaled_lr(d.batch_size)
         schedule, title = from_config(cfg.schedule.name, cfg.schedule.options(), base_lr=lr, total_steps=total), f"{cfg.name}: {cfg.schedule.name}"

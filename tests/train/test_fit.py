@@ -229,3 +229,32 @@ def test_study_optimize_takes_a_fit_objective(store, tmp_path):
     for t in trials:
         assert t.value == pytest.approx(runs[t.run_id].final["val_loss"])
         assert t.intermediate  # fit reported to the trial after each evaluation
+
+
+def test_study_optimize_takes_a_model_factory_and_fits_arguments(tmp_path):
+    from trainlab.store import Store
+    from trainlab.tune import Categorical, Float, Study
+
+    x, y = blobs()
+    url = str(tmp_path / "study.db")
+    space = {
+        "width": Categorical([2, 16]),
+        "lr": Float(0.01, 0.3, log=True),
+        "regularize.l2": Float(1e-5, 1e-3, log=True),
+    }
+    study = Study("factory", space, sampler="random", storage=url, metric="val_acc", direction="maximize")
+    study.optimize(
+        lambda trial: nn.Sequential(
+            nn.Linear(2, trial.params["width"]), nn.ReLU(), nn.Linear(trial.params["width"], 3)
+        ),
+        3,
+        train=(x, y),
+        optimizer="adam",
+        epochs=3,
+    )
+    runs = {r.id: r for r in Store(url).list_runs(group="factory")}
+    for t in study.trials:
+        assert t.state == "complete"
+        cfg = runs[t.run_id].config
+        assert cfg["optim"]["lr"] == t.params["lr"] and cfg["regularize"]["l2"] == t.params["regularize.l2"]
+        assert t.value == runs[t.run_id].final["val_acc"]

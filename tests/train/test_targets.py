@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import trainlab
+import trainlab.train
 from trainlab import targets
 from trainlab.errors import ConfigError
 from trainlab.train import load_config, run
@@ -182,7 +183,9 @@ def test_loss_target_function_with_args(project, store):
     (project / "losses.py").write_text(
         "def scaled_mae(outputs, targets, scale=1.0):\n    return scale * (outputs.squeeze(-1) - targets).abs().mean()\n"
     )
-    path = write_config(project, """
+    path = write_config(
+        project,
+        """
         [model]
         target = "mynets:Linear"
         [data]
@@ -195,7 +198,8 @@ def test_loss_target_function_with_args(project, store):
         lr = 0.01
         [train]
         max_steps = 3
-    """)
+    """,
+    )
     result = run(load_config(path), store=store)
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 3)).astype(np.float32)
@@ -339,3 +343,47 @@ def test_a_module_of_the_same_name_elsewhere_does_not_shadow_the_configs(project
         assert run(cfg, store=store).status == "completed"
     finally:
         sys.path.remove(str(other))
+
+
+LOADERS = """
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+def _blobs(n=200):
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(n) % 3
+    x = torch.randn(n, 2, generator=g) * 0.5 + torch.stack([torch.cos(y * 2.1), torch.sin(y * 2.1)], 1)
+    return x, y
+
+def datasets():
+    x, y = _blobs()
+    return TensorDataset(x[:160], y[:160]), TensorDataset(x[160:], y[160:])
+
+def loaders():
+    x, y = _blobs()
+    return DataLoader(TensorDataset(x[:160], y[:160]), batch_size=32, shuffle=True), TensorDataset(x[160:], y[160:])
+"""
+
+
+class _CtrlC(trainlab.train.Callback):
+    def on_step_end(self, trainer, step, logs):
+        if step == 7:  # mid-epoch (5 batches an epoch)
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("data", ["loaders:datasets", "loaders:loaders"])
+def test_a_dataset_or_dataloader_target_resumes_bit_identically(project, store, data):
+    """Interrupted mid-epoch and resumed: the same weights as an uninterrupted run, for a
+    Dataset (seeded index batches) and for a user's shuffling DataLoader (epoch-start replay)."""
+    (project / "loaders.py").write_text(textwrap.dedent(LOADERS))
+    cfg = {"config_dir": str(project), "model": {"target": "mynets:Classifier", "args": {"width": 8}, "dropout": 0.0},
+           "data": {"target": data, "batch_size": 32}, "optim": {"name": "sgd", "lr": 0.1, "momentum": 0.9},
+           "train": {"epochs": 4, "checkpoint_every": 3}}  # fmt: skip
+    cut = run(cfg, store=store, callbacks=[_CtrlC()])
+    assert cut.status == "interrupted"
+    resumed = run(None, store=store, resume=cut.run_id)
+    full = run(cfg, store=store)
+    assert resumed.final["step"] == full.final["step"] == 20
+    for (k, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), k
+    assert resumed.final["val_loss"] == full.final["val_loss"]

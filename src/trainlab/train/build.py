@@ -102,6 +102,8 @@ def model(cfg: RunConfig, data: Any, *, store: Any = None, parts: Parts | None =
     elif is_user_model(cfg):
         fn, label = _callable("model", cfg)
         key = "model.target" if m.target else "model.name"
+        if num_classes is None and _takes(fn, "num_classes"):  # class labels in a Dataset / DataLoader
+            num_classes = data.num_classes = _scan_classes(data)
         extra = {
             "input_shape": input_shape,
             "num_classes": num_classes if num_classes else (1 if num_classes == 0 else None),
@@ -128,6 +130,13 @@ def model(cfg: RunConfig, data: Any, *, store: Any = None, parts: Parts | None =
         }
         init_model(net, m.init, nonlinearity=m.activation, **options)
     return _finish(net, cfg, store)
+
+
+def _takes(fn: Callable[..., Any], name: str) -> bool:
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _from_factory(factory: Callable[..., Any], seed: int) -> Any:

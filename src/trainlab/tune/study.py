@@ -333,11 +333,23 @@ class Study:
         jobs: int = 1,
         executor: str = "local",
         callback: Callable[[Study, FrozenTrial], None] | None = None,
+        **fit_kwargs: Any,
     ) -> Study:
         """Run ``n_trials`` more trials, ``jobs`` at a time (``executor``: ``local``
         processes or ``ray`` tasks). ``objective(trial) -> float`` must be picklable when
-        ``jobs > 1`` or ``executor="ray"``. ``callback(study, trial)`` after each trial."""
+        ``jobs > 1`` or ``executor="ray"``. ``callback(study, trial)`` after each trial.
+
+        With ``trainlab.fit``: ``objective`` may return ``fit(...)``'s result (its
+        ``final[metric]`` is the value; ``fit`` reports to the trial, so pruners work), or, given
+        ``fit``'s arguments here (``train=(X, y), epochs=5, ...``), be a model factory
+        ``trial -> nn.Module`` (or ``-> seed -> nn.Module``): each trial is then
+        ``fit(factory(trial), **fit_kwargs)`` with the trial's parameters named like ``fit``'s
+        keywords (``lr``, ``batch_size``), the optimizer's options (``momentum``) or config keys
+        (``"regularize.l2"``) passed to it."""
         from trainlab.tune.executors import run_parallel
+
+        if fit_kwargs:
+            objective = _FitObjective(objective, fit_kwargs)
 
         if not isinstance(n_trials, int) or n_trials < 0:
             raise ConfigError(f"n_trials must be a non-negative integer, got {n_trials!r}")
@@ -359,6 +371,24 @@ class Study:
 
     def __repr__(self) -> str:
         return f"Study(name={self.name!r}, direction={self.direction!r}, sampler={self.sampler!r}, pruner={self.pruner!r})"
+
+
+class _FitObjective:
+    """``fit(factory(trial), **fit_kwargs, **the trial's fit parameters)`` (see ``Study.optimize``)."""
+
+    def __init__(self, factory: Callable[[Trial], Any], fit_kwargs: dict[str, Any]):
+        if "train" not in fit_kwargs:
+            raise ConfigError(f"optimize: unknown argument '{next(iter(fit_kwargs))}'; a model factory needs fit's train= (and its other arguments)")
+        self.factory, self.fit_kwargs = factory, fit_kwargs
+
+    def __call__(self, trial: Trial) -> Any:
+        from trainlab.optim import options
+        from trainlab.train.fit import FIT_KEYWORDS, fit
+
+        optimizer = self.fit_kwargs.get("optimizer", "sgd")
+        accepted = set(options(optimizer)) if isinstance(optimizer, str) else set()
+        params = {k: v for k, v in trial.params.items() if k in FIT_KEYWORDS or k in accepted or "." in k}
+        return fit(self.factory(trial), **{**self.fit_kwargs, **params})
 
 
 def _objective_value(value: Any, trial: Trial) -> float:
