@@ -198,6 +198,9 @@ def probe(net: nn.Module, data: Any, *, label: str, custom_loss: bool) -> None:
     """Run the model on two training samples (eval mode) and check its output fits the task;
     with loader data whose class count is unknown, the output width sets it."""
     x, y = _probe_batch(data)
+    param = next(net.parameters(), None)
+    if param is not None and isinstance(x, torch.Tensor):
+        x = x.to(param.device)  # a user's model may already sit on an accelerator
     was = net.training
     net.eval()
     try:
