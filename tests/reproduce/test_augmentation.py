@@ -11,9 +11,8 @@ GROUP = "reproduce/augmentation/quick"
 
 
 def test_the_arms_differ_only_in_the_augmentation():
-    plain, augmented = config([], 3, quick=False), config(AUGMENT, 3, quick=False)
+    plain, augmented = config([], quick=False), config(AUGMENT, quick=False)
     assert augmented["data"].pop("augment") == ["shift:3", "scale:0.1", "noise:0.05"] and plain["data"].pop("augment") == []
-    plain.pop("name"), augmented.pop("name")
     assert plain == augmented and plain["data"]["subset"] == 500
 
 

@@ -26,7 +26,8 @@ import torch
 from trainlab.reproduce import Context, Experiment, Outcome, Protocol
 from trainlab.reproduce._measure import mean_std
 from trainlab.reproduce.checks import greater
-from trainlab.train import run, setup
+from trainlab.reproduce.sweep import sweep
+from trainlab.train import setup
 
 NAME = "augmentation"
 AUGMENT = ["shift:3", "scale:0.1", "noise:0.05"]
@@ -34,10 +35,8 @@ MARGIN = 0.02  # two points of validation accuracy: chosen before running
 ARMS = {"no augmentation": [], "shift + stretch + noise": AUGMENT}
 
 
-def config(augment: list[str], seed: int, quick: bool) -> dict[str, Any]:
+def config(augment: list[str], quick: bool) -> dict[str, Any]:
     return {
-        "name": f"{NAME}/{'+'.join(augment) or 'none'}",
-        "seed": seed,
         "data": {"name": "mnist1d", "batch_size": 50, "subset": 200 if quick else 500, "augment": augment},
         "model": {"name": "mlp", "hidden": [256, 256], "activation": "relu"},
         "optim": {"name": "adam", "lr": 1e-3},
@@ -48,13 +47,11 @@ def config(augment: list[str], seed: int, quick: bool) -> dict[str, Any]:
 def _run(ctx: Context) -> Outcome:
     metrics: dict[str, dict[str, list[float]]] = {arm: {"val_acc": [], "best_val_acc": [], "test_acc": [], "train_acc": []} for arm in ARMS}
     curves: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {arm: [] for arm in ARMS}
-    for seed in range(ctx.seeds):
-        for arm, augment in ARMS.items():
-            ctx.log(f"{NAME}: {arm}, seed {seed}")
-            result = run(config(augment, seed, ctx.quick), store=ctx.store, group=ctx.group(NAME))
-            for key in metrics[arm]:
-                metrics[arm][key].append(result.final[key])
-            curves[arm].append(ctx.store.metrics(result.run_id, ["val_acc"])["val_acc"])
+    runs = sweep(ctx, NAME, {arm: config(augment, ctx.quick) for arm, augment in ARMS.items()})
+    for arm in ARMS:
+        for key in metrics[arm]:
+            metrics[arm][key] = runs.final(arm, key)
+        curves[arm] = runs.metric(arm, "val_acc")
     none, augmented = ARMS
     check = greater(metrics[augmented]["val_acc"], metrics[none]["val_acc"], margin=MARGIN, what="final val acc, augmented - none")
     rows = [[arm] + [mean_std(m[k]) for k in ("val_acc", "best_val_acc", "test_acc", "train_acc")] for arm, m in metrics.items()]
@@ -88,7 +85,7 @@ def _plots(curves: dict[str, list[tuple[np.ndarray, np.ndarray]]], metrics: dict
 def _examples_figure(quick: bool, draws: int = 3):
     from trainlab.report.plots import COLORS, new_figure
 
-    s = setup(config(AUGMENT, 0, quick))
+    s = setup({**config(AUGMENT, quick), "seed": 0})
     x = s.data.x_train[:1].repeat(draws, 1)
     augmented = s.augment(x, torch.Generator().manual_seed(0))
     fig, ax = new_figure(5.2, 3.0)

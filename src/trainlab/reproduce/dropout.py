@@ -199,7 +199,13 @@ EXPERIMENT = Experiment(
         "Gal & Ghahramani (2016) §5: MC dropout's predictive variance expresses model uncertainty (paraphrased)."
     ),
     protocol=(
-        Protocol("data", "the first 500 MNIST-1D training samples", "Srivastava: MNIST, SVHN, CIFAR, TIMIT, … (full sets and, §7.3, subsets of MNIST down to 100 samples)", "CPU scale; a small set is where the notes and §7.3 expect overfitting"),
+        Protocol(
+            "data",
+            "the first 500 MNIST-1D training samples",
+            "Srivastava: MNIST, SVHN, CIFAR, TIMIT, … (full sets and, §7.3 Fig. 10, MNIST subsets of 100 to 50k samples)",
+            "CPU scale; note that Srivastava et al. §7.3 report no gain from dropout on their smallest sets (100, 500 samples), "
+            "and 003 says \"在训练样本极少时，Dropout不会很有效\": 500 samples is the regime where the source expects little",
+        ),
         Protocol("model", "MLP 40-256-256-10, ReLU, drop 0.5 after each hidden layer", "MLPs of 2–4 layers of 1024–8192 units, drop 0.5 hidden, 0.2 input, max-norm", "CPU scale; no input dropout and no max-norm (one knob at a time)"),
         Protocol("optimizer", "Adam lr 1e-3, batch 50, 150 epochs", "SGD with momentum, large decaying lr, max-norm c ∈ [3, 4]", "Adam needs no lr schedule to tune at this scale"),
         Protocol("metric", "train − validation accuracy gap; MC std ratio noise / test digits", "test error (Srivastava); predictive variance off the data (Gal & Ghahramani)", "the notes' claim is about overfitting, i.e. the gap"),

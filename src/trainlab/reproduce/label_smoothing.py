@@ -28,7 +28,8 @@ import torch
 
 from trainlab.reproduce import Context, Experiment, Outcome, Protocol
 from trainlab.reproduce.checks import greater
-from trainlab.train import run, setup
+from trainlab.reproduce.sweep import sweep
+from trainlab.train import setup
 
 NAME = "label-smoothing"
 EPSILON = 0.1
@@ -59,10 +60,8 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: in
     return float(np.abs(correct - confidence).sum() / counts.sum())
 
 
-def config(eps: float, seed: int, quick: bool) -> dict[str, Any]:
+def config(eps: float, quick: bool) -> dict[str, Any]:
     return {
-        "name": f"{NAME}/eps={eps}",
-        "seed": seed,
         "data": {"name": "mnist1d", "batch_size": 100, **({"subset": 1000} if quick else {})},
         "model": {"name": "mlp", "hidden": [100, 100], "activation": "relu"},
         "optim": {"name": "adam", "lr": 1e-3},
@@ -77,15 +76,14 @@ def _probabilities(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
 
 
 def _run(ctx: Context) -> Outcome:
-    data = setup(config(0.0, 0, ctx.quick)).data  # the test split is fixed across seeds (split_seed)
+    data = setup({**config(0.0, ctx.quick), "seed": 0}).data  # the test split is fixed across seeds (split_seed)
     labels = data.y_test.numpy()
     metrics: dict[str, dict[str, list[float]]] = {arm: {"ece": [], "test_acc": [], "test_nll": [], "confidence": []} for arm in ARMS}
     pooled = {arm: np.zeros((3, N_BINS)) for arm in ARMS}
-    for arm, eps in ARMS.items():
-        for seed in range(ctx.seeds):
-            ctx.log(f"{NAME}: {arm}, seed {seed}")
-            result = run(config(eps, seed, ctx.quick), store=ctx.store, group=ctx.group(NAME))
-            probs = _probabilities(result.model, data.x_test)
+    runs = sweep(ctx, NAME, {arm: config(eps, ctx.quick) for arm, eps in ARMS.items()})
+    for arm in ARMS:
+        for i in range(len(runs.seeds)):
+            probs = _probabilities(runs.model(arm, i), data.x_test)
             m = metrics[arm]
             m["ece"].append(expected_calibration_error(probs, labels))
             m["test_acc"].append(float((probs.argmax(1) == labels).mean()))
