@@ -40,7 +40,7 @@ import torch
 
 from trainlab.reproduce import Context, Experiment, Outcome, Protocol
 from trainlab.reproduce._measure import mean_std
-from trainlab.reproduce.checks import greater, less
+from trainlab.reproduce.checks import all_hold, greater, less
 from trainlab.train import Callback, run
 
 NAME = "gradient-clipping-rnn"
@@ -117,9 +117,10 @@ def _run(ctx: Context) -> Outcome:
         for arm in ARMS
         for lr in lrs
     ]
+    holds, statement = all_hold(fewer, lower)
     return Outcome(
-        holds=fewer.holds and lower.holds,
-        statement=f"{fewer.statement}; {lower.statement}",
+        holds=holds,
+        statement=statement,
         figures={
             "learning_rates": list(lrs),
             "clip_norm": CLIP_NORM,

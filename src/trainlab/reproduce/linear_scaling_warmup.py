@@ -35,7 +35,7 @@ import numpy as np
 
 from trainlab.reproduce import Context, Experiment, Outcome, Protocol
 from trainlab.reproduce._measure import mean_std
-from trainlab.reproduce.checks import Check, diff_ci, greater
+from trainlab.reproduce.checks import Check, all_hold, diff_ci, greater
 from trainlab.train import run
 
 NAME = "linear-scaling-warmup"
@@ -124,9 +124,10 @@ def _run(ctx: Context) -> Outcome:
         [arm, SMALL_BATCH if arm == small else s["large_batch"], f"{lrs[arm]:g}", mean_std(early[arm]), mean_std([c[-1] for c in curves[arm]]), mean_std(test_acc[arm]), sum(x == "diverged" for x in status[arm])]
         for arm in ARMS
     ]
+    holds, statement = all_hold(fails, matches)
     return Outcome(
-        holds=fails.holds and matches.holds,
-        statement=f"{fails.statement}; {matches.statement}",
+        holds=holds,
+        statement=statement,
         figures={
             "k": k,
             "lr": lrs,
