@@ -6,12 +6,17 @@ sharpness, or a user's own loop).
 
 Each optimizer step, in order (the notes' mini-batch gradient descent, 000 §7.1):
   1. draw the next mini-batch (own generator; augmentation on training batches only)
-  2. forward, loss (+ label smoothing / distillation, + L1/L2 penalty), NaN check
+  2. forward, loss (+ label smoothing / distillation, + L1/L2 penalty)
   3. backward; callbacks' ``on_before_step``
   4. clip the gradients (norm or value; the pre-clip norm is logged)
-  5. optimizer step, max-norm constraint, schedule step
-  6. log (batched writes), then every ``eval_every`` steps: evaluate, report to a study
-     trial, early stopping, checkpoint.
+  5. optimizer step, max-norm constraint, the schedule's lr for the next step
+  6. every ``log_every`` steps, at evaluations and before a checkpoint: read the steps' losses
+     from the device in one go (:meth:`Trainer._drain`) — a non-finite one ends the run as
+     ``diverged`` at its step — and log (batched writes); every ``eval_every`` steps:
+     evaluate, report to a study trial, early stopping, checkpoint.
+
+Nothing on the step path waits for the device (no ``float(loss)`` per step) or imports a
+module; ``benchmarks/loop_overhead.py`` measures what the loop costs over a hand-written one.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from torch import nn
 from trainlab.data import BatchIterator, Dataset
 from trainlab.data import load as load_data
 from trainlab.errors import ConfigError
+from trainlab.optim import clip_grad_norm_, clip_grad_value_
+from trainlab.regularization import distillation_loss, max_norm_, penalty, project_lp_ball_, smoothed_cross_entropy
 from trainlab.stats import best_of, mode_for
 from trainlab.store import MetricBuffer, Store
 from trainlab.train.callbacks import BestTracker, Callback, EarlyStopping
@@ -291,9 +298,9 @@ class Trainer:
             self._forward = self.dist.wrap(self.model, cfg.model.sync_bn)
             self.dist.seed(cfg.seed)
         self.loss_fn = s.loss_fn
-        from trainlab.schedules import to_torch
-
-        self.scheduler = to_torch(self.optimizer, s.schedule)
+        self._train_loss = self._training_loss_fn()
+        self._lr_ratios = _lr_ratios(self.optimizer)
+        self._set_lr(0)
         self.callbacks = self._config_callbacks() + self.user_callbacks
         if not s.data.num_classes and "acc" in cfg.train.monitor:
             raise ConfigError(f"train.monitor = '{cfg.train.monitor}' needs a classification task; use 'val_loss'")
@@ -329,8 +336,12 @@ class Trainer:
             with self._progress() as progress:
                 status, message = self._loop(progress)
         except KeyboardInterrupt:
-            status, message = "interrupted", f"interrupted at step {self.step}; resume with `trainlab run --resume {self.run_id}`"
-            if self.dist is None:  # N ranks cannot meet for a checkpoint now: the last one stays
+            bad = self._drain()
+            if bad is not None:  # the interrupt came after a non-finite loss was computed
+                status, message = self._diverged(bad)
+            else:
+                status, message = "interrupted", f"interrupted at step {self.step}; resume with `trainlab run --resume {self.run_id}`"
+            if bad is None and self.dist is None:  # N ranks cannot meet for a checkpoint now: the last one stays
                 self._save_checkpoint()
         except Exception as err:
             self.metrics.flush()
@@ -371,35 +382,45 @@ class Trainer:
         task = progress.add_task(cfg.name, total=s.total_steps, completed=self.step, info="") if progress else None
         eval_every = cfg.train.eval_every or s.steps_per_epoch
         ckpt_every = cfg.train.checkpoint_every
-        for cb in self.callbacks:
+        log_every = cfg.train.log_every
+        device, augment, callbacks = self.device, s.augment, self.callbacks
+        for cb in callbacks:
             cb.on_fit_start(self)
         self.model.train()
         while self.step < s.total_steps:
             for xb, yb in s.batches:
-                xb, yb = xb.to(self.device), yb.to(self.device)
-                if s.augment is not None:
-                    xb = s.augment(xb, self.aug_gen)
+                xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+                if augment is not None:
+                    xb = augment(xb, self.aug_gen)
                 if self.dist is not None:  # this rank's 1/N of the global batch
                     xb, yb = self.dist.shard(xb, yb)
                 logs = self._train_step(xb, yb)
-                if logs is None:
-                    return "diverged", f"loss became non-finite at step {self.step + 1}; the last good checkpoint is kept"
                 self.step += 1
-                for cb in self.callbacks:
-                    extra = cb.on_step_end(self, self.step, logs)
+                step = self.step
+                for cb in callbacks:
+                    extra = cb.on_step_end(self, step, logs)
                     if extra:
-                        self.metrics.add(self.step, extra)
-                if self.step % cfg.train.log_every == 0:
-                    self._log_window("train", reset=False)
-                if task is not None and self.step % 10 == 0:
-                    progress.update(task, completed=self.step, info=f"loss {logs['loss']:.4f} lr {logs['lr']:.3g}")
-                end_of_run = self.step >= s.total_steps
-                if self.step % eval_every == 0 or end_of_run:
+                        self.metrics.add(step, extra)
+                end_of_run = step >= s.total_steps
+                evaluate = step % eval_every == 0 or end_of_run
+                checkpoint = self._stop_reason is None and not end_of_run and self._checkpoint_due(ckpt_every, eval_every)
+                if step % log_every == 0 or evaluate or checkpoint or self._stop_reason is not None:
+                    # the one place the step's numbers are read from the device
+                    bad = self._drain()
+                    if bad is not None:
+                        return self._diverged(bad)
+                    if step % log_every == 0:
+                        self._log_window("train", reset=False)
+                    if task is not None:
+                        n = self._window.get("n", 0)
+                        info = f"loss {self._window['loss'] / n:.4f} lr {logs['lr']:.3g}" if n else ""
+                        progress.update(task, completed=step, info=info)
+                if evaluate:
                     metrics = self._evaluate_and_report()
                     if task is not None:
                         info = " ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith("val_"))
-                        progress.update(task, completed=self.step, info=info)
-                if self._stop_reason is None and not end_of_run and self._checkpoint_due(ckpt_every, eval_every):
+                        progress.update(task, completed=step, info=info)
+                if checkpoint and self._stop_reason is None:
                     self._save_checkpoint()
                 if self._stop_reason is not None:
                     return ("pruned" if self._stop_reason.startswith("pruned") else "completed"), self._stop_reason
@@ -408,66 +429,104 @@ class Trainer:
             self.epoch += 1
         return "completed", None
 
-    def _train_step(self, xb: torch.Tensor, yb: torch.Tensor) -> dict[str, float] | None:
-        cfg, s = self.config, self.setup
+    def _train_step(self, xb: torch.Tensor, yb: torch.Tensor) -> dict[str, Any]:
+        """One optimizer step. Nothing here waits for the device: the loss (and the gradient
+        norm, the correct count) stay tensors until :meth:`_drain` reads them in one go."""
+        cfg = self.config
         out = self._forward(xb)
-        loss = self._training_loss(out, yb, xb)
+        classify = bool(self.setup.data.num_classes) and isinstance(out, torch.Tensor)  # a user's model may return more
+        loss = self._train_loss(out, yb, xb)
         if self.dist is None:
-            loss_value = float(loss.detach())  # the step's one host sync: logging and the NaN check share it
+            logged = loss.detach()
+            correct = (out.detach().argmax(-1) == yb).sum() if classify else None
         else:  # the global batch's loss on every rank, and the weight that makes DDP's average its gradient
-            loss, loss_value, correct = self.dist.reduce_step(loss, out, yb, bool(s.data.num_classes))
-        total = loss
+            loss, value, correct = self.dist.reduce_step(loss, out, yb, classify)
+            logged = torch.tensor(value)
         reg = cfg.regularize
+        total = loss
         if reg.l1 or reg.l2:
-            from trainlab.regularization import penalty
-
             total = loss + penalty(self.model, l1=reg.l1, l2=reg.l2, include_bias_and_norm=reg.include_bias_and_norm)
-        if not math.isfinite(loss_value) or (total is not loss and not torch.isfinite(total.detach())):
-            return None
+            self._pending["total"].append(total.detach())
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         for cb in self.callbacks:
             cb.on_before_step(self, self.step)
-        logs = {"loss": loss_value, "lr": self.optimizer.param_groups[0]["lr"]}
+        logs: dict[str, Any] = {"loss": logged, "lr": self.optimizer.param_groups[0]["lr"]}
+        self._pending["loss"].append(logged)
         if cfg.train.clip_norm is not None or cfg.train.clip_value is not None:
-            from trainlab.optim import clip_grad_norm_, clip_grad_value_
-
             params = [p for p in self.model.parameters() if p.grad is not None]
             if cfg.train.clip_norm is not None:
-                logs["grad_norm"] = float(clip_grad_norm_(params, cfg.train.clip_norm))
+                logs["grad_norm"] = clip_grad_norm_(params, cfg.train.clip_norm)
+                self._pending["grad_norm"].append(logs["grad_norm"])
             if cfg.train.clip_value is not None:
                 clip_grad_value_(params, cfg.train.clip_value)
         self.optimizer.step()
         if reg.max_norm is not None:
-            from trainlab.regularization import max_norm_
-
             max_norm_(self.model, reg.max_norm, include_bias_and_norm=reg.include_bias_and_norm)
         if reg.norm_bound is not None:
-            from trainlab.regularization import project_lp_ball_
-
             project_lp_ball_(self.model, float(reg.norm_bound_p), reg.norm_bound, include_bias_and_norm=reg.include_bias_and_norm)
-        self.scheduler.step()
-        if s.data.num_classes and isinstance(out, torch.Tensor):  # summed on the device; read only when logged
-            self._correct += (out.detach().argmax(-1) == yb).sum() if self.dist is None else correct
+        self._set_lr(self.step + 1)
+        if classify:
+            self._pending["correct"].append(correct)
             self._seen += len(yb) if self.dist is None else self.dist.batch_size
-        for k, v in logs.items():
-            self._window[k] += v
         self._window["n"] += 1
         return logs
 
-    def _training_loss(self, out: torch.Tensor, yb: torch.Tensor, xb: torch.Tensor) -> torch.Tensor:
+    def _set_lr(self, step: int) -> None:
+        """The schedule's lr for the step after ``step`` optimizer steps (every group keeps its
+        ratio to the first group's initial lr, as ``trainlab.schedules.to_torch`` does). The
+        schedule is a pure function of the step, so a checkpoint needs only the step."""
+        lr = self.setup.schedule(step)
+        for group, ratio in zip(self.optimizer.param_groups, self._lr_ratios):
+            group["lr"] = lr * ratio
+
+    def _drain(self) -> int | None:
+        """Read the numbers the steps since the last drain left on the device (one wait for
+        it, at a log step, an evaluation, a checkpoint or a stop) and add them to the window.
+        Returns the first step whose loss (or loss + penalty) was not finite, None if none was."""
+        pending = self._pending
+        if not pending["loss"]:
+            return None
+        first = self.step - len(pending["loss"]) + 1
+        values = {k: torch.stack(v).tolist() for k, v in pending.items() if v and k != "correct"}
+        for key in ("loss", "total"):
+            for i, v in enumerate(values.get(key, ())):
+                if not math.isfinite(v):
+                    return first + i
+        for key in ("loss", "grad_norm"):
+            for v in values.get(key, ()):  # in step order, as floats: the sums do not depend on when they are read
+                self._window[key] += v
+        if pending["correct"]:
+            self._correct += int(torch.stack(pending["correct"]).sum())
+        for v in pending.values():
+            v.clear()
+        return None
+
+    def _diverged(self, bad_step: int) -> tuple[str, str]:
+        """The loss of ``bad_step`` was not finite: the run ends as diverged at the last good
+        step; metrics a callback logged from ``bad_step`` on are removed."""
+        self.step = bad_step - 1
+        self.metrics.flush()
+        self.store.truncate_metrics(self.run_id, self.step)
+        return "diverged", f"loss became non-finite at step {bad_step}; the last good checkpoint is kept"
+
+    def _training_loss_fn(self) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+        """The training loss, chosen once: distillation, label smoothing, or the task loss."""
         cfg, s = self.config, self.setup
         if s.teacher is not None:
-            from trainlab.regularization import distillation_loss
+            teacher, temperature, alpha = s.teacher.to(self.device), cfg.distill.temperature, cfg.distill.alpha
 
-            with torch.no_grad():
-                teacher_logits = s.teacher(xb)
-            return distillation_loss(out, teacher_logits, yb, cfg.distill.temperature, cfg.distill.alpha)
+            def distill(out: torch.Tensor, yb: torch.Tensor, xb: torch.Tensor) -> torch.Tensor:
+                with torch.no_grad():
+                    teacher_logits = teacher(xb)
+                return distillation_loss(out, teacher_logits, yb, temperature, alpha)
+
+            return distill
         if s.data.num_classes and cfg.train.label_smoothing > 0:
-            from trainlab.regularization import smoothed_cross_entropy
-
-            return smoothed_cross_entropy(out, yb, cfg.train.label_smoothing, style=cfg.train.label_smoothing_style)
-        return s.loss_fn(out, yb)
+            eps, style = cfg.train.label_smoothing, cfg.train.label_smoothing_style
+            return lambda out, yb, xb: smoothed_cross_entropy(out, yb, eps, style=style)
+        loss_fn = s.loss_fn
+        return lambda out, yb, xb: loss_fn(out, yb)
 
     def _log_window(self, prefix: str, reset: bool) -> dict[str, float]:
         n = self._window.get("n", 0)
@@ -476,7 +535,7 @@ class Trainer:
         means = {f"{prefix}_{k}": v / n for k, v in self._window.items() if k not in ("n", "lr")}
         means[f"{prefix}_lr"] = self.optimizer.param_groups[0]["lr"]
         if self._seen:
-            means[f"{prefix}_acc"] = float(self._correct) / self._seen
+            means[f"{prefix}_acc"] = self._correct / self._seen
         if prefix == "train" and not reset:
             self.metrics.add(self.step, means)
         if reset:
@@ -485,8 +544,9 @@ class Trainer:
 
     def _reset_window(self) -> None:
         self._window: dict[str, float] = defaultdict(float)  # sums since the last evaluation
-        self._correct = torch.zeros((), dtype=torch.long, device=self.device)
-        self._seen = 0
+        self._correct, self._seen = 0, 0
+        # each step's numbers as device tensors, until _drain reads them
+        self._pending: dict[str, list[torch.Tensor]] = {"loss": [], "total": [], "grad_norm": [], "correct": []}
 
     def _evaluate_and_report(self) -> dict[str, float]:
         s = self.setup
@@ -524,17 +584,18 @@ class Trainer:
 
     def _save_checkpoint(self) -> None:
         self._last_checkpoint = time.monotonic()
+        if self._drain() is not None:
+            raise AssertionError("a checkpoint is written only after the steps it holds were checked finite")
         self.metrics.flush()  # a checkpoint never refers to metrics that were not written
         state = {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
             "step": self.step,
             "epoch": self.epoch,
             "batches": self.setup.batches.state_dict(),
             "aug_gen": self.aug_gen.get_state(),
             "history": {k: [list(p) for p in v] for k, v in self.history.items()},
-            "window": {**self._window, "correct": int(self._correct), "seen": self._seen},
+            "window": {**self._window, "correct": self._correct, "seen": self._seen},
             "best": self.best.state_dict(),
             "callbacks": [cb.state_dict() if hasattr(cb, "state_dict") else None for cb in self.callbacks],
         }
@@ -560,13 +621,13 @@ class Trainer:
         state = self._read_checkpoint(run_id) if self.dist is None else self.dist.from_rank0(lambda: self._read_checkpoint(run_id))
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
         self.step, self.epoch = state["step"], state["epoch"]
+        self._set_lr(self.step)
         self.setup.batches.load_state_dict(state["batches"])
         self.aug_gen.set_state(state["aug_gen"])
         self.history = defaultdict(list, {k: [tuple(p) for p in v] for k, v in state["history"].items()})
         window = dict(state["window"])
-        self._correct = torch.tensor(window.pop("correct"), device=self.device)
+        self._correct = int(window.pop("correct"))
         self._seen = window.pop("seen")
         self._window = defaultdict(float, window)
         self.best.load_state_dict(state["best"])
@@ -615,6 +676,15 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_run_end(self, result)
         return result
+
+
+def _lr_ratios(optimizer: torch.optim.Optimizer) -> list[float]:
+    base = [float(g["lr"]) for g in optimizer.param_groups]
+    if base[0] == 0:
+        if any(b != 0 for b in base):
+            raise ConfigError("optimizer.param_groups[0]['lr'] is 0, so the other groups' lr ratios to it are undefined")
+        return [1.0] * len(base)
+    return [b / base[0] for b in base]
 
 
 def _json_safe(d: dict[str, Any]) -> dict[str, Any]:
