@@ -258,3 +258,12 @@ def test_study_optimize_takes_a_model_factory_and_fits_arguments(tmp_path):
         cfg = runs[t.run_id].config
         assert cfg["optim"]["lr"] == t.params["lr"] and cfg["regularize"]["l2"] == t.params["regularize.l2"]
         assert t.value == runs[t.run_id].final["val_acc"]
+
+
+def test_a_new_users_first_tries_point_at_fit_and_target():
+    from trainlab.train import Trainer, load_config
+
+    with pytest.raises(ConfigError, match=r"Trainer takes a run config; train your own model with trainlab.fit"):
+        Trainer(net(0), DataLoader(TensorDataset(*blobs())))
+    with pytest.raises(ConfigError, match=r"model.name: unknown value 'MyNet'.*or name your own with model.target = \"module:MyNet\""):
+        load_config({"model": {"name": "MyNet"}})

@@ -361,7 +361,8 @@ def _check_registry_names(cfg: RunConfig) -> None:
         checks.append((key, value.lower() if key == "optim.name" else value, names))
     for key, value, names in checks:
         if value not in names:
-            raise ValueError(f"{key}: unknown value '{value}'{did_you_mean(value, names)}; choose one of: {', '.join(sorted(names))}")
+            own = f", or name your own with {key.split('.')[0]}.target = \"module:{value}\"" if key in ("model.name", "data.name") else ""
+            raise ValueError(f"{key}: unknown value '{value}'{did_you_mean(value, names)}; choose one of: {', '.join(sorted(names))}{own}")
     from trainlab.optim import options as optimizer_options
 
     accepted = optimizer_options(cfg.optim.name)

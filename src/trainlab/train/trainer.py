@@ -213,7 +213,7 @@ class Trainer:
     def __init__(
         self,
         config: RunConfig | dict | str,
-        *,
+        *data: Any,  # nothing: a user's model and data go to trainlab.fit (a clear error below)
         store: Store | None = None,
         callbacks: Sequence[Callback] = (),
         trial: Any = None,
@@ -221,6 +221,8 @@ class Trainer:
         group: str | None = None,
         parts: Any = None,
     ):
+        if isinstance(config, nn.Module) or data:  # what a new user tries first: point at the door for it
+            raise ConfigError("Trainer takes a run config; train your own model with trainlab.fit(model, train, val, ...) (docs/fit.md)")
         self.config = load_config(config)
         self.parts = parts  # trainlab.fit's Python objects (trainlab.train.build.Parts)
         self.store = store or Store()
