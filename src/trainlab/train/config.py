@@ -332,10 +332,9 @@ def config_digest(config: Mapping[str, Any], exclude: Sequence[str] = (), length
 
 def _check_registry_names(cfg: RunConfig) -> None:
     """Names that select an implementation are checked here, at the boundary, not mid-run."""
+    from trainlab import targets
     from trainlab.data.datasets import DATASETS
     from trainlab.models import MODELS
-
-    from trainlab import targets
 
     checks = []
     if not (cfg.data.target or cfg.data.python or cfg.data.name in DATASETS):
