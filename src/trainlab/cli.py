@@ -204,6 +204,9 @@ def compare(
     seeds: Annotated[Optional[int], typer.Option("--seeds", metavar="N", help="seeds per variant (overrides compare.seeds)")] = None,
     output: Annotated[Optional[Path], typer.Option("-o", "--output", metavar="FILE", help="write the HTML report here")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+    vectorize: Annotated[
+        str, typer.Option("--vectorize", metavar="MODE", help="auto: train runs differing only in seed or scalars as populations; off: one by one")
+    ] = "auto",
 ) -> None:
     """Run every variant x seed (resumable: finished runs are skipped), then print the table.
 
@@ -215,7 +218,7 @@ def compare(
         raise ConfigError(f"--jobs must be >= 1, got {jobs}")
     cfg = load_config(config, overrides or [])
     st = _store(store)
-    run_comparison(cfg, store=st, jobs=jobs, seeds=seeds, quiet=quiet)
+    run_comparison(cfg, store=st, jobs=jobs, seeds=seeds, quiet=quiet, vectorize=vectorize)
     print_summary(summarize_plan(cfg, st, seeds), _out())
     if output is not None:
         from trainlab.report.build import write_report

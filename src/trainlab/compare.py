@@ -25,6 +25,13 @@ Several processes may run one comparison on one store at once (two terminals, tw
 machines on one PostgreSQL server): each run is made under a lease on its (group, config
 hash) — :meth:`trainlab.store.Store.lease` — so each (variant, seed) runs once, and the
 summary counts each seed of a variant once.
+
+Runs that differ only in seed or in scalars a population can vary (learning rate, momentum,
+betas, weight decay, dropout, label smoothing, clipping thresholds, the schedule) are trained as
+one population (:mod:`trainlab.train.population`) — ``vectorize="auto"``, the default; with
+``jobs`` > 1 each worker trains one population. Each member is still an ordinary run, made once
+under its own lease. ``vectorize="off"`` runs them one by one. A run a population cannot hold
+runs alone; one line says why.
 """
 
 from __future__ import annotations
@@ -39,6 +46,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from typing import Any
 
+import logging
+
 import numpy as np
 
 from trainlab._progress import ItemProgress, line
@@ -47,9 +56,12 @@ from trainlab.stats import bootstrap_ci, mode_for
 from trainlab.store import RunRecord, Store
 from trainlab.train.config import RunConfig, config_digest, load_config
 
+log = logging.getLogger("trainlab.compare")
+
 RESERVED = ("seeds", "variants", "metric", "target")
 METRICS = ("val_acc", "val_loss", "train_acc", "train_loss", "test_acc", "test_loss")  # what compare.metric may name
 RESULTS = ("completed", "diverged")  # a run with a result: a rerun does not repeat it
+VECTORIZE = ("auto", "off")
 
 
 @dataclass(frozen=True)
@@ -188,6 +200,101 @@ def _make_run(config: dict[str, Any], store_url: str, group: str, threads: int) 
     return result.status
 
 
+def _make_population(configs: list[dict[str, Any]], store_url: str, group: str, threads: int) -> list[str]:
+    """:func:`_make_run` for several runs trained as one population: each run's lease is taken
+    (a run whose lease another process holds is :data:`BUSY`, left for later); a run with a
+    result is not made again; interrupted members of a population are resumed with it (when
+    every living member's lease is held here), other interrupted runs as :func:`_make_run` does;
+    the rest train together. Returns each config's outcome, in order. Runs in a worker process."""
+    import torch
+
+    from trainlab._io import torch_load
+    from trainlab.train import run
+    from trainlab.train.population import Population, resume_population
+
+    cfgs = [load_config(c) for c in configs]
+    store = Store(store_url)
+    hashes = [c.hash() for c in cfgs]
+    outcome: dict[str, str] = {}
+    held: list[str] = []
+    try:
+        for cfg, h in zip(cfgs, hashes):
+            if store.claim(group, h, seed=cfg.seed):
+                held.append(h)
+            else:
+                outcome[h] = BUSY
+        store.reap(group=group)
+        torch.set_num_threads(threads)
+        fresh, resumed = [], set()
+        for cfg, h in zip(cfgs, hashes):
+            if h in outcome:
+                continue
+            existing = store.list_runs(group=group, config_hash=h)
+            if any(r.status in RESULTS for r in existing):
+                outcome[h] = "made by another process"
+                continue
+            if any(r.status == "running" for r in existing):
+                outcome[h] = BUSY
+                continue
+            interrupted = [r.id for r in existing if r.status == "interrupted"]
+            members = [i for i in interrupted if "population" in store.artifacts(i)]
+            if members and h not in resumed:
+                state = torch_load(store.artifacts(members[-1])["population"])
+                living = [state["run_ids"][k] for k in state["alive"]]
+                living_hashes = [store.get_run(r).config_hash for r in living]
+                need = [x for x in living_hashes if x not in held]
+                got = [x for x in need if store.claim(group, x)]
+                held.extend(got)
+                if len(got) == len(need):
+                    for result in resume_population(members[-1], store):
+                        outcome.setdefault(result.config.hash(), result.status)
+                        resumed.add(result.config.hash())
+                    continue
+            if h in resumed:
+                continue
+            with_checkpoint = [i for i in interrupted if "checkpoint" in store.artifacts(i)]
+            for run_id in interrupted:
+                if run_id not in with_checkpoint and run_id not in members:
+                    store.delete_run(run_id)
+            if with_checkpoint:
+                outcome[h] = run(None, store=store, group=group, resume=with_checkpoint[-1], quiet=True).status
+            else:
+                for run_id in members:  # its population was resumed elsewhere or cannot be: make it again
+                    store.delete_run(run_id)
+                fresh.append(cfg)
+        if len(fresh) > 1:
+            for cfg, result in zip(fresh, Population(fresh, store=store, group=group).fit()):
+                outcome[cfg.hash()] = result.status
+        elif fresh:
+            outcome[fresh[0].hash()] = run(fresh[0], store=store, group=group, quiet=True).status
+    finally:
+        for h in held:
+            store.release(group, h)
+    return [outcome.get(h, "made by another process") for h in hashes]
+
+
+def _tasks(configs: Sequence[RunConfig], vectorize: str, jobs: int, say: Callable[[str], None]) -> list[list[RunConfig]]:
+    """The comparison's runs as tasks: one config (a run alone) or several (a population).
+    With ``jobs`` workers and fewer populations than workers, populations are split so that
+    each worker gets one."""
+    if vectorize not in VECTORIZE:
+        raise unknown_name("vectorize", str(vectorize), VECTORIZE)
+    if vectorize == "off" or len(configs) < 2:
+        return [[c] for c in configs]
+    from trainlab.train.population import plan as plan_populations
+
+    populations, alone = plan_populations(configs)
+    if populations and len(populations) < jobs:
+        split = -(-jobs // len(populations))
+        populations = [p[i::split] for p in populations for i in range(split) if len(p[i::split]) > 0]
+    reasons: dict[str, int] = {}
+    for reason in alone.values():
+        reasons[reason] = reasons.get(reason, 0) + 1
+    for reason, n in reasons.items():
+        say(f"{n} run{'s' if n > 1 else ''} one by one: {reason}")
+    return [[configs[i] for i in p] for p in populations] + [[configs[i]] for i in sorted(alone)]
+
+
 class _InProcess:
     """The pool interface for ``jobs = 1``: each task runs at submit, in this process."""
 
@@ -214,11 +321,14 @@ def run_comparison(
     seeds: int | None = None,
     quiet: bool = False,
     poll_seconds: float = 1.0,
+    vectorize: str = "auto",
 ) -> list[RunRecord]:
     """Run (or finish) every variant × seed; returns the comparison's run records.
 
     Runs whose lease another process holds are tried again every ``poll_seconds`` until
-    that process has made them (or died: its lease is then taken over)."""
+    that process has made them (or died: its lease is then taken over). ``vectorize="auto"``
+    trains runs that differ only in seed or vectorizable scalars as populations; ``"off"``
+    runs each alone."""
     from trainlab._workers import process_pool
 
     store = store or Store()
@@ -226,36 +336,50 @@ def run_comparison(
     planned = [cfg for _, cfg in plan(config, seeds)]
     store.reap(group=group)  # runs of a killed comparison: interrupted, then resumed below
     have_result = {r.config_hash for r in store.list_runs(group=group) if r.status in RESULTS}
-    todo = deque((cfg, 0.0) for cfg in planned if cfg.hash() not in have_result)  # (config, when to try it)
+    pending = [cfg for cfg in planned if cfg.hash() not in have_result]
     threads = max(1, (os.cpu_count() or 1) // max(jobs, 1))
-    if jobs > 1 and todo and store.in_memory:
+    if jobs > 1 and pending and store.in_memory:
         raise ConfigError("--store ':memory:' lives in this process only; worker processes (--jobs > 1) need a file or server URL")
+
+    def say(text: str) -> None:
+        log.info("compare %s: %s", group, text)
+        if not quiet:
+            line(f"compare {group}: {text}")
+
+    todo = deque((task, 0.0) for task in _tasks(pending, vectorize, jobs, say))  # (configs, when to try them)
     waiting_said = False
-    with ItemProgress(f"compare {group}", len(todo), quiet=quiet) as progress, (
+    with ItemProgress(f"compare {group}", len(pending), quiet=quiet) as progress, (
         process_pool(jobs) if jobs > 1 else _InProcess()
     ) as pool:
-        in_flight: dict[Future, RunConfig] = {}
+        in_flight: dict[Future, list[RunConfig]] = {}
         while todo or in_flight:
             now = time.monotonic()
             while todo and len(in_flight) < jobs and todo[0][1] <= now:
                 # The store URL (it may carry a password) reaches the workers through the pool's
                 # pipe, pickled with the call; a spawned worker's command line holds no argument of ours.
-                cfg, _ = todo.popleft()
-                in_flight[pool.submit(_make_run, cfg.to_dict(), store.url, group, threads)] = cfg
+                task, _ = todo.popleft()
+                if len(task) == 1:
+                    fut = pool.submit(_make_run, task[0].to_dict(), store.url, group, threads)
+                else:
+                    fut = pool.submit(_make_population, [c.to_dict() for c in task], store.url, group, threads)
+                in_flight[fut] = task
             if not in_flight:
                 if not waiting_said and not quiet:
-                    line(f"compare {group}: waiting for {len(todo)} runs another process is making")
+                    line(f"compare {group}: waiting for {sum(len(t) for t, _ in todo)} runs another process is making")
                     waiting_said = True
                 time.sleep(max(0.0, todo[0][1] - now))
                 continue
             done, _ = wait(in_flight, timeout=poll_seconds, return_when=FIRST_COMPLETED)
             for fut in done:
-                cfg = in_flight.pop(fut)
-                outcome = fut.result()
-                if outcome == BUSY:
-                    todo.append((cfg, time.monotonic() + poll_seconds))
-                else:
-                    progress.done(f"{cfg.name} seed {cfg.seed}: {outcome}")
+                task = in_flight.pop(fut)
+                result = fut.result()
+                outcomes = [result] if isinstance(result, str) else result
+                busy = [cfg for cfg, outcome in zip(task, outcomes) if outcome == BUSY]
+                if busy:
+                    todo.append((busy, time.monotonic() + poll_seconds))
+                for cfg, outcome in zip(task, outcomes):
+                    if outcome != BUSY:
+                        progress.done(f"{cfg.name} seed {cfg.seed}: {outcome}")
     return store.list_runs(group=group)
 
 
@@ -386,13 +510,15 @@ def compare(
     seeds: int | Sequence[int] | None = None,
     quiet: bool = True,
     name: str = "compare",
+    vectorize: str = "auto",
     **fit_kwargs: Any,
 ) -> list[dict[str, Any]]:
     """Run a comparison and return its summary rows (see :func:`summarize`).
 
     ``config``: a config (its ``[compare]`` table), or ``{variant: callable}`` of model
     factories ``seed -> nn.Module`` (``fit``'s arguments given here: ``train=(X, y), val=...``)
-    or functions ``seed -> trainlab.fit(...)`` — see :func:`_compare_python`."""
+    or functions ``seed -> trainlab.fit(...)`` — see :func:`_compare_python`. ``vectorize``
+    ("auto" or "off") says whether a config's runs may train as populations (:func:`run_comparison`)."""
     if isinstance(config, Mapping) and config and all(callable(v) for v in config.values()):
         if jobs != 1:
             raise ConfigError("compare of Python callables runs in this process: jobs must be 1")
@@ -401,7 +527,7 @@ def compare(
         raise ConfigError(f"compare: unknown argument '{next(iter(fit_kwargs))}' (fit's arguments go with a dict of model factories)")
     cfg = load_config(config)
     store = store or Store()
-    run_comparison(cfg, store=store, jobs=jobs, seeds=seeds, quiet=quiet)
+    run_comparison(cfg, store=store, jobs=jobs, seeds=seeds, quiet=quiet, vectorize=vectorize)
     return summarize_plan(cfg, store, seeds)
 
 

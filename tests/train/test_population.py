@@ -172,3 +172,60 @@ def test_plan_groups_by_structure_and_says_why_not():
     assert "share a population" in alone[2]
     assert alone[3] == alone[4] == "model.norm = 'batch' has no batched kernels"
     assert unsupported(configs[0]) is None
+
+
+def test_population_killed_then_resumed_is_bit_identical(tmp_path):
+    """SIGKILL mid-training, then ``run --resume`` of one member: the whole population resumes
+    from its checkpoint to exactly the weights, metrics and finals of an uninterrupted one."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from trainlab._io import torch_load
+
+    configs = [
+        c.override({"train.epochs": 40, "train.checkpoint_every": 10, "train.label_smoothing": 0.0})
+        for c in member_configs(MODELS["mlp"])
+    ]
+    cfg_path = tmp_path / "cfgs.json"
+    cfg_path.write_text(json.dumps([c.to_dict() for c in configs]))
+    db = tmp_path / "kill.db"
+    code = (
+        "import json; import torch; torch.set_num_threads(1);"
+        "from trainlab.store import Store; from trainlab.train import run_population;"
+        f"run_population(json.load(open({str(cfg_path)!r})), store=Store({str(db)!r}), group='g')"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    store = Store(db)
+    deadline, run_ids = time.time() + 120, None
+    while time.time() < deadline:
+        runs = store.list_runs()
+        if len(runs) == 3 and all("population" in store.artifacts(r.id) for r in runs):
+            run_ids = [r.id for r in runs]
+            break
+        time.sleep(0.02)
+    assert run_ids is not None, proc.stderr.read().decode() if proc.poll() is not None else "no checkpoint within 120 s"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert all(store.get_run(r).status == "running" for r in run_ids), "finished before the kill; make it longer"
+    killed_at = torch_load(store.artifacts(run_ids[0])["population"])["step"]
+    assert 0 < killed_at < 320
+    store.reap()
+    resumed = run(None, store=store, resume=run_ids[1])
+    assert resumed.run_id == run_ids[1] and resumed.status == "completed"
+    full_store = Store(tmp_path / "full.db")
+    full = run_population(configs, store=full_store, group="g")
+    for run_id, ref in zip(run_ids, full):
+        record = store.get_run(run_id)
+        assert record.status == "completed" and record.final["step"] == ref.final["step"] == 320
+        assert record.final["val_loss"] == ref.final["val_loss"]
+        wa = torch_load(store.artifacts(run_id)["checkpoint"])["model"]
+        wb = torch_load(full_store.artifacts(ref.run_id)["checkpoint"])["model"]
+        assert all(torch.equal(wa[k], wb[k]) for k in wa)
+        ma, mb = store.metrics(run_id), full_store.metrics(ref.run_id)
+        assert set(ma) == set(mb)
+        for key in ma:
+            assert ma[key][0].tolist() == mb[key][0].tolist() and ma[key][1].tolist() == mb[key][1].tolist(), key

@@ -67,15 +67,26 @@ def trial_line(study, trial) -> str:
     return f"trial {trial.number} {trial.state}: {shown}{best_text} {params}" + (f" run {trial.run_id}" if trial.run_id else "")
 
 
-def _run_study(study, objective, n_trials: int, jobs: int, executor: str) -> None:
+def _run_study(study, objective, n_trials: int, jobs: int, executor: str, population: int | None = None) -> None:
     console = _console()
+
+    def optimize(callback) -> None:
+        if population is not None and population > 1:
+            from trainlab.tune.runs import optimize_in_populations
+
+            if jobs > 1 or executor != "local":
+                raise ConfigError("--population trains each batch in this process; use it with --jobs 1 and the local executor")
+            optimize_in_populations(study, objective, n_trials, population, callback=callback)
+        else:
+            study.optimize(objective, n_trials, jobs=jobs, executor=executor, callback=callback)
+
     if console.is_terminal:  # a live table; on a pipe or CI log it would show nothing until the end
         from rich.live import Live
 
         with Live(trials_table(study), console=console, refresh_per_second=2, transient=False) as live:
-            study.optimize(objective, n_trials, jobs=jobs, executor=executor, callback=lambda s, _t: live.update(trials_table(s)))
+            optimize(lambda s, _t: live.update(trials_table(s)))
     else:
-        study.optimize(objective, n_trials, jobs=jobs, executor=executor, callback=lambda s, t: _progress.line(trial_line(s, t)))
+        optimize(lambda s, t: _progress.line(trial_line(s, t)))
         console.print(trials_table(study))
     best = study.best_trial
     if best is not None:
@@ -83,11 +94,14 @@ def _run_study(study, objective, n_trials: int, jobs: int, executor: str) -> Non
         console.print(f"best trial {best.number}: {study.metric} = {best.value:.6g}  params = {json.dumps(best.params)}  run = {best.run_id}")
 
 
-def _tune(config: Path, overrides: list[str] | None, nas: bool, store: str | None, n_trials: int | None, jobs: int | None, executor: str, resume: str | None, **search) -> None:
+def _tune(
+    config: Path, overrides: list[str] | None, nas: bool, store: str | None, n_trials: int | None, jobs: int | None, executor: str,
+    resume: str | None, population: int | None = None, **search,
+) -> None:  # fmt: skip
     from trainlab.store import Store
     from trainlab.tune.runs import RunObjective, study_from_config
 
-    for flag, value in (("--trials", n_trials), ("--jobs", jobs)):
+    for flag, value in (("--trials", n_trials), ("--jobs", jobs), ("--population", population)):
         if value is not None and value < 1:
             raise ConfigError(f"{flag} must be an integer >= 1, got {value}")
     study, spec = study_from_config(config, nas=nas, store=store, overrides=overrides or [], resume=resume, **search)
@@ -103,7 +117,7 @@ def _tune(config: Path, overrides: list[str] | None, nas: bool, store: str | Non
     Store(study.storage_url).reap(group=study.name)  # runs of killed trials: interrupted, not left running
     objective = RunObjective(stored["config"], study.storage_url, nas=bool(stored.get("nas")), allow=allow)
     n_trials, jobs = spec.trials if n_trials is None else n_trials, spec.jobs if jobs is None else jobs
-    _run_study(study, objective, n_trials, jobs, executor)
+    _run_study(study, objective, n_trials, jobs, executor, population)
 
 
 def tune(
@@ -121,10 +135,14 @@ def tune(
     name: StudyNameOpt = None,
     store: StoreOpt = None,
     artifacts: ArtifactsOpt = None,
+    population: Annotated[
+        Optional[int],
+        typer.Option("--population", metavar="N", help="ask N suggestions at a time and train them as one population (no pruning)"),
+    ] = None,
 ) -> None:
     """Search the hyperparameters named in the config's [search] section; a live table shows the trials
     (one line per finished trial when the output is not a terminal)."""
-    _tune(config, overrides, False, store, trials, jobs, executor, resume, sampler=sampler, pruner=pruner, name=name)
+    _tune(config, overrides, False, store, trials, jobs, executor, resume, population, sampler=sampler, pruner=pruner, name=name)
 
 
 def nas(

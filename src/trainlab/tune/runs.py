@@ -44,7 +44,7 @@ from trainlab.tune.pruners import PRUNERS, Pruner, create_pruner
 from trainlab.tune.samplers import Sampler, create_sampler
 from trainlab.tune.space import Space
 from trainlab.tune.study import Study, Trial
-from trainlab.tune.trial import TrialPruned
+from trainlab.tune.trial import FAILED, TrialPruned
 
 SAMPLER_OPTIONS = {"gp": ("acquisition", "n_startup"), "random": ("qmc",), "grid": ("grid_steps",), "reinforce": ()}
 PRUNER_OPTIONS = ("min_resource", "max_resource", "eta")
@@ -239,3 +239,45 @@ def study_from_config(
         pruner = spec.make_pruner(config) if cli.get("pruner") else None
         study = Study.load(resume, storage=url, sampler=sampler, pruner=pruner)
     return study, spec
+
+
+def optimize_in_populations(study, objective: RunObjective, n_trials: int, size: int, callback=None) -> None:
+    """Run ``n_trials`` trials, asking ``size`` suggestions at a time and training those that can
+    share a population (:func:`trainlab.train.population.plan`) as one. Each ask sees the
+    earlier ones of its batch as pending (the GP's constant liar), so a batch spreads out. A
+    trial's value is its run's final metric; a diverged run fails its trial. Pruners see no
+    intermediate values here (members train in lockstep); the others run one by one as usual."""
+    from trainlab.store import Store
+    from trainlab.train import load_config
+    from trainlab.train.population import Population, plan
+
+    if not isinstance(size, int) or size < 1:
+        raise ConfigError(f"--population must be an integer >= 1, got {size!r}")
+    started = 0
+    while started < n_trials:
+        trials = []
+        while len(trials) < min(size, n_trials - started):
+            trial = study.ask()
+            if trial is None:
+                break
+            trials.append(trial)
+        if not trials:
+            return
+        started += len(trials)
+        configs = [load_config(objective.config, objective.overrides(t)) for t in trials]
+        populations, alone = plan(configs) if len(trials) > 1 else ([], {0: "one trial"})
+        for members in populations:
+            results = Population([configs[i] for i in members], store=Store(objective.store_url), group=study.name).fit()
+            for i, result in zip(members, results):
+                trial = trials[i]
+                trial.run_id = result.run_id
+                if result.status == "completed":
+                    done = study.tell(trial, float(result.final[trial.metric]))
+                else:
+                    done = study.tell(trial, None, FAILED, message=f"run {result.run_id} {result.status}: {result.message}")
+                if callback is not None:
+                    callback(study, done)
+        for i in sorted(alone):
+            done = study.run_trial(trials[i], objective)
+            if callback is not None:
+                callback(study, done)
