@@ -229,3 +229,38 @@ def test_population_killed_then_resumed_is_bit_identical(tmp_path):
         assert set(ma) == set(mb)
         for key in ma:
             assert ma[key][0].tolist() == mb[key][0].tolist() and ma[key][1].tolist() == mb[key][1].tolist(), key
+
+
+@pytest.mark.parametrize("kind", ["rnn", "gru"])
+def test_recurrence_backward_is_the_gradient(kind):
+    """The hand-written backpropagation through time of the RNN and GRU layers equals the
+    numerical gradient (float64)."""
+    from trainlab.train.population import _Recurrence
+
+    torch.manual_seed(0)
+    T, K, B, H = 5, 3, 4, 6
+    G = H if kind == "rnn" else 3 * H
+    gi = torch.randn(T, K, B, G, dtype=torch.float64, requires_grad=True)
+    w = (0.5 * torch.randn(K, H, G, dtype=torch.float64)).requires_grad_()
+    b = torch.randn(K, G, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda gi, w, b: _Recurrence.apply(kind, gi, w, b), (gi, w, b))
+
+
+def test_a_completed_member_checkpoint_is_a_run_checkpoint(tmp_path):
+    """A member's checkpoint has the sequential format: its optimizer state slice included."""
+    from trainlab._io import torch_load
+
+    configs = member_configs(MODELS["mlp"], **{"train.epochs": 1})
+    store = Store(tmp_path / "s.db")
+    member = run_population(configs, store=store)[1]
+    alone = run(configs[1], store=store)
+    a = torch_load(store.artifacts(member.run_id)["checkpoint"])
+    b = torch_load(store.artifacts(alone.run_id)["checkpoint"])
+    assert set(a) - {"population"} == set(b)
+    assert a["step"] == b["step"] and a["scheduler"]["last_epoch"] == b["scheduler"]["last_epoch"]
+    for key in b["model"]:
+        torch.testing.assert_close(a["model"][key], b["model"][key], rtol=1e-4, atol=1e-5)
+    state_a, state_b = a["optimizer"]["state"], b["optimizer"]["state"]
+    assert sorted(state_a) == sorted(state_b) and a["optimizer"]["param_groups"] == b["optimizer"]["param_groups"]
+    for index in state_b:  # the same parameter index: the same buffer
+        torch.testing.assert_close(state_a[index]["momentum_buffer"], state_b[index]["momentum_buffer"], rtol=1e-3, atol=1e-4)

@@ -41,13 +41,32 @@ def _nonzero(value: Any) -> bool:
 
 
 def _root_with_eps(stat: Tensor, eps: Any, inside: bool, divisor: Any = None) -> Tensor:
-    """√(G/d) + ε, or √(G/d + ε) with ε inside (``trainlab.optim._base.root_with_eps``)."""
+    """√(G/d) + ε, or √(G/d + ε) with ε inside (``trainlab.optim._base.root_with_eps``); a new tensor."""
     if inside:
-        return (stat if divisor is None else stat / divisor).add(eps).sqrt()
+        out = stat.div(divisor) if divisor is not None else stat.clone()
+        return out.add_(eps).sqrt_()
     root = stat.sqrt()
     if divisor is not None:
-        root = root / divisor**0.5
-    return root + eps
+        root.div_(divisor**0.5)
+    return root.add_(eps)
+
+
+def _descend(p: Tensor, lr: Any, direction: Tensor) -> None:
+    """θ ← θ − α d, with α a number or member k's α_k (one fused pass, no temporary)."""
+    if isinstance(lr, Tensor):
+        p.addcmul_(per_member(lr, p), direction, value=-1.0)
+    else:
+        p.add_(direction, alpha=-lr)
+
+
+def _add_scaled(buf: Tensor, scale: Any, g: Tensor, other: Tensor | None = None) -> None:
+    """buf ← buf + scale · g (· other), scale a number or a per-member tensor."""
+    if isinstance(scale, Tensor):
+        buf.addcmul_(per_member(scale, buf), g if other is None else g * other)
+    elif other is None:
+        buf.add_(g, alpha=scale)
+    else:
+        buf.addcmul_(g, other, value=scale)
 
 
 def prepare_grad(group: Group, p: Tensor, g: Tensor, decoupled: bool) -> Tensor:
@@ -80,16 +99,18 @@ def sgd(group: Group, p: Tensor, g: Tensor, state: dict[str, Any], t: float) -> 
         if buf is None:
             buf = state["momentum_buffer"] = g.clone()
         else:
-            buf.mul_(rho).add_(g * (1.0 - per_member(group["dampening"], p)))
+            buf.mul_(rho)
+            _add_scaled(buf, 1.0 - group["dampening"], g)
         g = g + rho * buf if group["nesterov"] else buf
-    p.sub_(per_member(group["lr"], p) * g)
+    _descend(p, group["lr"], g)
 
 
 def _moments(p: Tensor, g: Tensor, state: dict[str, Any], beta1: Any, beta2: Any) -> tuple[Tensor, Tensor]:
-    """M ← β₁ M + (1 − β₁) g, G ← β₂ G + (1 − β₂) g ⊙ g, in place."""
+    """M ← β₁ M + (1 − β₁) g, G ← β₂ G + (1 − β₂) g ⊙ g, in place (β per member: [K] tensors)."""
     exp_avg, exp_avg_sq = _buffer(state, "exp_avg", p), _buffer(state, "exp_avg_sq", p)
-    exp_avg.lerp_(g, 1.0 - beta1 if isinstance(beta1, Tensor) else 1.0 - beta1)
-    exp_avg_sq.mul_(beta2).add_((1.0 - beta2) * g * g)
+    exp_avg.lerp_(g, 1.0 - beta1)
+    exp_avg_sq.mul_(beta2)
+    _add_scaled(exp_avg_sq, 1.0 - beta2, g, g)
     return exp_avg, exp_avg_sq
 
 
@@ -102,7 +123,7 @@ def adam(group: Group, p: Tensor, g: Tensor, state: dict[str, Any], t: float) ->
         torch.maximum(max_sq, exp_avg_sq, out=max_sq)
         exp_avg_sq = max_sq
     denom = _root_with_eps(exp_avg_sq, per_member(group["eps"], p), group["eps_inside_sqrt"], 1 - beta2**t)
-    p.sub_(per_member(group["lr"], p) / (1 - beta1**t) * exp_avg / denom)
+    _descend(p, per_member(group["lr"], p) / (1 - beta1**t), torch.div(exp_avg, denom, out=denom))
 
 
 def nadam(group: Group, p: Tensor, g: Tensor, state: dict[str, Any], t: float) -> None:

@@ -161,11 +161,14 @@ def plan(configs: Sequence[RunConfig], *, min_size: int = 2, max_size: int | Non
 # batched kernels
 
 
-def linear(x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
-    """Member k: x_k W_kᵀ + b_k, for x [K, B, in], W [K, out, in], b [K, out]."""
+def linear(x: Tensor, w_t: Tensor, b: Tensor | None) -> Tensor:
+    """Member k: x_k W_kᵀ + b_k, for x [K, B, in], W_kᵀ stacked as ``w_t`` [K, in, out], b [K, out].
+
+    The stacked weights are kept transposed (a member's weight W_k is ``w_t[k].T``): then the
+    gradient ``bmm(xᵀ, grad)`` lands in the parameter's own layout, with no copy per step."""
     if b is None:
-        return torch.bmm(x, w.transpose(1, 2))
-    return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
+        return torch.bmm(x, w_t)
+    return torch.baddbmm(b.unsqueeze(1), x, w_t)
 
 
 class _Dropout:
@@ -193,6 +196,80 @@ class _Dropout:
         if not self.active(training):
             return x
         return x * self.masks(x.shape[1:], x)
+
+
+class _Recurrence(torch.autograd.Function):
+    """A whole recurrent layer over T steps for all members, with a hand-written backward
+    (backpropagation through time) — the per-step autograd graph of a small cell costs more
+    than its arithmetic. Inputs: the input projections ``gi`` [T, K, B, G] (for the tanh RNN
+    both biases included), the transposed recurrent weights ``w_hh_t`` [K, H, G] and ``b_hh``
+    [K, G] (GRU only: b_hn stays inside r ⊙ ·). Returns every step's state [T, K, B, H].
+
+    tanh RNN:  h_t = tanh(a_t + h_{t−1} W),  backward  δz_t = (δh_t + ∂L/∂h_t) ⊙ (1 − h_t²),
+               δh_{t−1} = δz_t Wᵀ,  ∂L/∂W = Σ_t h_{t−1}ᵀ δz_t.
+    GRU:       b = h_{t−1} W + b_hh,  r, z = σ(a_rz + b_rz),  n = tanh(a_n + r ⊙ b_n),
+               h_t = n + z ⊙ (h_{t−1} − n);  backward by the chain rule through each line.
+    """
+
+    @staticmethod
+    def forward(ctx, kind: str, gi: Tensor, w_hh_t: Tensor, b_hh: Tensor) -> Tensor:
+        T, K, B, G = gi.shape
+        H = w_hh_t.shape[1]
+        out = gi.new_empty(T, K, B, H)
+        h = gi.new_zeros(K, B, H)
+        if kind == "rnn":
+            for t in range(T):
+                h = torch.baddbmm(gi[t], h, w_hh_t, out=out[t]).tanh_()
+            ctx.save_for_backward(out, w_hh_t)
+        else:
+            r, z, n, b_n = (gi.new_empty(T, K, B, H) for _ in range(4))
+            for t in range(T):
+                gh = torch.baddbmm(b_hh.unsqueeze(1), h, w_hh_t)
+                a = gi[t]
+                torch.sigmoid(a[..., :H] + gh[..., :H], out=r[t])
+                torch.sigmoid(a[..., H : 2 * H] + gh[..., H : 2 * H], out=z[t])
+                b_n[t] = gh[..., 2 * H :]
+                torch.tanh(torch.addcmul(a[..., 2 * H :], r[t], b_n[t]), out=n[t])
+                h = torch.addcmul(n[t], z[t], h - n[t], out=out[t])
+            ctx.save_for_backward(out, w_hh_t, r, z, n, b_n)
+        ctx.kind = kind
+        return out
+
+    @staticmethod
+    def backward(ctx, d_out: Tensor):
+        kind = ctx.kind
+        out, w_hh_t = ctx.saved_tensors[:2]
+        T, K, B, H = out.shape
+        w = w_hh_t.transpose(1, 2)  # [K, G, H]
+        prev = torch.cat([out.new_zeros(1, K, B, H), out[:-1]])  # h_{t−1}
+        dh = out.new_zeros(K, B, H)
+        if kind == "rnn":
+            deriv = 1 - out * out
+            dz = torch.empty_like(out)
+            for t in range(T - 1, -1, -1):
+                torch.mul(dh + d_out[t], deriv[t], out=dz[t])
+                dh = torch.bmm(dz[t], w)
+            d_gi, d_pre = dz, dz
+            d_b = None
+        else:
+            r, z, n, b_n = ctx.saved_tensors[2:]
+            one_minus_z, h_minus_n = 1 - z, prev - n
+            dn_dpre, dr_dpre, dz_dpre = 1 - n * n, r * (1 - r), z * (1 - z)
+            d_gi = out.new_empty(T, K, B, 3 * H)
+            d_pre = out.new_empty(T, K, B, 3 * H)  # ∂L/∂(h W + b_hh)
+            for t in range(T - 1, -1, -1):
+                g = dh + d_out[t]
+                pre_n = g * one_minus_z[t] * dn_dpre[t]
+                torch.mul(pre_n * b_n[t], dr_dpre[t], out=d_gi[t, ..., :H])
+                torch.mul(g * h_minus_n[t], dz_dpre[t], out=d_gi[t, ..., H : 2 * H])
+                d_gi[t, ..., 2 * H :] = pre_n
+                d_pre[t, ..., : 2 * H] = d_gi[t, ..., : 2 * H]
+                torch.mul(pre_n, r[t], out=d_pre[t, ..., 2 * H :])
+                dh = torch.baddbmm(g * z[t], d_pre[t], w)
+            d_b = d_pre.sum((0, 2))
+        G = d_pre.shape[-1]
+        d_w = torch.bmm(prev.permute(1, 3, 0, 2).reshape(K, H, T * B), d_pre.permute(1, 0, 2, 3).reshape(K, T * B, G))
+        return None, d_gi, d_w, d_b
 
 
 class _Net:
@@ -270,28 +347,25 @@ class _Net:
             b_ih, b_hh = P[f"rnn.rnn.bias_ih_l{layer}"], P[f"rnn.rnn.bias_hh_l{layer}"]
             F_in = h_seq.shape[-1]
             gi = linear(h_seq.reshape(K, B * T, F_in), w_ih, b_ih).reshape(K, B, T, -1)
-            if self.kind != "gru":  # b_hh sums with b_ih (GRU keeps b_hn inside r ⊙ ·)
+            if self.kind != "gru":  # b_hh sums with b_ih (the GRU keeps b_hn inside r ⊙ ·)
                 gi = gi + b_hh[:, None, None, :]
-            gi = gi.permute(2, 0, 1, 3).contiguous()  # [T, K, B, G]: each step's slice contiguous
-            w_hh_t = w_hh.transpose(1, 2)
+            gi = gi.permute(2, 0, 1, 3).contiguous()  # [T, K, B, G]
+            if self.kind in ("rnn", "gru"):
+                states = _Recurrence.apply(self.kind, gi, w_hh, b_hh)  # w_hh stored transposed, [K, H, G]
+                last = states[-1]
+                if layer < self.layers - 1:
+                    h_seq = states.permute(1, 2, 0, 3)  # [K, B, T, H]
+                continue
+            # the LSTM through autograd; [T, K, B, G] unbound once: one backward node (a slice
+            # per step would give each step's gradient the whole tensor's size: O(T²))
+            gi = gi.unbind(0)
             h = x.new_zeros(K, B, self.hidden)
-            c = x.new_zeros(K, B, self.hidden) if self.kind == "lstm" else None
+            c = x.new_zeros(K, B, self.hidden)
             outputs = []
-            for t in range(T):
-                if self.kind == "rnn":  # h_t = tanh(W_ih x_t + b_ih + W_hh h_{t−1} + b_hh)
-                    h = torch.tanh(torch.baddbmm(gi[t], h, w_hh_t))
-                elif self.kind == "gru":  # torch's GRU: gates r, z, n
-                    gh = torch.baddbmm(b_hh.unsqueeze(1), h, w_hh_t)
-                    a_rz, a_n = gi[t].split([2 * self.hidden, self.hidden], dim=-1)
-                    b_rz, b_n = gh.split([2 * self.hidden, self.hidden], dim=-1)
-                    r, z = torch.sigmoid(a_rz + b_rz).chunk(2, dim=-1)
-                    n = torch.tanh(a_n + r * b_n)
-                    h = n + z * (h - n)  # (1 − z) ⊙ n + z ⊙ h
-                else:  # LSTM: gates i, f, g, o
-                    gates = torch.baddbmm(gi[t], h, w_hh_t)
-                    i, f, g, o = gates.chunk(4, dim=-1)
-                    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-                    h = torch.sigmoid(o) * torch.tanh(c)
+            for t in range(T):  # LSTM: gates i, f, g, o
+                i, f, g, o = torch.baddbmm(gi[t], h, w_hh).chunk(4, dim=-1)
+                c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+                h = torch.sigmoid(o) * torch.tanh(c)
                 if layer < self.layers - 1:
                     outputs.append(h)
             last = h
@@ -361,8 +435,10 @@ class Population:
         self.data, self.loss_kind = s0.data, s0.data.num_classes
         self.steps_per_epoch, self.total_steps = s0.steps_per_epoch, s0.total_steps
         names = {id(p): n for n, p in s0.model.named_parameters()}
+        # 2-D weights (linear maps) are stacked transposed, [K, in, out]: see `linear`
+        self.transposed = {n for n, p in s0.model.named_parameters() if p.dim() == 2}
         self.params = {
-            n: torch.stack([dict(s.model.named_parameters())[n].detach() for s in self.setups]).requires_grad_()
+            n: torch.stack([_layout(dict(s.model.named_parameters())[n].detach(), n in self.transposed) for s in self.setups]).requires_grad_()
             for n in names.values()
         }
         self.dropout = _Dropout([c.model.dropout for c in self.configs], self.generators)
@@ -705,7 +781,50 @@ class Population:
     # -- the end of a member ---------------------------------------------------------------------
     def _member_state(self, k: int) -> dict[str, Tensor]:
         i = self.alive.index(k)
-        return {n: p.detach()[i].clone() for n, p in self.params.items()}
+        return {n: _layout(p.detach()[i], n in self.transposed).contiguous() for n, p in self.params.items()}
+
+    def _member_checkpoint(self, k: int, model: torch.nn.Module) -> dict[str, Any]:
+        """Member ``k``'s state in the sequential run's checkpoint format (``Trainer._save_checkpoint``):
+        its weights, its slice of the optimizer state in its own optimizer's layout, its schedule
+        position, batch position, history and dropout generator, so that whatever reads or
+        resumes a run's checkpoint reads this one too."""
+        from trainlab.schedules import to_torch
+        from trainlab.train.checkpoint import rng_state
+
+        s, i = self.setups[k], self.alive.index(k)
+        K = len(self.alive)
+
+        def member_value(key: str, v: Any, transposed: bool) -> Any:
+            if not isinstance(v, Tensor) or v.dim() == 0 or v.shape[0] != K:
+                return v.clone() if isinstance(v, Tensor) else v
+            if key == "mu_product":  # Nadam keeps Π_t as a number per parameter
+                return float(v[i].reshape(-1)[0])
+            return _layout(v[i], transposed).contiguous()
+
+        optimizer = s.optimizer
+        for n, p in s.model.named_parameters():
+            state = self.optimizer.state.get(self.params[n])
+            if state:
+                optimizer.state[p] = {key: member_value(key, v, n in self.transposed) for key, v in state.items()}
+        scheduler = to_torch(optimizer, s.schedule)
+        scheduler.last_epoch = self.step
+        for group in optimizer.param_groups:
+            group["lr"] = s.schedule(self.step)
+        return {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "step": self.step,
+            "epoch": self.epoch,
+            "batches": s.batches.state_dict(),
+            "aug_gen": torch.Generator().manual_seed(self.configs[k].seed + 1).get_state(),
+            "history": {key: [list(p) for p in v] for key, v in self.history[k].items()},
+            "window": {**self.windows[k], "correct": int(self.correct[k]), "seen": self.seen},
+            "best": self.best[k].state_dict(),
+            "callbacks": [],
+            "rng": {**rng_state(), "torch": self.generators[k].get_state()},
+            "population": f"{self.population_id}:{k}/{self.K}",
+        }
 
     def _finish(self, k: int, status: str, message: str | None, test: dict[str, float] | None) -> None:
         """Record member ``k``'s end as its sequential run's ``_finish`` does; ``seconds`` is its
@@ -736,7 +855,7 @@ class Population:
             model.load_state_dict(self._member_state(k))
         if status == "completed" and test is not None:
             final.update({f"test_{key}": v for key, v in test.items()})
-            path = atomic_torch_save(self.store.run_dir(run_id) / "checkpoint.pt", {"model": model.state_dict(), "step": self.step, "population": final["population"]})
+            path = atomic_torch_save(self.store.run_dir(run_id) / "checkpoint.pt", self._member_checkpoint(k, model))
             self.store.add_artifact(run_id, "checkpoint", path)
         self.buffers[k].flush()
         if status != "interrupted":
@@ -747,6 +866,11 @@ class Population:
         logged = self.store.metrics(run_id)
         history = {key: list(zip(steps.tolist(), values.tolist())) for key, (steps, values) in logged.items()}
         self.results[k] = RunResult(run_id, status, final, history, cfg, message, model)
+
+
+def _layout(w: Tensor, transposed: bool) -> Tensor:
+    """A member's weight in the population's layout and back (a transpose is its own inverse)."""
+    return w.T if transposed else w
 
 
 def _result_from_store(store: Store, run_id: str, cfg: RunConfig):
