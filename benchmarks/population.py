@@ -147,14 +147,20 @@ def compare_wall_time(seeds: int = 8) -> tuple[float, float]:
     """Wall time of ``trainlab compare`` of ``seeds`` seeds of the quickstart (2 epochs), auto vs off."""
     from trainlab.compare import run_comparison
 
-    cfg = load_config("examples/quickstart.toml", ["train.epochs=2", "train.threads=1"]).override(
+    from pathlib import Path
+
+    quickstart = Path(__file__).resolve().parents[1] / "examples" / "quickstart.toml"
+    cfg = load_config(quickstart, ["train.epochs=2", "train.threads=1"]).override(
         {"compare": {"seeds": seeds, "optim.lr": [0.1]}}
     )
+    import tempfile
+
     out = []
     for mode in ("auto", "off"):
-        start = time.perf_counter()
-        run_comparison(cfg, store=Store(":memory:"), quiet=True, vectorize=mode)
-        out.append(time.perf_counter() - start)
+        with tempfile.TemporaryDirectory() as folder:  # a store each (":memory:" is one per process)
+            start = time.perf_counter()
+            run_comparison(cfg, store=Store(f"{folder}/runs.db"), quiet=True, vectorize=mode)
+            out.append(time.perf_counter() - start)
     return out[0], out[1]
 
 
