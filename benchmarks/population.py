@@ -68,7 +68,9 @@ MODELS = {
 
 
 def configs(name: str, k: int) -> list:
-    base = load_config({"name": f"bench-{name}", **MODELS[name], "train": {"epochs": 1, **MODELS[name].get("train", {})}})
+    base = load_config(
+        {"name": f"bench-{name}", **MODELS[name], "train": {"epochs": 1, **MODELS[name].get("train", {})}}
+    )
     return [base.override({"seed": s, "optim.lr": base.optim.lr * (1 + 0.05 * s)}) for s in range(k)]
 
 
@@ -145,9 +147,9 @@ def bench_model(name: str, rounds: int) -> dict[str, float]:
 
 def compare_wall_time(seeds: int = 8) -> tuple[float, float]:
     """Wall time of ``trainlab compare`` of ``seeds`` seeds of the quickstart (2 epochs), auto vs off."""
-    from trainlab.compare import run_comparison
-
     from pathlib import Path
+
+    from trainlab.compare import run_comparison
 
     quickstart = Path(__file__).resolve().parents[1] / "examples" / "quickstart.toml"
     cfg = load_config(quickstart, ["train.epochs=2", "train.threads=1"]).override(
@@ -175,7 +177,9 @@ def main() -> None:
         torch.set_num_threads(threads)
         mm = matmul_gflops()
         print(f"\n{threads} thread(s); plain 1024² float32 matmul: {mm:.1f} GFLOP/s")
-        print(f"{'model':12s} {'seq ms':>8s} {'pop1 ms':>8s} {'pop16 ms':>9s} {'pop16/16seq':>12s} {'pop16/pop1':>11s} {'pop16/seq':>10s} {'GFLOP/s seq':>12s} {'GFLOP/s pop16':>14s}")
+        print(
+            f"{'model':12s} {'seq ms':>8s} {'pop1 ms':>8s} {'pop16 ms':>9s} {'pop16/16seq':>12s} {'pop16/pop1':>11s} {'pop16/seq':>10s} {'GFLOP/s seq':>12s} {'GFLOP/s pop16':>14s}"
+        )
         for name in args.models:
             r = bench_model(name, args.rounds)
             gf_seq, gf_pop = r["flops"] / r["seq"] / 1e9, 16 * r["flops"] / r["pop16"] / 1e9
@@ -187,7 +191,9 @@ def main() -> None:
     if args.compare:
         torch.set_num_threads(1)
         auto, off = compare_wall_time()
-        print(f"\ntrainlab compare, 8 seeds of the quickstart, 2 epochs: auto {auto:.1f} s, off {off:.1f} s, ratio {auto / off:.2f}")
+        print(
+            f"\ntrainlab compare, 8 seeds of the quickstart, 2 epochs: auto {auto:.1f} s, off {off:.1f} s, ratio {auto / off:.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -8,13 +8,16 @@ from trainlab.store import Store
 from trainlab.train import load_config, run
 from trainlab.tune.runs import RunObjective, optimize_in_populations, study_from_config
 
-PARAMS = {"optim.lr": {"type": "float", "low": 0.01, "high": 0.5, "log": True}, "model.dropout": {"low": 0.0, "high": 0.3}}
+PARAMS = {
+    "optim.lr": {"type": "float", "low": 0.01, "high": 0.5, "log": True},
+    "model.dropout": {"low": 0.0, "high": 0.3},
+}
 
 
 def test_a_batch_of_suggestions_trains_as_one_population(tiny_config, tmp_path):
     db = str(tmp_path / "s.db")
     config = {**tiny_config, "search": {"params": PARAMS, "name": "pop-study", "sampler": "gp", "trials": 4}}
-    study, spec = study_from_config(config, store=db)
+    study, _ = study_from_config(config, store=db)
     objective = RunObjective(study.objective["config"], study.storage_url)
     seen = []
     optimize_in_populations(study, objective, 4, 2, callback=lambda s, t: seen.append(t.number))

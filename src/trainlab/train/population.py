@@ -213,7 +213,7 @@ class _Recurrence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, kind: str, gi: Tensor, w_hh_t: Tensor, b_hh: Tensor) -> Tensor:
-        T, K, B, G = gi.shape
+        T, K, B, _ = gi.shape
         H = w_hh_t.shape[1]
         out = gi.new_empty(T, K, B, H)
         h = gi.new_zeros(K, B, H)
@@ -785,10 +785,9 @@ class Population:
 
     def _member_checkpoint(self, k: int, model: torch.nn.Module) -> dict[str, Any]:
         """Member ``k``'s state in the sequential run's checkpoint format (``Trainer._save_checkpoint``):
-        its weights, its slice of the optimizer state in its own optimizer's layout, its schedule
-        position, batch position, history and dropout generator, so that whatever reads or
+        its weights, its slice of the optimizer state in its own optimizer's layout (lr at the
+        schedule's current value), batch position, history and dropout generator, so that whatever reads or
         resumes a run's checkpoint reads this one too."""
-        from trainlab.schedules import to_torch
         from trainlab.train.checkpoint import rng_state
 
         s, i = self.setups[k], self.alive.index(k)
@@ -806,14 +805,11 @@ class Population:
             state = self.optimizer.state.get(self.params[n])
             if state:
                 optimizer.state[p] = {key: member_value(key, v, n in self.transposed) for key, v in state.items()}
-        scheduler = to_torch(optimizer, s.schedule)
-        scheduler.last_epoch = self.step
         for group in optimizer.param_groups:
             group["lr"] = s.schedule(self.step)
         return {
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
             "step": self.step,
             "epoch": self.epoch,
             "batches": s.batches.state_dict(),
