@@ -18,6 +18,7 @@ same cores), so the figures move from run to run; read the ratios, not the milli
 from __future__ import annotations
 
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -41,10 +42,15 @@ def _data(n: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.randn(n, 40, generator=g), torch.randint(0, 10, (n,), generator=g)
 
 
-def _best_step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, sync=None) -> float:
-    """The fastest of STEPS optimizer steps (seconds) after WARMUP untimed ones."""
+def _best_step(
+    model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, sync=None, steps: int = 0
+) -> float:
+    """The fastest of ``steps`` (default STEPS) optimizer steps (seconds), after WARMUP untimed
+    ones unless ``steps`` is given."""
+    warmup = 0 if steps else WARMUP
+    steps = steps or STEPS
     times = []
-    for i in range(WARMUP + STEPS):
+    for i in range(warmup + steps):
         if sync is not None:
             sync()
         t = time.perf_counter()
@@ -53,7 +59,7 @@ def _best_step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y:
         opt.step()
         if sync is not None:
             sync()
-        if i >= WARMUP:
+        if i >= warmup:
             times.append(time.perf_counter() - t)
     return min(times)
 
@@ -75,10 +81,17 @@ def _rank(rank: int, world: int, init: str, out: str) -> None:
     x, y = torch.tensor_split(x, world)[rank], torch.tensor_split(y, world)[rank]
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     barrier = dist.barrier
-    ddp = _best_step(model, opt, x, y, sync=barrier)
-
-    with model.no_sync():  # the same step without DDP's all-reduce (each rank keeps its own gradient)
-        local = _best_step(model, opt, x, y, sync=barrier)
+    # DDP steps and the same steps under no_sync() (no all-reduce: each rank keeps its own
+    # gradient), interleaved so that both see the same load from the rest of the machine
+    ddp_times, local_times = [], []
+    for i in range(WARMUP + STEPS):
+        ddp_t = _best_step(model, opt, x, y, sync=barrier, steps=1)
+        with model.no_sync():
+            local_t = _best_step(model, opt, x, y, sync=barrier, steps=1)
+        if i >= WARMUP:
+            ddp_times.append(ddp_t)
+            local_times.append(local_t)
+    ddp, local = min(ddp_times), min(local_times)
     flat = torch.zeros(sum(p.numel() for p in model.parameters()))
     times = []
     for i in range(WARMUP + STEPS):
@@ -100,15 +113,17 @@ def two_processes() -> tuple[float, float, float]:
     return ddp, local, allreduce
 
 
-def main() -> None:
+def main(rounds: int = 3) -> None:
     params = sum(p.numel() for p in _model().parameters())
     print(f"DDP scaling: MLP 40-1024-1024-10 ({params / 1e6:.2f} M parameters), global batch {GLOBAL_BATCH}, SGD")
     print(
-        f"cores: {os.cpu_count()}; fastest of {STEPS} steps after {WARMUP} warm-up; a shared, noisy machine: read the ratios"
+        f"cores: {os.cpu_count()}; per setting the fastest of {STEPS} steps after {WARMUP} warm-up, the median over "
+        f"{rounds} rounds; a shared, noisy machine: read the ratios, and expect them to move"
     )
-    one_1 = one_process(1)
-    one_2 = one_process(2)
-    ddp, local, allreduce = two_processes()
+    results = []
+    for _ in range(rounds):
+        results.append((one_process(1), one_process(2), *two_processes()))
+    one_1, one_2, ddp, local, allreduce = (statistics.median(col) for col in zip(*results))
     print(f"\n{'setting':44s} {'ms/step':>9s} {'speed-up vs 1×1':>16s}")
     for name, t in (
         ("1 process × 1 thread", one_1),
@@ -117,8 +132,10 @@ def main() -> None:
     ):
         print(f"{name:44s} {t * 1e3:9.1f} {one_1 / t:16.2f}")
     print(f"\n2 processes × 1 thread vs 1 process × 2 threads: {one_2 / ddp:.2f}× the speed")
+    exposed = (ddp - local) / ddp
+    below = " (negative: smaller than the machine's noise)" if exposed < 0 else ""
     print(
-        f"communication, exposed: (DDP step {ddp * 1e3:.1f} ms − step without all-reduce {local * 1e3:.1f} ms) / DDP step = {max(ddp - local, 0) / ddp:.1%}"
+        f"communication, exposed: (DDP step {ddp * 1e3:.1f} ms − step without all-reduce {local * 1e3:.1f} ms) / DDP step = {exposed:+.1%}{below}"
     )
     print(
         f"communication, raw: one all-reduce of {params * 4 / 1e6:.1f} MB of gradients {allreduce * 1e3:.1f} ms = {allreduce / ddp:.1%} of a DDP step"
