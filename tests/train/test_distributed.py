@@ -278,3 +278,59 @@ def _toml(cfg: dict) -> str:
         lines.append(f"[{section}]")
         lines += [f"{k} = {json.dumps(v)}" for k, v in cfg[section].items()]
     return "\n".join(lines) + "\n"
+
+
+# -- trainlab.fit and a user's Dataset / DataLoader ---------------------------------------------
+
+
+class TwoLayer(torch.nn.Module):  # module level: fit(nproc=2) pickles it to the workers
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def _arrays():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(300, 8, generator=g)
+    y = (x[:, 0] > 0).long() + (x[:, 1] > 0.5).long()
+    return x, y
+
+
+def test_fit_refuses_a_dataloader_and_unpicklable_objects_before_starting_processes(tmp_path):
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from trainlab import fit
+
+    x, y = _arrays()
+    store = str(tmp_path / "r.db")
+    with pytest.raises(ConfigError, match="a DataLoader cannot be split over N processes.*give its Dataset instead"):
+        fit(TwoLayer(), DataLoader(TensorDataset(x, y), batch_size=30), val=(x, y), store=store, nproc=2)
+    with pytest.raises(ConfigError, match="fit\\(nproc=N\\): loss cannot be sent to the worker processes"):
+        fit(TwoLayer(), (x, y), loss=lambda out, t: torch.nn.functional.cross_entropy(out, t), store=store, nproc=2)
+
+
+@pytest.mark.slow
+def test_fit_on_two_processes_follows_one_with_arrays_and_a_dataset(tmp_path):
+    """fit(..., nproc=2) with (X, y) tensors, and with a torch Dataset (each rank loads only its
+    slice of every global batch), follows fit on one process."""
+    from torch.utils.data import TensorDataset
+
+    from trainlab import fit
+
+    x, y = _arrays()
+    store = Store(tmp_path / "r.db")
+    kw = dict(val=(x[:60], y[:60]), epochs=3, batch_size=30, lr=0.2, store=store, **{"train.threads": 1})
+    one = fit(TwoLayer(), (x[60:], y[60:]), **kw)
+    two = fit(TwoLayer(), (x[60:], y[60:]), nproc=2, **kw)
+    two_ds = fit(TwoLayer(), TensorDataset(x[60:], y[60:]), nproc=2, **kw)
+    one_ds = fit(TwoLayer(), TensorDataset(x[60:], y[60:]), **kw)
+    assert one.final["step"] == two.final["step"] == two_ds.final["step"] == one_ds.final["step"] == 3 * 8
+    assert two.final["val_loss"] == pytest.approx(one.final["val_loss"], rel=2e-3)
+    assert two_ds.final["val_loss"] == pytest.approx(one_ds.final["val_loss"], rel=2e-3)
+    assert isinstance(two.model, TwoLayer)  # the trained weights, in the user's own class
+    w = torch_load(store.artifacts(two.run_id)["checkpoint"])["model"]
+    assert all(torch.equal(w[k], v) for k, v in two.model.state_dict().items())

@@ -152,10 +152,17 @@ class IndexBatches:
         self._epoch_start = self.generator.get_state()
         self._served = 0
         self._perm: torch.Tensor | None = None
+        self._shard: tuple[int, int] | None = None  # (rank, N): load only this rank's slice of each batch
+        self.global_size = 0  # the size of the last global batch (before a rank's slice)
 
     def __len__(self) -> int:
         n = len(self.dataset)
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def shard(self, rank: int, world_size: int) -> None:
+        """On N processes: the same global batches (same generator), of which this rank loads
+        only the ``rank``-th of N contiguous slices (trainlab.train.distributed)."""
+        self._shard = (rank, world_size)
 
     def _batches(self) -> Iterator[list[int]]:
         if self._perm is None or self._served >= len(self):
@@ -166,7 +173,11 @@ class IndexBatches:
         while self._served < len(self):
             start = self._served * self.batch_size
             self._served += 1
-            yield self._perm[start : start + self.batch_size].tolist()
+            idx = self._perm[start : start + self.batch_size]
+            self.global_size = len(idx)
+            if self._shard is not None:
+                idx = torch.tensor_split(idx, self._shard[1])[self._shard[0]]
+            yield idx.tolist()
         self._perm = None
 
     def __iter__(self) -> Iterator[Any]:

@@ -50,6 +50,11 @@ T = TypeVar("T")
 
 _CONTEXT: Context | None = None  # set in a worker while its run trains
 
+NO_LOADERS = (
+    "a DataLoader cannot be split over N processes in the one-process order: give its Dataset instead "
+    "(each rank then loads its 1/N of every global batch), or train on one process"
+)
+
 
 def context() -> Context | None:
     """The data-parallel context of this process's run, or None in a one-process run."""
@@ -73,8 +78,27 @@ class Context:
     run_id: str | None = None  # chosen by the launcher, so that it can name the run if a worker dies
     _n_global: int = field(default=0, repr=False)
     _n_local: int = field(default=0, repr=False)
+    _presharded: Any = field(default=None, repr=False)  # a user's Dataset's batches, sharded where they load
 
     # -- the batch ---------------------------------------------------------------------
+    def prepare(self, data: Any, batches: Any, batch_size: int, drop_last: bool) -> None:
+        """Check that every global batch reaches every rank; a user's map-style Dataset is
+        sharded where it loads (each rank reads only its slice of each global batch); a
+        DataLoader is refused: its batches are made before a rank could pick its part."""
+        from trainlab.data import Dataset
+
+        if isinstance(data, Dataset):
+            n = len(data.x_train)
+        else:
+            from trainlab.data.sources import IndexBatches
+
+            if not isinstance(batches, IndexBatches):
+                raise ConfigError(NO_LOADERS)
+            n = len(batches.dataset)
+            batches.shard(self.rank, self.world_size)
+            self._presharded = batches
+        self.check_batches(n, batch_size, drop_last)
+
     def check_batches(self, n_samples: int, batch_size: int, drop_last: bool) -> None:
         """Every global batch must leave each rank at least one sample."""
         n = self.world_size
@@ -91,6 +115,9 @@ class Context:
 
     def shard(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """This rank's slice of the global batch: the ``rank``-th of N contiguous parts."""
+        if self._presharded is not None:  # a user's Dataset: already this rank's slice
+            self._n_global, self._n_local = self._presharded.global_size, len(xb)
+            return xb, yb
         self._n_global = len(xb)
         xs, ys = torch.tensor_split(xb, self.world_size)[self.rank], torch.tensor_split(yb, self.world_size)[self.rank]
         self._n_local = len(xs)
@@ -111,9 +138,9 @@ class Context:
         weight = self._n_local * self.world_size / self._n_global
         if weight != 1.0:
             loss = loss * weight
-        correct = (
-            (out.detach().argmax(-1) == yb).sum() if classify else torch.zeros((), dtype=torch.long, device=out.device)
-        )
+        classify = classify and isinstance(out, torch.Tensor)
+        zero = torch.zeros((), dtype=torch.long, device=loss.device)
+        correct = (out.detach().argmax(-1) == yb).sum() if classify else zero
         both = torch.stack([loss.detach().double(), correct.double()])
         dist.all_reduce(both)
         return loss, float(both[0]) / self.world_size, both[1].round().long()
@@ -310,10 +337,11 @@ def run_worker(
     quiet: bool = True,
     run_id: str | None = None,
     group: str | None = None,
+    parts: Any = None,
 ):
     """Train this rank's part of the run (a process started by :func:`launch` or ``torchrun``):
     join the group (gloo on CPU, nccl on CUDA), train, leave. Returns this rank's RunResult
-    (rank 0's has the metrics)."""
+    (rank 0's has the metrics). ``parts``: ``trainlab.fit``'s Python objects."""
     global _CONTEXT
     from trainlab.store import Store
     from trainlab.train.config import load_config
@@ -352,7 +380,7 @@ def run_worker(
     )
     _CONTEXT = Context(rank, world, local_rank, device, run_id=run_id)
     try:
-        trainer = Trainer(cfg, store=st, quiet=quiet or rank != 0, group=group)
+        trainer = Trainer(cfg, store=st, quiet=quiet or rank != 0, group=group, parts=parts)
         return trainer.fit(resume=resume)
     finally:
         _CONTEXT = None
@@ -360,20 +388,56 @@ def run_worker(
 
 
 def _worker(
-    config: dict, store_url: str, artifacts: str | None, resume: str | None, run_id: str, quiet: bool, group: str | None
+    config: dict,
+    store_url: str,
+    artifacts: str | None,
+    resume: str | None,
+    run_id: str,
+    quiet: bool,
+    group: str | None,
+    parts: Any = None,
 ) -> dict[str, Any] | None:
     """The function each process of :func:`launch` runs; rank 0 returns a summary."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
     _name_process(f"trainlab-rank{os.environ['RANK']}")
+    if parts is not None:  # torch sends tensors to spawned processes in shared memory: each rank needs its own
+        import copy
+
+        parts = copy.deepcopy(parts)
     try:
         result = run_worker(
-            config, store=store_url, artifacts=artifacts, resume=resume, quiet=quiet, run_id=run_id, group=group
+            config,
+            store=store_url,
+            artifacts=artifacts,
+            resume=resume,
+            quiet=quiet,
+            run_id=run_id,
+            group=group,
+            parts=parts,
         )
     except ConfigError as err:
         return {"config_error": str(err)}
     if int(os.environ["RANK"]) != 0:
         return None
     return {"run_id": result.run_id, "status": result.status, "message": result.message}
+
+
+def _check_picklable(parts: Any) -> None:
+    """``fit(..., nproc=N)`` sends its objects to N new processes; say which one cannot go."""
+    import pickle
+
+    from trainlab.data.sources import _is_loader
+
+    if parts.train is not None and _is_loader(parts.train):
+        raise ConfigError(f"fit(nproc=N): {NO_LOADERS}")
+    for name in ("model", "train", "val", "test", "loss", "metrics", "optimizer"):
+        try:
+            pickle.dumps(getattr(parts, name))
+        except Exception as err:
+            raise ConfigError(
+                f"fit(nproc=N): {name} cannot be sent to the worker processes ({type(err).__name__}: {err}); use "
+                "module-level classes and functions (no lambdas or local objects), or run the script under torchrun"
+            ) from None
 
 
 def _name_process(name: str) -> None:
@@ -395,8 +459,10 @@ def launch(
     resume: str | None = None,
     quiet: bool = True,
     group: str | None = None,
+    parts: Any = None,
 ):
     """Train ``config`` on ``nproc`` local processes (DDP) and return rank 0's RunResult.
+    ``parts``: ``trainlab.fit``'s Python objects, sent to each worker (they must pickle).
 
     The workers start through torch's elastic launcher (``torch.distributed.launcher``), with no
     restarts: if one dies the others are stopped, the run is marked ``interrupted`` (killed by a
@@ -424,6 +490,8 @@ def launch(
         raise ConfigError(
             "--nproc needs a store the worker processes can share: give --store a file or database URL, not ':memory:'"
         )
+    if parts is not None:
+        _check_picklable(parts)
     if resume is not None:
         record = st.get_run(resume)
         if record.status == "completed":
@@ -441,7 +509,7 @@ def launch(
     )  # fmt: skip
     artifacts = str(st.artifact_root)
     try:
-        out = elastic_launch(lc, _worker)(cfg.to_dict(), st.url, artifacts, resume, run_id, quiet, group)
+        out = elastic_launch(lc, _worker)(cfg.to_dict(), st.url, artifacts, resume, run_id, quiet, group, parts)
     except ChildFailedError as err:
         status, message = _failure(err, run_id, nproc)
         _mark(st, run_id, status, message)
@@ -456,7 +524,7 @@ def launch(
     if errors:
         raise ConfigError(errors[0])
     summary = out[0]
-    result = _result(st, summary["run_id"], cfg, summary["status"], summary["message"])
+    result = _result(st, summary["run_id"], cfg, summary["status"], summary["message"], parts)
     assert isinstance(result, RunResult)
     return result
 
@@ -491,7 +559,7 @@ def _mark(store: Any, run_id: str, status: str, message: str) -> None:
         store.set_status(run_id, status, message=message)
 
 
-def _result(store: Any, run_id: str, cfg: Any, status: str, message: str | None):
+def _result(store: Any, run_id: str, cfg: Any, status: str, message: str | None, parts: Any = None):
     """Rank 0's RunResult, read back from the store (the model from the run's last checkpoint)."""
     from trainlab.train.trainer import RunResult
 
@@ -508,19 +576,22 @@ def _result(store: Any, run_id: str, cfg: Any, status: str, message: str | None)
         history,
         cfg,
         record.message or message,
-        _model(store, run_id, cfg),
+        _model(store, run_id, cfg, parts),
     )
 
 
-def _model(store: Any, run_id: str, cfg: Any) -> nn.Module | None:
+def _model(store: Any, run_id: str, cfg: Any, parts: Any = None) -> nn.Module | None:
     ckpt = store.artifacts(run_id).get("checkpoint")
     if ckpt is None or not Path(ckpt).exists():
         return None
     from trainlab._io import torch_load
-    from trainlab.models import build_model
+    from trainlab.train import build
     from trainlab.train.trainer import _prepare_data
 
-    data, _ = _prepare_data(cfg)
-    model = build_model(cfg.model, data.input_shape, data.num_classes)
+    data = build.data(cfg, parts)
+    if data is None:
+        data, _ = _prepare_data(cfg)
+    no_init_from = cfg.model_copy(update={"model": cfg.model.model_copy(update={"init_from": None})})
+    model = build.model(no_init_from, data, store=store, parts=parts)  # fit's own model object, if given
     model.load_state_dict(torch_load(ckpt)["model"])
     return model

@@ -31,7 +31,7 @@ _CONTEXT: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar
 
 FIT_KEYWORDS = (
     "val", "test", "loss", "metrics", "optimizer", "lr", "schedule", "epochs", "steps", "batch_size", "seed",
-    "callbacks", "store", "name", "device", "log_to",
+    "callbacks", "store", "name", "device", "log_to", "nproc",
 )  # fmt: skip
 
 
@@ -65,6 +65,7 @@ def fit(
     name: str | None = None,
     device: str = "auto",
     log_to: Sequence[str] | None = None,
+    nproc: int = 1,
     **options: Any,
 ):
     """Train ``model`` on ``train`` and return the :class:`~trainlab.train.RunResult`.
@@ -82,6 +83,8 @@ def fit(
             a ``torch.optim.Optimizer``, or a callable ``params -> Optimizer``.
         schedule: a schedule name or ``{"name": "cosine", ...}`` (as ``[schedule]``).
         epochs / steps: the run's length (``train.epochs`` / ``train.max_steps``).
+        nproc: train data-parallel on N local processes (DDP; ``batch_size`` is the global
+            batch; the objects must pickle). Under ``torchrun`` the run joins its group by itself.
         **options: config keys in dotted form (``**{"regularize.l2": 1e-4}``) and the
             optimizer's options.
     """
@@ -182,6 +185,14 @@ def fit(
         optimizer=None if isinstance(optimizer, str) else optimizer,
     )
     trial = ctx.get("trial")
+    from trainlab.train import distributed
+
+    if nproc != 1 or distributed.launched_by_torchrun():  # data-parallel (docs/distributed.md)
+        if trial is not None or callbacks:
+            raise ConfigError("fit on several processes takes no callbacks and runs outside a study trial")
+        if nproc != 1:
+            return distributed.launch(cfg, nproc=nproc, store=st, group=ctx.get("group"), parts=parts)
+        return distributed.run_worker(cfg, store=st, group=ctx.get("group"), parts=parts)
     trainer = Trainer(cfg, store=st, callbacks=list(callbacks), trial=trial, group=ctx.get("group"), parts=parts)
     result = trainer.fit()
     if trial is not None:

@@ -293,10 +293,8 @@ class Trainer:
         s = self.setup
         self.model, self.optimizer = s.model.to(self.device), s.optimizer
         self._forward: nn.Module = self.model  # what a training step calls: DDP around the model on N ranks
-        if self.dist is not None:
-            if not isinstance(s.data, Dataset):
-                raise ConfigError("--nproc: data-parallel runs need in-memory (X, y) data, not a Dataset or DataLoader")
-            self.dist.check_batches(len(s.data.x_train), cfg.data.batch_size, cfg.data.drop_last)
+        if self.dist is not None:  # (X, y) and built-in data are sliced per rank; a user's Dataset is sharded where it loads
+            self.dist.prepare(s.data, s.batches, cfg.data.batch_size, cfg.data.drop_last)
             self._forward = self.dist.wrap(self.model, cfg.model.sync_bn)
             self.dist.seed(cfg.seed)
         self.loss_fn = s.loss_fn
