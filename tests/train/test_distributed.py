@@ -334,3 +334,26 @@ def test_fit_on_two_processes_follows_one_with_arrays_and_a_dataset(tmp_path):
     assert isinstance(two.model, TwoLayer)  # the trained weights, in the user's own class
     w = torch_load(store.artifacts(two.run_id)["checkpoint"])["model"]
     assert all(torch.equal(w[k], v) for k, v in two.model.state_dict().items())
+
+
+@pytest.mark.slow
+def test_torchrun_runs_a_script_that_calls_fit(tmp_path):
+    script = tmp_path / "train.py"
+    script.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from test_distributed import TwoLayer, _arrays\n"
+        "from trainlab import fit\n"
+        "x, y = _arrays()\n"
+        f"r = fit(TwoLayer(), (x[60:], y[60:]), val=(x[:60], y[:60]), epochs=2, batch_size=30, lr=0.2, store={str(tmp_path / 'r.db')!r})\n"
+        "print(r.run_id, r.final.get('val_loss'))\n"
+    )
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(script)]
+    done = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=TIMEOUT, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = Store(tmp_path / "r.db").list_runs()
+    assert len(runs) == 1 and runs[0].status == "completed" and runs[0].final["step"] == 2 * 8
+    printed = dict(line.split() for line in done.stdout.splitlines() if line.strip())
+    assert set(printed) == {runs[0].id}  # both ranks return the one run's id
