@@ -130,11 +130,12 @@ class Context:
 
     def reduce_step(
         self, loss: torch.Tensor, out: torch.Tensor, yb: torch.Tensor, classify: bool
-    ) -> tuple[torch.Tensor, float, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Weigh the local mean loss so that DDP's gradient average is the global batch's:
         ℓ_r · n_r·N/B (Σ_r over N ranks of ℓ_r·n_r/B = the global mean). Returns the weighted
-        loss, the global batch's mean loss (the same float on every rank: the NaN check and the
-        logs agree) and the global count of correct predictions — one all-reduce."""
+        loss, the global batch's mean loss (the same value on every rank: the NaN check and the
+        logs agree) and the global count of correct predictions — one all-reduce, read from the
+        device only when the trainer reads its other numbers."""
         weight = self._n_local * self.world_size / self._n_global
         if weight != 1.0:
             loss = loss * weight
@@ -143,7 +144,7 @@ class Context:
         correct = (out.detach().argmax(-1) == yb).sum() if classify else zero
         both = torch.stack([loss.detach().double(), correct.double()])
         dist.all_reduce(both)
-        return loss, float(both[0]) / self.world_size, both[1].round().long()
+        return loss, (both[0] / self.world_size).to(loss.dtype), both[1].round().long()
 
     # -- agreement -----------------------------------------------------------------------
     def from_rank0(self, fn: Callable[[], T]) -> T:

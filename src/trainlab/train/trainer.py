@@ -440,8 +440,7 @@ class Trainer:
             logged = loss.detach()
             correct = (out.detach().argmax(-1) == yb).sum() if classify else None
         else:  # the global batch's loss on every rank, and the weight that makes DDP's average its gradient
-            loss, value, correct = self.dist.reduce_step(loss, out, yb, classify)
-            logged = torch.tensor(value)
+            loss, logged, correct = self.dist.reduce_step(loss, out, yb, classify)
         reg = cfg.regularize
         total = loss
         if reg.l1 or reg.l2:
