@@ -255,7 +255,9 @@ def test_recurrence_backward_is_the_gradient(kind):
     gi = torch.randn(T, K, B, G, dtype=torch.float64, requires_grad=True)
     w = (0.5 * torch.randn(K, H, G, dtype=torch.float64)).requires_grad_()
     b = torch.randn(K, G, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda gi, w, b: _Recurrence.apply(kind, gi, w, b), (gi, w, b))
+    assert torch.autograd.gradcheck(lambda gi, w, b: _Recurrence.apply(kind, gi, w, b, False), (gi, w, b))
+    # only the last state read downstream (the last layer): its gradient alone flows back
+    assert torch.autograd.gradcheck(lambda gi, w, b: _Recurrence.apply(kind, gi, w, b, True)[-1], (gi, w, b))
 
 
 def test_a_completed_member_checkpoint_is_a_run_checkpoint(tmp_path):

@@ -202,17 +202,20 @@ class _Recurrence(torch.autograd.Function):
     """A whole recurrent layer over T steps for all members, with a hand-written backward
     (backpropagation through time) — the per-step autograd graph of a small cell costs more
     than its arithmetic. Inputs: the input projections ``gi`` [T, K, B, G] (for the tanh RNN
-    both biases included), the transposed recurrent weights ``w_hh_t`` [K, H, G] and ``b_hh``
-    [K, G] (GRU only: b_hn stays inside r ⊙ ·). Returns every step's state [T, K, B, H].
+    both biases included), the transposed recurrent weights ``w_hh_t`` [K, H, G], ``b_hh``
+    [K, G] (GRU only: b_hn stays inside r ⊙ ·) and ``last_only``: only the last state is used
+    downstream (its gradient is the only one read). Returns every step's state [T, K, B, H].
 
     tanh RNN:  h_t = tanh(a_t + h_{t−1} W),  backward  δz_t = (δh_t + ∂L/∂h_t) ⊙ (1 − h_t²),
                δh_{t−1} = δz_t Wᵀ,  ∂L/∂W = Σ_t h_{t−1}ᵀ δz_t.
     GRU:       b = h_{t−1} W + b_hh,  r, z = σ(a_rz + b_rz),  n = tanh(a_n + r ⊙ b_n),
-               h_t = n + z ⊙ (h_{t−1} − n);  backward by the chain rule through each line.
+               h_t = n + z ⊙ (h_{t−1} − n);  backward, with g = δh_t + ∂L/∂h_t:
+               δa_n = g (1 − z)(1 − n²),  δb_n = δa_n ⊙ r,  δ(r pre) = δa_n ⊙ b_n ⊙ r(1 − r),
+               δ(z pre) = g (h_{t−1} − n) ⊙ z(1 − z),  δh_{t−1} = g ⊙ z + δb Wᵀ.
     """
 
     @staticmethod
-    def forward(ctx, kind: str, gi: Tensor, w_hh_t: Tensor, b_hh: Tensor) -> Tensor:
+    def forward(ctx, kind: str, gi: Tensor, w_hh_t: Tensor, b_hh: Tensor, last_only: bool) -> Tensor:
         T, K, B, _ = gi.shape
         H = w_hh_t.shape[1]
         out = gi.new_empty(T, K, B, H)
@@ -222,22 +225,20 @@ class _Recurrence(torch.autograd.Function):
                 h = torch.baddbmm(gi[t], h, w_hh_t, out=out[t]).tanh_()
             ctx.save_for_backward(out, w_hh_t)
         else:
-            r, z, n, b_n = (gi.new_empty(T, K, B, H) for _ in range(4))
+            gh_all, rz_all, n_all = gi.new_empty(T, K, B, 3 * H), gi.new_empty(T, K, B, 2 * H), gi.new_empty(T, K, B, H)
+            bias = b_hh.unsqueeze(1)
             for t in range(T):
-                gh = torch.baddbmm(b_hh.unsqueeze(1), h, w_hh_t)
-                a = gi[t]
-                torch.sigmoid(a[..., :H] + gh[..., :H], out=r[t])
-                torch.sigmoid(a[..., H : 2 * H] + gh[..., H : 2 * H], out=z[t])
-                b_n[t] = gh[..., 2 * H :]
-                torch.tanh(torch.addcmul(a[..., 2 * H :], r[t], b_n[t]), out=n[t])
-                h = torch.addcmul(n[t], z[t], h - n[t], out=out[t])
-            ctx.save_for_backward(out, w_hh_t, r, z, n, b_n)
-        ctx.kind = kind
+                a, gh = gi[t], torch.baddbmm(bias, h, w_hh_t, out=gh_all[t])
+                rz = torch.add(a[..., : 2 * H], gh[..., : 2 * H], out=rz_all[t]).sigmoid_()
+                n = torch.addcmul(a[..., 2 * H :], rz[..., :H], gh[..., 2 * H :], out=n_all[t]).tanh_()
+                h = torch.addcmul(n, rz[..., H:], h - n, out=out[t])
+            ctx.save_for_backward(out, w_hh_t, gh_all, rz_all, n_all)
+        ctx.kind, ctx.last_only = kind, last_only
         return out
 
     @staticmethod
     def backward(ctx, d_out: Tensor):
-        kind = ctx.kind
+        kind, last_only = ctx.kind, ctx.last_only
         out, w_hh_t = ctx.saved_tensors[:2]
         T, K, B, H = out.shape
         w = w_hh_t.transpose(1, 2)  # [K, G, H]
@@ -245,31 +246,31 @@ class _Recurrence(torch.autograd.Function):
         dh = out.new_zeros(K, B, H)
         if kind == "rnn":
             deriv = 1 - out * out
-            dz = torch.empty_like(out)
+            d_pre = torch.empty_like(out)
             for t in range(T - 1, -1, -1):
-                torch.mul(dh + d_out[t], deriv[t], out=dz[t])
-                dh = torch.bmm(dz[t], w)
-            d_gi, d_pre = dz, dz
-            d_b = None
+                g = d_out[t] if t == T - 1 else (dh if last_only else dh + d_out[t])
+                dh = torch.bmm(torch.mul(g, deriv[t], out=d_pre[t]), w)
+            d_gi, d_b = d_pre, None
         else:
-            r, z, n, b_n = ctx.saved_tensors[2:]
-            one_minus_z, h_minus_n = 1 - z, prev - n
-            dn_dpre, dr_dpre, dz_dpre = 1 - n * n, r * (1 - r), z * (1 - z)
-            d_gi = out.new_empty(T, K, B, 3 * H)
+            gh, rz, n = ctx.saved_tensors[2:]
+            r, z = rz[..., :H], rz[..., H:]
+            c_n = (1 - z) * (1 - n * n)  # ∂h/∂a_n
+            c_r = gh[..., 2 * H :] * r * (1 - r)  # ∂a_n/∂(r pre), per unit of δa_n
+            c_z = (prev - n) * z * (1 - z)  # ∂h/∂(z pre)
             d_pre = out.new_empty(T, K, B, 3 * H)  # ∂L/∂(h W + b_hh)
+            d_a_n = out.new_empty(T, K, B, H)
             for t in range(T - 1, -1, -1):
-                g = dh + d_out[t]
-                pre_n = g * one_minus_z[t] * dn_dpre[t]
-                torch.mul(pre_n * b_n[t], dr_dpre[t], out=d_gi[t, ..., :H])
-                torch.mul(g * h_minus_n[t], dz_dpre[t], out=d_gi[t, ..., H : 2 * H])
-                d_gi[t, ..., 2 * H :] = pre_n
-                d_pre[t, ..., : 2 * H] = d_gi[t, ..., : 2 * H]
-                torch.mul(pre_n, r[t], out=d_pre[t, ..., 2 * H :])
+                g = d_out[t] if t == T - 1 else (dh if last_only else dh + d_out[t])
+                a_n = torch.mul(g, c_n[t], out=d_a_n[t])
+                torch.mul(a_n, c_r[t], out=d_pre[t, ..., :H])
+                torch.mul(g, c_z[t], out=d_pre[t, ..., H : 2 * H])
+                torch.mul(a_n, r[t], out=d_pre[t, ..., 2 * H :])
                 dh = torch.baddbmm(g * z[t], d_pre[t], w)
+            d_gi = torch.cat([d_pre[..., : 2 * H], d_a_n], dim=-1)
             d_b = d_pre.sum((0, 2))
         G = d_pre.shape[-1]
         d_w = torch.bmm(prev.permute(1, 3, 0, 2).reshape(K, H, T * B), d_pre.permute(1, 0, 2, 3).reshape(K, T * B, G))
-        return None, d_gi, d_w, d_b
+        return None, d_gi, d_w, d_b, None
 
 
 class _Net:
@@ -351,7 +352,8 @@ class _Net:
                 gi = gi + b_hh[:, None, None, :]
             gi = gi.permute(2, 0, 1, 3).contiguous()  # [T, K, B, G]
             if self.kind in ("rnn", "gru"):
-                states = _Recurrence.apply(self.kind, gi, w_hh, b_hh)  # w_hh stored transposed, [K, H, G]
+                last_layer = layer == self.layers - 1
+                states = _Recurrence.apply(self.kind, gi, w_hh, b_hh, last_layer)  # w_hh stored transposed, [K, H, G]
                 last = states[-1]
                 if layer < self.layers - 1:
                     h_seq = states.permute(1, 2, 0, 3)  # [K, B, T, H]
