@@ -84,6 +84,19 @@ def files(tmp_path):
         (("compare", "{compare}", 'compare.target="x"'), "compare.target must be a number"),
         (("compare", "{compare}", "compare.seeds=[1, 1]"), "compare.seeds lists seed 1 twice"),
         (("compare", "{compare}", "--jobs", "0"), "--jobs must be >= 1"),
+        (("run", "{cfg}", "model.init=normal", "model.init_std=inf"), "model.init_std: Input should be a finite number, got inf"),
+        (("run", "{cfg}", "train.clip_norm=inf"), "train.clip_norm: Input should be a finite number"),
+        (("run", "{cfg}", "optim.lr=nan"), "optim.lr: Input should be a finite number"),
+        (("run", "{cfg}", "model.hidden=[1e9]"), "model.hidden.0: Input should be a valid integer, got 1000000000.0 (a whole number"),
+        (("run", "{cfg}", "data.batch_size=32.0"), "data.batch_size: Input should be a valid integer"),
+        (("run", "{cfg}", "optim.lr=true"), "optim.lr: Input should be a valid number, got True (a number, not true/false)"),
+        (("run", "{cfg}", "data.drop_last=1"), "data.drop_last: Input should be a valid boolean"),
+        (("run", "{cfg}", "seed=4294967297"), "seed: must be in 0 .. 2**32-1"),
+        (("run", "{cfg}", "seed=-1"), "seed: must be in 0 .. 2**32-1"),
+        (("run", "{cfg}", "data.drop_last=true", "data.batch_size=1000"), "data.batch_size = 1000 is larger than the 144 training samples"),
+        (("run", "{cfg}", "model.name=cnn", "model.kernel_size=1000"), "model.kernel_size = 1000 is larger than the input (2); use at most 2"),
+        (("tune", "{search}", 'search.seed="abc"'), "search.seed: must be an integer in 0 .. 2**32-1"),
+        (("compare", "{compare}", "compare.seeds=[1, 4294967297]"), "seed: must be in 0 .. 2**32-1"),
         (("report", "nosuchrun", "-o", "{tmp}/r.html"), "'nosuchrun' is neither a run id"),
         (("show", "a" * 100_000), "a run id has 1 to 64 characters"),
         (("runs", "--store", "{corrupt_db}"), "is not a SQLite database"),
@@ -99,7 +112,7 @@ def test_bad_input_is_one_line_and_exit_2(cli, files, tmp_path, args, needle):
         argv += ["--store", str(tmp_path / "s.db")]
     code, _, err = cli(*argv)
     assert_one_line(code, err, needle)
-    if args[0] in ("compare", "tune") and (tmp_path / "s.db").exists():
+    if args[0] in ("compare", "tune", "run") and (tmp_path / "s.db").exists():
         assert Store(tmp_path / "s.db").list_runs() == []  # rejected before anything ran
 
 

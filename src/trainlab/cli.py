@@ -431,10 +431,29 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
+def _one_line_warnings() -> None:
+    """trainlab's own warnings (a resume that skipped a damaged checkpoint, a logger that
+    stopped) as one ``warning: …`` line on stderr, without Python's source-line echo."""
+    import warnings
+
+    default = warnings.formatwarning
+    if getattr(default, "trainlab", False):
+        return
+
+    def fmt(message, category, filename, lineno, line=None):
+        if category.__module__.startswith("trainlab") or f"{os.sep}trainlab{os.sep}" in filename:
+            return f"warning: {message}\n"
+        return default(message, category, filename, lineno, line)
+
+    fmt.trainlab = True  # type: ignore[attr-defined]
+    warnings.formatwarning = fmt
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: a user error is one line on stderr and exit status 2 (``--debug``: the traceback)."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = _take_debug_flag(args)
+    _one_line_warnings()
     click_errors = _click_exceptions()
     try:
         _take_allow_targets(args)

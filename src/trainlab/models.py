@@ -131,6 +131,12 @@ class CNN(nn.Module):
             raise ConfigError(f"model.name = 'cnn' needs inputs of shape (L,), (C, L) or (C, H, W); got {input_shape}")
         self.sample_shape = shape
         dims = len(shape) - 1
+        length = min(shape[1:])
+        if cfg.kernel_size > length:  # a kernel wider than the signal only sees padding (and crashed torch natively)
+            raise ConfigError(
+                f"model.kernel_size = {cfg.kernel_size} is larger than the input ({'x'.join(map(str, shape[1:]))}); "
+                f"use at most {length}"
+            )
         conv_cls = nn.Conv1d if dims == 1 else nn.Conv2d
         blocks, channels = [], shape[0]
         kernels = _per_layer("kernel_size", cfg.kernel_size, len(cfg.channels))

@@ -4,14 +4,21 @@ A checkpoint holds the model, optimizer and schedule states, the step and epoch,
 batch iterator's position (generator state at the epoch start + batches served), the
 training history, the callbacks' states and every random number generator state
 (Python, NumPy, torch, the augmentation generator). It is written to a temporary file,
-fsynced and renamed over the previous one, so a crash leaves the last good checkpoint.
+fsynced and renamed into place, so a crash leaves the last good checkpoint.
+
+The last two are kept: ``checkpoint.pt`` and, renamed from it before each write,
+``checkpoint.prev.pt``. :func:`load_latest` reads the newest one that loads and passes the
+caller's check, and says why it skipped a newer one (damaged, truncated, empty, missing, or
+another run's), so a resume falls back to the previous checkpoint instead of failing.
 Loading uses ``torch.load(weights_only=True)``: only tensors and plain containers, never
 arbitrary pickled objects.
 """
 
 from __future__ import annotations
 
+import os
 import random
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,10 +53,56 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
 
 
-def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
-    """Write ``state`` (plus the global RNG states) atomically."""
+KEYS = ("model", "optimizer", "step", "epoch", "batches", "aug_gen", "history", "window", "best", "callbacks", "rng")  # what a resume reads
+
+
+def previous_path(path: str | Path) -> Path:
+    """Where the checkpoint before ``path`` is kept: ``checkpoint.pt`` -> ``checkpoint.prev.pt``."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.prev{path.suffix}")
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any], *, keep_previous: bool = True) -> Path:
+    """Write ``state`` (plus the global RNG states) atomically; the checkpoint it replaces is
+    kept as :func:`previous_path` (a rename: atomic, no copy)."""
+    path = Path(path)
+    if keep_previous and path.is_file():
+        os.replace(path, previous_path(path))
     return atomic_torch_save(path, {**state, "rng": rng_state()})
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return torch_load(path)
+
+
+def _problem(path: Path, check: Callable[[dict[str, Any]], str | None] | None) -> tuple[dict[str, Any] | None, str | None]:
+    """(state, None) for a usable checkpoint, else (None, why not: a phrase after "is")."""
+    if not path.is_file():
+        return None, "missing"
+    if path.stat().st_size == 0:
+        return None, "empty (0 bytes)"
+    try:
+        state = torch_load(path)
+    except Exception as err:  # damaged, truncated, not a torch file, or Python objects refused
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        return None, f"damaged or truncated ({reason[:160]})"
+    if not isinstance(state, dict) or any(k not in state for k in KEYS):
+        return None, "not a trainlab checkpoint"
+    why = check(state) if check is not None else None
+    return (None, why) if why else (state, None)
+
+
+def load_latest(
+    path: str | Path, check: Callable[[dict[str, Any]], str | None] | None = None
+) -> Iterator[tuple[Path, dict[str, Any], list[str]]]:
+    """The usable checkpoints at ``path`` and before it, newest first, each as
+    ``(file, state, why the newer ones were skipped)``; ``check(state)`` returns why a loaded
+    state does not fit (a phrase after "is": "another run's checkpoint …") or None. Nothing
+    usable: nothing yielded."""
+    skipped: list[str] = []
+    for candidate in (Path(path), previous_path(path)):
+        state, why = _problem(candidate, check)
+        if state is None:
+            skipped.append(f"{candidate.name} is {why}")
+            continue
+        yield candidate, state, list(skipped)

@@ -21,6 +21,7 @@ import copy
 import functools
 import hashlib
 import json
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -47,7 +48,10 @@ else:  # pragma: no cover
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    """Strict types (``optim.lr = true`` is not 1.0; ``model.hidden = [1e9]`` is not an int)
+    and finite floats only (TOML's ``inf`` and ``nan`` are refused where a number is read)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=True, allow_inf_nan=False)
 
 
 class DataConfig(Section):
@@ -60,7 +64,7 @@ class DataConfig(Section):
     drop_last: bool = False
     val_fraction: float = Field(0.1, ge=0, lt=1)
     test_fraction: float = Field(0.2, gt=0, lt=1)
-    split_seed: int = 0
+    split_seed: int = Field(0, ge=0, lt=2**32)
     subset: PositiveInt | None = Field(None, description="keep only the first N training samples")
     preprocess: str = Field("none", description="none | minmax | standardize | pca | zca (fit on train only)")
     augment: list[str] = Field(default_factory=list, description='e.g. ["shift:2", "noise:0.1"], train batches only')
@@ -74,7 +78,7 @@ class DataConfig(Section):
     seq_len: PositiveInt | None = None
     classes: PositiveInt | None = None
     noise: float | None = Field(None, ge=0)
-    data_seed: int | None = None
+    data_seed: int | None = Field(None, ge=0, lt=2**32)
 
     def loader_options(self) -> dict[str, Any]:
         keys = ("path", "labels", "label_column", "x_key", "y_key", "n_samples", "seq_len", "classes", "noise", "data_seed")
@@ -259,9 +263,12 @@ class LogConfig(Section):
         return {"dir": self.dir, "mlflow_uri": self.mlflow_uri, "mlflow_experiment": self.mlflow_experiment}
 
 
+SEED_LIMIT = 2**32  # NumPy's seeds are 32-bit: a larger seed would alias a smaller one
+
+
 class RunConfig(Section):
     name: str = "run"
-    seed: int = 0
+    seed: int = Field(0, description="0 .. 2**32-1")
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
@@ -282,6 +289,13 @@ class RunConfig(Section):
     def _name_not_empty(cls, v: str) -> str:
         if not v.strip():
             raise ValueError("must not be empty")
+        return v
+
+    @field_validator("seed")
+    @classmethod
+    def _seed_in_range(cls, v: int) -> int:
+        if not 0 <= v < SEED_LIMIT:
+            raise ValueError(f"must be in 0 .. 2**32-1 (NumPy's seed range: a larger seed would repeat a smaller one's run), got {v}")
         return v
 
     @model_validator(mode="after")
@@ -444,6 +458,14 @@ def _optimizer_keys() -> list[str]:
     return sorted({f"optim.{k}" for name in OPTIMIZERS for k in options(name)})
 
 
+_TYPE_HINTS = {  # (pydantic error type, input type): the fix, for the strict types' usual slips
+    ("int_type", "float"): " (a whole number, written without a decimal point or exponent)",
+    ("float_type", "bool"): " (a number, not true/false)",
+    ("int_type", "bool"): " (a number, not true/false)",
+    ("finite_number", "float"): " (TOML's inf and nan are not accepted here)",
+}
+
+
 def _format_error(err: ValidationError) -> str:
     known = _known_keys(RunConfig) + _optimizer_keys()
     lines = []
@@ -451,8 +473,9 @@ def _format_error(err: ValidationError) -> str:
         loc = ".".join(str(p) for p in e["loc"])
         if e["type"] == "extra_forbidden":
             lines.append(f"{loc}: unknown key{did_you_mean(loc, known)}")
-        elif e["type"] == "value_error" and (not loc or str(e.get("ctx", {}).get("error", "")).startswith(f"{loc}.")):
-            lines.append(str(e["ctx"]["error"]) if "ctx" in e else e["msg"])
+        elif e["type"] == "value_error":
+            text = str(e["ctx"]["error"]) if "ctx" in e else e["msg"]
+            lines.append(text if not loc or text.startswith(f"{loc}.") else f"{loc}: {text}")
         else:
             got = e.get("input")
             if isinstance(got, str) and "://" in got:
@@ -460,7 +483,8 @@ def _format_error(err: ValidationError) -> str:
 
                 got = display_url(got)  # a URL's password never reaches an error message
             shown = "" if isinstance(got, (dict, list)) and len(str(got)) > 60 else f", got {got!r}"
-            lines.append(f"{loc}: {e['msg']}{shown}")
+            hint = _TYPE_HINTS.get((e["type"], type(got).__name__), "")
+            lines.append(f"{loc}: {e['msg']}{shown}{hint}")
     return "; ".join(lines)
 
 
@@ -486,11 +510,27 @@ def _with_sources(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _plain(value: Any) -> Any:
+    """Python values for the strict validation: NumPy scalars (a sampler's, a user's) as
+    their Python number, paths as strings; nested tables and lists walked."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):
+        return value.item()
+    return value
+
+
 def _validate(data: dict[str, Any]) -> RunConfig:
     if isinstance(data, dict) and (data.get("sources") or any(isinstance(data.get(s), Mapping) and data[s].get("target") for s in ("model", "data", "loss"))):
         data = _with_sources(data)
     try:
-        return RunConfig.model_validate(data)
+        return RunConfig.model_validate(_plain(data))
+    except RecursionError:
+        raise ConfigError("invalid config: values nested too deeply to be a config") from None
     except ValidationError as err:
         raise ConfigError(f"invalid config: {_format_error(err)}") from None
 

@@ -40,10 +40,14 @@ from trainlab.regularization import distillation_loss, max_norm_, penalty, proje
 from trainlab.stats import best_of, mode_for
 from trainlab.store import MetricBuffer, Store
 from trainlab.train.callbacks import BestTracker, Callback, EarlyStopping
-from trainlab.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state
+from trainlab.train.checkpoint import rng_state, save_checkpoint, seed_everything, set_rng_state
 from trainlab.train.config import RunConfig, load_config
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class CheckpointWarning(UserWarning):
+    """A resume skipped a damaged or foreign checkpoint, or had none and started again."""
 
 
 @dataclass
@@ -167,6 +171,11 @@ def setup(config: RunConfig | dict | str, store: Store | None = None, parts: Any
         raise
     except ValueError as err:
         raise ConfigError(f"optim: {err}") from None
+    if cfg.data.drop_last and isinstance(data, Dataset) and cfg.data.batch_size > len(data.x_train):
+        raise ConfigError(
+            f"data.batch_size = {cfg.data.batch_size} is larger than the {len(data.x_train)} training samples, and "
+            "data.drop_last = true would drop the one batch; lower data.batch_size or set data.drop_last = false"
+        )
     if isinstance(data, Dataset):
         batches = BatchIterator(data.x_train, data.y_train, cfg.data.batch_size, drop_last=cfg.data.drop_last, seed=cfg.seed)
     else:
@@ -310,6 +319,7 @@ class Trainer:
         self._reset_window()
         self.epoch, self.step = 0, 0
         self._last_checkpoint = time.monotonic()
+        self._checkpoint_step: int | None = None  # the step of the last checkpoint written or resumed from
 
         if resume is None:
             run_id = self.dist.run_id if self.dist is not None else None
@@ -324,7 +334,7 @@ class Trainer:
         self.run_dir = self.store.run_dir(self.run_id)
         self.ckpt_path = self.run_dir / "checkpoint.pt"
         self.metrics = MetricBuffer(self.store, self.run_id)
-        if s.preprocessor is not None and resume is None:
+        if s.preprocessor is not None and self.step == 0:  # a new run, or one started again
             from trainlab._io import atomic_torch_save
 
             path = atomic_torch_save(self.run_dir / "preprocessing.pt", s.preprocessor.state_dict())
@@ -332,23 +342,23 @@ class Trainer:
 
         status, message = "completed", None
         start = time.perf_counter()
-        try:
-            with self._progress() as progress:
-                status, message = self._loop(progress)
-        except KeyboardInterrupt:
-            bad = self._drain()
-            if bad is not None:  # the interrupt came after a non-finite loss was computed
-                status, message = self._diverged(bad)
-            else:
-                status, message = "interrupted", f"interrupted at step {self.step}; resume with `trainlab run --resume {self.run_id}`"
-            if bad is None and self.dist is None:  # N ranks cannot meet for a checkpoint now: the last one stays
-                self._save_checkpoint()
+        try:  # the end of a run (callbacks, test evaluation) too: a failure there is a failed run, never one left running
+            try:
+                with self._progress() as progress:
+                    status, message = self._loop(progress)
+            except KeyboardInterrupt:
+                bad = self._drain()
+                if bad is not None:  # the interrupt came after a non-finite loss was computed
+                    status, message = self._diverged(bad)
+                else:
+                    status, message = "interrupted", f"interrupted at step {self.step}; resume with `trainlab run --resume {self.run_id}`"
+                if bad is None and self.dist is None:  # N ranks cannot meet for a checkpoint now: the last one stays
+                    self._save_checkpoint()
+            return self._finish(status, message, time.perf_counter() - start)
         except Exception as err:
             self.metrics.flush()
             self.store.finish_run(self.run_id, "failed", final={"step": self.step}, message=f"{type(err).__name__}: {err}")
             raise
-        result = self._finish(status, message, time.perf_counter() - start)
-        return result
 
     def _config_callbacks(self) -> list[Callback]:
         cfg = self.config
@@ -507,7 +517,8 @@ class Trainer:
         self.step = bad_step - 1
         self.metrics.flush()
         self.store.truncate_metrics(self.run_id, self.step)
-        return "diverged", f"loss became non-finite at step {bad_step}; the last good checkpoint is kept"
+        kept = "no checkpoint was written before it" if self._checkpoint_step is None else f"the last good checkpoint (step {self._checkpoint_step}) is kept"
+        return "diverged", f"loss became non-finite at step {bad_step}; {kept}"
 
     def _training_loss_fn(self) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
         """The training loss, chosen once: distillation, label smoothing, or the task loss."""
@@ -597,6 +608,7 @@ class Trainer:
             "window": {**self._window, "correct": self._correct, "seen": self._seen},
             "best": self.best.state_dict(),
             "callbacks": [cb.state_dict() if hasattr(cb, "state_dict") else None for cb in self.callbacks],
+            "run_id": self.run_id,
         }
         if self.dist is not None:  # every rank's RNG state (dropout masks differ by rank); rank 0 writes
             state["rank_rng"] = self.dist.gather(rng_state())
@@ -604,20 +616,61 @@ class Trainer:
                 return
         save_checkpoint(self.ckpt_path, state)
         self.store.add_artifact(self.run_id, "checkpoint", self.ckpt_path)
+        self._checkpoint_step = self.step
 
-    def _read_checkpoint(self, run_id: str) -> dict[str, Any]:
-        path = self.store.artifacts(run_id).get("checkpoint")
-        if path is None or not path.exists():
-            raise ConfigError(f"run {run_id} has no checkpoint to resume from")
-        state = load_checkpoint(path)
-        saved_by = len(state.get("rank_rng", [None]))
-        if saved_by != (self.dist.world_size if self.dist is not None else 1):
-            raise ConfigError(f"run {run_id} was checkpointed by {saved_by} process(es); resume it with --nproc {saved_by}")
-        return state
+    def _foreign(self, state: dict[str, Any]) -> str | None:
+        """Why a loaded checkpoint is not this run's (a phrase after "is"), or None."""
+        if state.get("run_id", self.run_id) != self.run_id:
+            return f"run {str(state['run_id'])[:12]}'s checkpoint, not this run's"
+        mine = self.model.state_dict()
+        theirs = state["model"]
+        if not isinstance(theirs, dict) or set(theirs) != set(mine) or any(
+            not isinstance(theirs[k], torch.Tensor) or theirs[k].shape != mine[k].shape for k in mine
+        ):
+            return "another model's checkpoint (its weights do not fit this run's model)"
+        return None
+
+    def _read_checkpoint(self, run_id: str) -> tuple[dict[str, Any] | None, str, list[str]]:
+        """The newest usable checkpoint of the run: (state, its file name, why newer ones were
+        skipped); (None, "", []) when there is none."""
+        from trainlab.train.checkpoint import load_latest
+
+        path = self.store.artifacts(run_id).get("checkpoint") or self.store.run_dir(run_id) / "checkpoint.pt"
+        for used, state, skipped in load_latest(path, self._foreign):
+            saved_by = len(state.get("rank_rng", [None]))
+            if saved_by != (self.dist.world_size if self.dist is not None else 1):
+                raise ConfigError(f"run {run_id} was checkpointed by {saved_by} process(es); resume it with --nproc {saved_by}")
+            return state, used.name, skipped
+        return None, "", []
 
     def _restore(self, run_id: str) -> None:
+        """Continue from the newest usable checkpoint (warning when a newer one was damaged or
+        another run's); with none, start again from step 0 (the config is in the store)."""
+        import warnings
+
         # N ranks: rank 0 reads the file (it may be on rank 0's machine only) and sends it to all
-        state = self._read_checkpoint(run_id) if self.dist is None else self.dist.from_rank0(lambda: self._read_checkpoint(run_id))
+        def read() -> tuple[dict[str, Any] | None, str, list[str]]:
+            return self._read_checkpoint(run_id)
+
+        state, used, skipped = read() if self.dist is None else self.dist.from_rank0(read)
+        speaks = self.dist is None or self.dist.rank == 0
+        if state is None:
+            if speaks:
+                warnings.warn(f"run {run_id} has no usable checkpoint; starting it again from step 0 with its stored config", CheckpointWarning, stacklevel=2)
+            self.store.truncate_metrics(run_id, -1)
+            self.store.set_status(run_id, "running")
+            return
+        try:
+            self._apply_checkpoint(state)
+        except Exception as err:  # it passed the checks (this run's, this model's) and still does not load
+            raise ConfigError(f"run {run_id}: {used} does not load ({type(err).__name__}: {err}); start the run again as a new run") from None
+        if skipped and speaks:
+            warnings.warn(f"run {run_id}: {'; '.join(skipped)}; resuming from {used} (step {self.step})", CheckpointWarning, stacklevel=2)
+        self._checkpoint_step = self.step
+        self.store.truncate_metrics(run_id, self.step)
+        self.store.set_status(run_id, "running")
+
+    def _apply_checkpoint(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.epoch = state["step"], state["epoch"]
@@ -634,8 +687,6 @@ class Trainer:
             if cb_state is not None and hasattr(cb, "load_state_dict"):
                 cb.load_state_dict(cb_state)
         set_rng_state(state["rng"] if self.dist is None else state["rank_rng"][self.dist.rank])
-        self.store.truncate_metrics(run_id, self.step)
-        self.store.set_status(run_id, "running")
 
     def _finish(self, status: str, message: str | None, seconds: float) -> RunResult:
         s = self.setup
@@ -664,9 +715,9 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_fit_end(self, result)
         if status in ("completed", "pruned"):
+            self._save_checkpoint()  # before the test evaluation: should it fail, the training is kept
             test = self.evaluate_split("test") or {}  # after restore_best, if any
             final.update({f"test_{k}": v for k, v in test.items()})
-            self._save_checkpoint()
         self.metrics.flush()
         if status != "interrupted":
             self.store.finish_run(self.run_id, status, final=_json_safe(final), message=message)

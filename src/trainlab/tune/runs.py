@@ -130,6 +130,9 @@ def parse_search(search: dict[str, Any] | None, config, *, nas: bool = False) ->
         value = search.get(key, 20 if key == "trials" else 1)
         if not isinstance(value, int) or value < 1:
             raise ConfigError(f"search.{key}: must be an integer >= 1, got {value!r}")
+    seed = search.get("seed", config.seed)
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32:
+        raise ConfigError(f"search.seed: must be an integer in 0 .. 2**32-1 (the study's seed), got {seed!r}")
     options = {k: v for k, v in search.items() if k in PRUNER_OPTIONS or any(k in o for o in SAMPLER_OPTIONS.values())}
     return SearchConfig(
         space=space,
@@ -139,7 +142,7 @@ def parse_search(search: dict[str, Any] | None, config, *, nas: bool = False) ->
         pruner=pruner,
         trials=search.get("trials", 20),
         jobs=search.get("jobs", 1),
-        seed=int(search.get("seed", config.seed)),
+        seed=seed,
         name=str(search.get("name", config.name)),
         options=options,
         architecture=architecture,
