@@ -196,8 +196,11 @@ class StudyStorage:
         return studies
 
     # -- trials ---------------------------------------------------------------------------
-    def new_trial(self, study: dict[str, Any], *, state: str, params: dict[str, Any], requeued_from: int | None = None, conn=None) -> int:
-        """Insert a trial with the next free number; returns the number."""
+    def new_trial(
+        self, study: dict[str, Any], *, state: str, params: dict[str, Any], requeued_from: int | None = None, seed: int | None = None, conn=None
+    ) -> int:
+        """Insert a trial with the next free number; returns the number. Its seed is
+        :func:`trial_seed` of the number, unless ``seed`` is given (a re-queued trial keeps its own)."""
 
         def go(c):
             top = c.execute(sa.select(sa.func.max(trials_table.c.number)).where(trials_table.c.study_id == study["id"])).scalar()
@@ -210,7 +213,7 @@ class StudyStorage:
                     number=number,
                     state=state,
                     params=json.dumps(params),
-                    seed=trial_seed(study["seed"], number),
+                    seed=trial_seed(study["seed"], number) if seed is None else seed,
                     created_at=now,
                     started_at=now if running else None,
                     heartbeat_at=now if running else None,
@@ -343,13 +346,13 @@ class StudyStorage:
         ]
 
     def requeue(self, study: dict[str, Any], number: int, message: str) -> bool:
-        """running -> failed, and a new ``waiting`` trial with the same parameters, in one
+        """running -> failed, and a new ``waiting`` trial with the same parameters and seed, in one
         transaction (a crash between the two cannot lose the parameters). False if the
         trial was no longer running."""
 
         def go(c):
             row = c.execute(
-                sa.select(trials_table.c.id, trials_table.c.params).where(
+                sa.select(trials_table.c.id, trials_table.c.params, trials_table.c.seed).where(
                     trials_table.c.study_id == study["id"], trials_table.c.number == number
                 )
             ).first()
@@ -359,7 +362,8 @@ class StudyStorage:
                 .values(state=FAILED, finished_at=time.time(), message=message)
             ).rowcount
             if changed and json.loads(row.params):
-                self.new_trial(study, state=WAITING, params=json.loads(row.params), requeued_from=number, conn=c)
+                # the same parameters and seed: the trial that finishes is the one that was killed
+                self.new_trial(study, state=WAITING, params=json.loads(row.params), requeued_from=number, seed=row.seed, conn=c)
             return changed == 1
 
         for _ in range(100):
