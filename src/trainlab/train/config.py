@@ -512,10 +512,10 @@ def _with_sources(data: dict[str, Any]) -> dict[str, Any]:
 
 def _plain(value: Any) -> Any:
     """Python values for the strict validation: NumPy scalars (a sampler's, a user's) as
-    their Python number, paths as strings; nested tables and lists walked."""
+    their Python number, paths as strings, tuples as lists; nested tables and lists walked."""
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):  # a tuple from Python code is a TOML list
         return [_plain(v) for v in value]
     if isinstance(value, os.PathLike):
         return os.fspath(value)
