@@ -618,14 +618,17 @@ class Trainer:
         self.store.add_artifact(self.run_id, "checkpoint", self.ckpt_path)
         self._checkpoint_step = self.step
 
-    def _foreign(self, state: dict[str, Any]) -> str | None:
-        """Why a loaded checkpoint is not this run's (a phrase after "is"), or None."""
-        if state.get("run_id", self.run_id) != self.run_id:
+    def _foreign(self, state: dict[str, Any], run_id: str) -> str | None:
+        """Why a loaded checkpoint is not run ``run_id``'s (a phrase after "is"), or None."""
+        if state.get("run_id", run_id) != run_id:
             return f"run {str(state['run_id'])[:12]}'s checkpoint, not this run's"
-        mine = self.model.state_dict()
+        model = getattr(self, "model", None)
+        mine = model.state_dict() if model is not None else None
         theirs = state["model"]
-        if not isinstance(theirs, dict) or set(theirs) != set(mine) or any(
-            not isinstance(theirs[k], torch.Tensor) or theirs[k].shape != mine[k].shape for k in mine
+        if mine is not None and (
+            not isinstance(theirs, dict)
+            or set(theirs) != set(mine)
+            or any(not isinstance(theirs[k], torch.Tensor) or theirs[k].shape != mine[k].shape for k in mine)
         ):
             return "another model's checkpoint (its weights do not fit this run's model)"
         return None
@@ -635,11 +638,14 @@ class Trainer:
         skipped); (None, "", []) when there is none."""
         from trainlab.train.checkpoint import load_latest
 
-        path = self.store.artifacts(run_id).get("checkpoint") or self.store.run_dir(run_id) / "checkpoint.pt"
-        for used, state, skipped in load_latest(path, self._foreign):
+        def check(state: dict[str, Any]) -> str | None:
             saved_by = len(state.get("rank_rng", [None]))
             if saved_by != (self.dist.world_size if self.dist is not None else 1):
                 raise ConfigError(f"run {run_id} was checkpointed by {saved_by} process(es); resume it with --nproc {saved_by}")
+            return self._foreign(state, run_id)
+
+        path = self.store.artifacts(run_id).get("checkpoint") or self.store.run_dir(run_id) / "checkpoint.pt"
+        for used, state, skipped in load_latest(path, check):
             return state, used.name, skipped
         return None, "", []
 
