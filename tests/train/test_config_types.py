@@ -41,3 +41,17 @@ def test_numpy_scalars_paths_and_lists_mean_what_they_say(tmp_path):
     assert cfg.data.path == str(Path(tmp_path / "d.npz"))
     assert load_config(cfg.to_dict()) == cfg  # the stored form validates back to the same config
     assert load_config({"optim": {"lr": 1}}).optim.lr == 1.0  # an integer is a number
+
+
+@pytest.mark.parametrize(
+    "overrides,needle",
+    [
+        ({"optim.momentum": True}, "optim.momentum: should be a number, not true/false"),
+        ({"optim.momentum": float("inf")}, "optim.momentum: should be a finite number"),
+        ({"optim.name": "adam", "optim.betas": [0.9, float("nan")]}, "optim.betas: should be a finite number"),
+    ],
+)
+def test_optimizer_options_follow_the_same_rules(overrides, needle):
+    with pytest.raises(ConfigError) as err:
+        load_config({}, overrides)
+    assert needle in str(err.value)

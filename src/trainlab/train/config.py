@@ -21,6 +21,7 @@ import copy
 import functools
 import hashlib
 import json
+import math
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -161,6 +162,9 @@ class OptimConfig(Section):
             except ValidationError as err:
                 msg = err.errors()[0]["msg"]
                 raise ValueError(f"optim.{key}: {msg}, got {value!r}") from None
+            slip = _kind_changed(value, extra[key])
+            if slip:
+                raise ValueError(f"optim.{key}: {slip}, got {value!r}")
         return self
 
     def __getattr__(self, key: str) -> Any:
@@ -329,6 +333,20 @@ class RunConfig(Section):
         ``[compare]`` / ``[search]`` tables (read by the orchestrators, not by training) and
         ``[log]`` (where metrics are mirrored) are left out."""
         return config_digest(self.to_dict(), exclude)
+
+
+def _kind_changed(given: Any, read: Any) -> str | None:
+    """The strict types' rule for values read through an optimizer's (lax) annotation: no
+    true/false as a number, no fractional-looking float as an int, finite floats only."""
+    if isinstance(given, (list, tuple)) and isinstance(read, (list, tuple)):
+        return next((why for g, r in zip(given, read) if (why := _kind_changed(g, r))), None)
+    if isinstance(given, bool) and not isinstance(read, bool):
+        return "should be a number, not true/false"
+    if isinstance(given, float) and isinstance(read, int) and not isinstance(read, bool):
+        return "should be a whole number, written without a decimal point or exponent"
+    if isinstance(read, float) and not math.isfinite(read):
+        return "should be a finite number (TOML's inf and nan are not accepted here)"
+    return None
 
 
 @functools.cache
