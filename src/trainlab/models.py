@@ -132,7 +132,8 @@ class CNN(nn.Module):
         self.sample_shape = shape
         dims = len(shape) - 1
         length = min(shape[1:])
-        if cfg.kernel_size > length:  # a kernel wider than the signal only sees padding (and crashed torch natively)
+        widest = max(cfg.kernel_size, default=0) if isinstance(cfg.kernel_size, list) else cfg.kernel_size
+        if widest > length:  # a kernel wider than the signal only sees padding (and crashed torch natively)
             raise ConfigError(
                 f"model.kernel_size = {cfg.kernel_size} is larger than the input ({'x'.join(map(str, shape[1:]))}); "
                 f"use at most {length}"

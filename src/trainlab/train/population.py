@@ -537,6 +537,7 @@ class Population:
         self.correct = torch.zeros(K, dtype=torch.long)
         self.seen = 0
         self.step, self.epoch = 0, 0
+        self._checkpoint_step: int | None = None  # the step of the last checkpoint (the divergence message names it)
         self.results: dict[int, Any] = {}
         self._last_checkpoint = time.monotonic()
         if resume is None:
@@ -616,7 +617,8 @@ class Population:
         finite = [math.isfinite(v) for v in values]
         dead = [k for i, k in enumerate(self.alive) if not finite[i]]
         for k in dead:  # finished as its sequential run is: before the update, at this step
-            self._finish(k, "diverged", f"loss became non-finite at step {self.step + 1}; the last good checkpoint is kept", None)
+            kept = "no checkpoint was written before it" if self._checkpoint_step is None else f"the last good checkpoint (step {self._checkpoint_step}) is kept"
+            self._finish(k, "diverged", f"loss became non-finite at step {self.step + 1}; {kept}", None)
         total = losses.sum() if all(finite) else torch.where(torch.tensor(finite), losses, torch.zeros(())).sum()
         for p in self.params.values():
             p.grad = None
@@ -749,6 +751,7 @@ class Population:
             "seen": self.seen,
         }
         save_checkpoint(self.ckpt_path, state)
+        self._checkpoint_step = self.step
         for k in self.alive:
             self.store.add_artifact(self.run_ids[k], "population", self.ckpt_path)
 
@@ -767,6 +770,7 @@ class Population:
                 p.copy_(state["params"][n])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.epoch, self.seen = state["step"], state["epoch"], state["seen"]
+        self._checkpoint_step = self.step
         self._seconds_before = float(state.get("seconds", 0.0))
         for k, m in state["members"].items():
             self.setups[k].batches.load_state_dict(m["batches"])
