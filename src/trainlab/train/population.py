@@ -825,6 +825,7 @@ class Population:
             "best": self.best[k].state_dict(),
             "callbacks": [],
             "rng": {**rng_state(), "torch": self.generators[k].get_state()},
+            "run_id": self.run_ids[k],  # a resume refuses another run's checkpoint
             "population": f"{self.population_id}:{k}/{self.K}",
         }
 
