@@ -127,7 +127,17 @@ def fit_dataloader() -> tuple[float, float] | None:
     clock = _LoopClock()
     val = (s.data.x_val, s.data.y_val)
     with tempfile.TemporaryDirectory() as tmp:
-        fit(s.model, loader, val, optimizer="sgd", lr=0.1, momentum=0.9, epochs=EPOCHS, store=Store(f"{tmp}/b.db"), callbacks=[clock])
+        fit(
+            s.model,
+            loader,
+            val,
+            optimizer="sgd",
+            lr=0.1,
+            momentum=0.9,
+            epochs=EPOCHS,
+            store=Store(f"{tmp}/b.db"),
+            callbacks=[clock],
+        )
     return clock.elapsed
 
 
@@ -164,7 +174,9 @@ def _process(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
     before = os.times()
     subprocess.run(argv, check=True, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
     after = os.times()
-    return time.perf_counter() - start, (after.children_user - before.children_user) + (after.children_system - before.children_system)
+    return time.perf_counter() - start, (after.children_user - before.children_user) + (
+        after.children_system - before.children_system
+    )
 
 
 def whole_processes(tmp: Path) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -173,7 +185,9 @@ def whole_processes(tmp: Path) -> tuple[tuple[float, float], tuple[float, float]
     _mnist1d()  # make sure the cache exists: neither side generates the data
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     (tmp / "plain.py").write_text(PLAIN)
-    plain = _process([sys.executable, str(tmp / "plain.py"), str(_mnist1d_cache()), str(tmp / "w.pt"), str(EPOCHS)], env)
+    plain = _process(
+        [sys.executable, str(tmp / "plain.py"), str(_mnist1d_cache()), str(tmp / "w.pt"), str(EPOCHS)], env
+    )
     ours = _process(
         [sys.executable, "-m", "trainlab", "run", "examples/quickstart.toml", f"train.epochs={EPOCHS}", "train.threads=1",
          "--quiet", "--store", str(tmp / f"runs-{time.monotonic_ns()}.db")],
@@ -218,7 +232,12 @@ def main() -> None:
                 p, w = whole_processes(Path(tmp))
                 plain.append(p)
                 whole.append(w)
-        _report(f"whole process: `trainlab run` of the quickstart ({EPOCHS} epochs) vs a plain-torch script", plain, whole, 1.15)
+        _report(
+            f"whole process: `trainlab run` of the quickstart ({EPOCHS} epochs) vs a plain-torch script",
+            plain,
+            whole,
+            1.15,
+        )
 
 
 if __name__ == "__main__":

@@ -56,7 +56,9 @@ def best_of(values: Iterable[float], mode: str) -> float | None:
     return min(finite) if mode == "min" else max(finite)
 
 
-def bootstrap_ci(values: np.ndarray | list[float], confidence: float = 0.95, n_resamples: int = 10_000, seed: int = 0) -> tuple[float, float]:
+def bootstrap_ci(
+    values: np.ndarray | list[float], confidence: float = 0.95, n_resamples: int = 10_000, seed: int = 0
+) -> tuple[float, float]:
     """Percentile bootstrap confidence interval of the mean (Efron & Tibshirani 1993).
 
     Resample the values with replacement ``n_resamples`` times, take each resample's mean,
@@ -85,7 +87,9 @@ class Difference:
         return self.low > 0 or self.high < 0
 
 
-def welch_interval(mean1: float, sd1: float, n1: int, mean2: float, sd2: float, n2: int, level: float = 0.95) -> Difference | None:
+def welch_interval(
+    mean1: float, sd1: float, n1: int, mean2: float, sd2: float, n2: int, level: float = 0.95
+) -> Difference | None:
     """Welch's t interval of ``mean1 − mean2`` from summary statistics (``sd`` with ddof = 1);
     None when a group has fewer than two values."""
     from scipy import stats

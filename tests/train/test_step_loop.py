@@ -99,5 +99,7 @@ def test_no_host_sync_per_step_on_cuda(store, tiny_config):
         def on_fit_end(self, trainer, result):
             torch.cuda.set_sync_debug_mode("default")
 
-    tiny_config["train"].update(device="cuda", log_every=10, eval_every=10, max_steps=30, epochs=50, checkpoint_seconds=1e9)
+    tiny_config["train"].update(
+        device="cuda", log_every=10, eval_every=10, max_steps=30, epochs=50, checkpoint_seconds=1e9
+    )
     assert run(tiny_config, store=store, callbacks=[Strict()]).status == "completed"

@@ -3,7 +3,8 @@
 A checkpoint holds the model, optimizer and schedule states, the step and epoch, the
 batch iterator's position (generator state at the epoch start + batches served), the
 training history, the callbacks' states and every random number generator state
-(Python, NumPy, torch, the augmentation generator). It is written to a temporary file,
+(Python, NumPy, torch, every CUDA device's when CUDA is in use, the augmentation
+generator). It is written to a temporary file,
 fsynced and renamed into place, so a crash leaves the last good checkpoint.
 
 The last two are kept: ``checkpoint.pt`` and, renamed from it before each write,
@@ -42,6 +43,8 @@ def rng_state() -> dict[str, Any]:
         "python": [version, list(mt), gauss],
         "numpy": [name, torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos), int(has_gauss), float(cached)],
         "torch": torch.get_rng_state(),
+        # every CUDA device's generator, once CUDA is in use (dropout masks on the GPU come from it)
+        **({"cuda": torch.cuda.get_rng_state_all()} if torch.cuda.is_available() and torch.cuda.is_initialized() else {}),
     }
 
 
@@ -51,6 +54,9 @@ def set_rng_state(state: dict[str, Any]) -> None:
     name, keys, pos, has_gauss, cached = state["numpy"]
     np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        states = state["cuda"][: torch.cuda.device_count()]
+        torch.cuda.set_rng_state_all(states)
 
 
 KEYS = ("model", "optimizer", "step", "epoch", "batches", "aug_gen", "history", "window", "best", "callbacks", "rng")  # what a resume reads

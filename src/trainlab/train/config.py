@@ -218,8 +218,23 @@ class TrainConfig(Section):
     label_smoothing_style: Literal["notes", "uniform"] = "notes"
     early_stopping: EarlyStoppingConfig | None = None
     monitor: str = Field("val_loss", description="metric that defines the best step")
-    device: str = "cpu"
+    device: str = Field("auto", description="auto (cuda, then mps, then cpu) | cpu | cuda | cuda:N | mps")
+    precision: Literal["32", "bf16", "16-mixed"] = Field("32", description="32 | bf16 (autocast) | 16-mixed (autocast + GradScaler)")
+    accumulate: PositiveInt = Field(1, description="micro-batches of data.batch_size per optimizer step (gradient accumulation)")
+    compile: bool = Field(False, description="torch.compile the model's forward")
     threads: PositiveInt | None = None
+
+    @field_validator("device")
+    @classmethod
+    def _device_name(cls, v: str) -> str:
+        from trainlab.train.devices import check_device_name
+
+        return check_device_name(v)
+
+    @field_validator("precision", mode="before")
+    @classmethod
+    def _precision_text(cls, v: Any) -> Any:
+        return str(v) if isinstance(v, int) and not isinstance(v, bool) else v  # precision = 32 as a number
 
 
 class RegularizeConfig(Section):
@@ -493,7 +508,7 @@ def _format_error(err: ValidationError) -> str:
             lines.append(f"{loc}: unknown key{did_you_mean(loc, known)}")
         elif e["type"] == "value_error":
             text = str(e["ctx"]["error"]) if "ctx" in e else e["msg"]
-            lines.append(text if not loc or text.startswith(f"{loc}.") else f"{loc}: {text}")
+            lines.append(text if not loc or text.startswith((f"{loc}.", f"{loc}:")) else f"{loc}: {text}")
         else:
             got = e.get("input")
             if isinstance(got, str) and "://" in got:

@@ -130,6 +130,8 @@ def unsupported(cfg: RunConfig) -> str | None:
         return "train.early_stopping stops runs at different steps"
     if t.device not in ("cpu", "auto") or (t.device == "auto" and torch.cuda.is_available()):
         return f"train.device = '{t.device}': populations run on the CPU"
+    if t.precision != "32" or t.accumulate != 1 or t.compile:
+        return "train.precision / accumulate / compile are not batched"
     return None
 
 

@@ -42,6 +42,7 @@ from trainlab.store import MetricBuffer, Store
 from trainlab.train.callbacks import BestTracker, Callback, EarlyStopping
 from trainlab.train.checkpoint import rng_state, save_checkpoint, seed_everything, set_rng_state
 from trainlab.train.config import RunConfig, load_config
+from trainlab.train.devices import autocast, check_precision, grad_scaler, resolve_device
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -154,7 +155,7 @@ def setup(config: RunConfig | dict | str, store: Store | None = None, parts: Any
     else:
         data, preprocessor = _preprocess_user_data(cfg, data)
     model = build.model(cfg, data, store=store, parts=parts)
-    lr = cfg.optim.scaled_lr(cfg.data.batch_size)
+    lr = cfg.optim.scaled_lr(cfg.data.batch_size * cfg.train.accumulate)  # the batch of one optimizer step
     options = {**cfg.optim.options(), "lr": lr}
     if cfg.optim.decay_norm_and_bias:
         options["decay_norm_and_bias"] = True
@@ -180,7 +181,7 @@ def setup(config: RunConfig | dict | str, store: Store | None = None, parts: Any
         batches = BatchIterator(data.x_train, data.y_train, cfg.data.batch_size, drop_last=cfg.data.drop_last, seed=cfg.seed)
     else:
         batches = data.batches
-    steps_per_epoch = len(batches)
+    steps_per_epoch = -(-len(batches) // cfg.train.accumulate)  # optimizer steps: groups of `accumulate` batches
     total_steps = cfg.train.max_steps or cfg.train.epochs * steps_per_epoch
     schedule_options = cfg.schedule.options()
     if cfg.optim.scale_lr != "none" and schedule_options.get("warmup_steps") and "warmup_start_lr" not in schedule_options:
@@ -262,10 +263,13 @@ class Trainer:
         self.model.eval()
         total_loss, correct, n = 0.0, 0, 0
         extra = dict.fromkeys(self.setup.metrics or {}, 0.0)
+        precision = getattr(self, "_autocast", None) or nullcontext()
         for xb, yb in batches:
             xb, yb = xb.to(self.device), yb.to(self.device)
-            out = self.model(xb)
-            total_loss += float(self.setup.loss_fn(out, yb)) * len(xb)
+            with precision:
+                out = self.model(xb)
+                loss = self.setup.loss_fn(out, yb)
+            total_loss += float(loss) * len(xb)
             if self.setup.data.num_classes and isinstance(out, torch.Tensor):
                 correct += int((out.argmax(-1) == yb).sum())
             for name, fn in (self.setup.metrics or {}).items():
@@ -295,9 +299,10 @@ class Trainer:
         from trainlab.train import distributed
 
         self.dist = distributed.context()  # None unless this is one rank of a data-parallel run
-        self.device = torch.device("cuda" if cfg.train.device == "auto" and torch.cuda.is_available() else ("cpu" if cfg.train.device == "auto" else cfg.train.device))
-        if self.dist is not None:
-            self.device = self.dist.device
+        self.device = self.dist.device if self.dist is not None else resolve_device(cfg.train.device)
+        check_precision(self.device, cfg.train.precision)
+        if self.dist is not None and cfg.train.accumulate > 1:
+            raise ConfigError("train.accumulate > 1 is not supported with --nproc; raise data.batch_size or the process count instead")
         self.setup = setup(cfg, self.store, self.parts)
         s = self.setup
         self.model, self.optimizer = s.model.to(self.device), s.optimizer
@@ -306,6 +311,10 @@ class Trainer:
             self.dist.prepare(s.data, s.batches, cfg.data.batch_size, cfg.data.drop_last)
             self._forward = self.dist.wrap(self.model, cfg.model.sync_bn)
             self.dist.seed(cfg.seed)
+        if cfg.train.compile:
+            self._forward = torch.compile(self._forward)
+        self._autocast = autocast(self.device, cfg.train.precision)
+        self.scaler = grad_scaler(self.device, cfg.train.precision)
         self.loss_fn = s.loss_fn
         self._train_loss = self._training_loss_fn()
         self._lr_ratios = _lr_ratios(self.optimizer)
@@ -398,13 +407,16 @@ class Trainer:
             cb.on_fit_start(self)
         self.model.train()
         while self.step < s.total_steps:
-            for xb, yb in s.batches:
-                xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
-                if augment is not None:
-                    xb = augment(xb, self.aug_gen)
-                if self.dist is not None:  # this rank's 1/N of the global batch
-                    xb, yb = self.dist.shard(xb, yb)
-                logs = self._train_step(xb, yb)
+            for batch in _groups(s.batches, cfg.train.accumulate):
+                group = []
+                for xb, yb in batch:
+                    xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+                    if augment is not None:
+                        xb = augment(xb, self.aug_gen)
+                    if self.dist is not None:  # this rank's 1/N of the global batch
+                        xb, yb = self.dist.shard(xb, yb)
+                    group.append((xb, yb))
+                logs = self._train_step(group)
                 self.step += 1
                 step = self.step
                 for cb in callbacks:
@@ -439,45 +451,68 @@ class Trainer:
             self.epoch += 1
         return "completed", None
 
-    def _train_step(self, xb: torch.Tensor, yb: torch.Tensor) -> dict[str, Any]:
-        """One optimizer step. Nothing here waits for the device: the loss (and the gradient
-        norm, the correct count) stay tensors until :meth:`_drain` reads them in one go."""
+    def _train_step(self, group: list[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, Any]:
+        """One optimizer step on ``group``: one batch, or ``train.accumulate`` micro-batches
+        whose gradients add up to the gradient of their union's mean loss (micro-batch i's loss
+        weighted by n_i / Σn). Nothing here waits for the device (but float16's GradScaler):
+        the loss, the gradient norm and the correct count stay tensors until :meth:`_drain`."""
         cfg = self.config
-        out = self._forward(xb)
-        classify = bool(self.setup.data.num_classes) and isinstance(out, torch.Tensor)  # a user's model may return more
-        loss = self._train_loss(out, yb, xb)
-        if self.dist is None:
-            logged = loss.detach()
-            correct = (out.detach().argmax(-1) == yb).sum() if classify else None
-        else:  # the global batch's loss on every rank, and the weight that makes DDP's average its gradient
-            loss, logged, correct = self.dist.reduce_step(loss, out, yb, classify)
         reg = cfg.regularize
-        total = loss
-        if reg.l1 or reg.l2:
-            total = loss + penalty(self.model, l1=reg.l1, l2=reg.l2, include_bias_and_norm=reg.include_bias_and_norm)
-            self._pending["total"].append(total.detach())
+        scaler = self.scaler
         self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
+        n_total = len(group[0][1]) if len(group) == 1 else sum(len(yb) for _, yb in group)
+        logged = correct = checked = None
+        for xb, yb in group:
+            with self._autocast:
+                out = self._forward(xb)
+                loss = self._train_loss(out, yb, xb)
+            classify = bool(self.setup.data.num_classes) and isinstance(out, torch.Tensor)  # a user's model may return more
+            if self.dist is None:
+                value = loss.detach().float()
+                hits = (out.detach().argmax(-1) == yb).sum() if classify else None
+            else:  # the global batch's loss on every rank, and the weight that makes DDP's average its gradient
+                loss, value, hits = self.dist.reduce_step(loss, out, yb, classify)
+            total = loss
+            if reg.l1 or reg.l2:
+                total = loss + penalty(self.model, l1=reg.l1, l2=reg.l2, include_bias_and_norm=reg.include_bias_and_norm)
+            if len(group) > 1:
+                weight = len(yb) / n_total
+                total, value = total * weight, value * weight
+            if logged is None:
+                logged, correct = value, hits
+                checked = None if total is loss else total.detach()
+            else:  # the sums over the micro-batches
+                logged, correct = logged + value, None if hits is None else correct + hits
+                checked = None if checked is None else checked + total.detach()
+            (scaler.scale(total) if scaler is not None else total).backward()
+        if checked is not None:
+            self._pending["total"].append(checked)
         for cb in self.callbacks:
             cb.on_before_step(self, self.step)
         logs: dict[str, Any] = {"loss": logged, "lr": self.optimizer.param_groups[0]["lr"]}
         self._pending["loss"].append(logged)
         if cfg.train.clip_norm is not None or cfg.train.clip_value is not None:
+            if scaler is not None:
+                scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
             params = [p for p in self.model.parameters() if p.grad is not None]
             if cfg.train.clip_norm is not None:
                 logs["grad_norm"] = clip_grad_norm_(params, cfg.train.clip_norm)
                 self._pending["grad_norm"].append(logs["grad_norm"])
             if cfg.train.clip_value is not None:
                 clip_grad_value_(params, cfg.train.clip_value)
-        self.optimizer.step()
+        if scaler is not None:
+            scaler.step(self.optimizer)  # skipped when the scaled gradients overflowed
+            scaler.update()
+        else:
+            self.optimizer.step()
         if reg.max_norm is not None:
             max_norm_(self.model, reg.max_norm, include_bias_and_norm=reg.include_bias_and_norm)
         if reg.norm_bound is not None:
             project_lp_ball_(self.model, float(reg.norm_bound_p), reg.norm_bound, include_bias_and_norm=reg.include_bias_and_norm)
         self._set_lr(self.step + 1)
-        if classify:
+        if correct is not None:
             self._pending["correct"].append(correct)
-            self._seen += len(yb) if self.dist is None else self.dist.batch_size
+            self._seen += n_total if self.dist is None else self.dist.batch_size
         self._window["n"] += 1
         return logs
 
@@ -607,6 +642,7 @@ class Trainer:
             "history": {k: [list(p) for p in v] for k, v in self.history.items()},
             "window": {**self._window, "correct": self._correct, "seen": self._seen},
             "best": self.best.state_dict(),
+            **({"scaler": self.scaler.state_dict()} if self.scaler is not None else {}),
             "callbacks": [cb.state_dict() if hasattr(cb, "state_dict") else None for cb in self.callbacks],
             "run_id": self.run_id,
         }
@@ -689,6 +725,8 @@ class Trainer:
         self._seen = window.pop("seen")
         self._window = defaultdict(float, window)
         self.best.load_state_dict(state["best"])
+        if self.scaler is not None and "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
         for cb, cb_state in zip(self.callbacks, state["callbacks"]):
             if cb_state is not None and hasattr(cb, "load_state_dict"):
                 cb.load_state_dict(cb_state)
@@ -732,6 +770,23 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_run_end(self, result)
         return result
+
+
+def _groups(batches, k: int):
+    """The batches in lists of ``k`` (the last of an epoch may be shorter): one list per
+    optimizer step."""
+    if k == 1:
+        for batch in batches:
+            yield (batch,)
+        return
+    group = []
+    for batch in batches:
+        group.append(batch)
+        if len(group) == k:
+            yield group
+            group = []
+    if group:
+        yield group
 
 
 def _lr_ratios(optimizer: torch.optim.Optimizer) -> list[float]:
