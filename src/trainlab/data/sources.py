@@ -308,7 +308,10 @@ def _eval_iterable(split: Any, batch_size: int) -> Iterable[Any] | None:
         return None
     if is_pair(split):
         x, y = (torch.as_tensor(np.asarray(a)) if not isinstance(a, torch.Tensor) else a for a in split)
-        return DataLoader(TensorDataset(x, y), batch_size=batch_size)
+        if len(x) != len(y):
+            return DataLoader(TensorDataset(x, y), batch_size=batch_size)  # TensorDataset names the mismatch
+        # slices (views) of the tensors: no per-sample indexing and collation at every evaluation
+        return [(x[i : i + batch_size], y[i : i + batch_size]) for i in range(0, len(x), batch_size)]
     if _is_loader(split):
         return split
     if _is_map_dataset(split):
