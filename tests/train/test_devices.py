@@ -132,3 +132,26 @@ def test_cuda_checkpoints_keep_the_cuda_rng_states(store, tiny_config):
     result = run(tiny_config, store=store)
     state = torch_load(store.artifacts(result.run_id)["checkpoint"])
     assert len(state["rng"]["cuda"]) == torch.cuda.device_count()
+
+
+@pytest.mark.parametrize("train", [{"accumulate": 3}, {"precision": "16-mixed", "accumulate": 2}])
+def test_interrupt_then_resume_is_bit_identical_with_accumulation_and_scaling(store, tiny_config, train):
+    """Checkpoints fall between whole groups of micro-batches and hold the GradScaler's scale,
+    so a resumed run takes exactly the steps of an uninterrupted one."""
+    from trainlab.train import Callback
+
+    class Interrupt(Callback):
+        def on_step_end(self, trainer, step, logs):
+            if step == 4:
+                raise KeyboardInterrupt
+
+    tiny_config["data"]["batch_size"] = 32
+    tiny_config["model"]["dropout"] = 0.1
+    tiny_config["train"].update(epochs=2, **train)
+    full = run(tiny_config, store=store)
+    cut = run(tiny_config, store=store, callbacks=[Interrupt()])
+    assert cut.status == "interrupted"
+    resumed = run(None, store=store, resume=cut.run_id)
+    k = train["accumulate"]
+    assert resumed.final["step"] == full.final["step"] == 2 * -(-16 // k)  # 512 / 32 = 16 micro-batches an epoch
+    assert all(torch.equal(x, y) for x, y in zip(_weights(store, full).values(), _weights(store, resumed).values()))
