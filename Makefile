@@ -41,8 +41,7 @@ test-ray: $(RAY_STAMP)
 test-all: setup
 	HYPOTHESIS_PROFILE=thorough $(PY) -m pytest -q -n $(JOBS)
 
-# ruff (lint + format check) and mypy, configured in pyproject.toml. Not in .ci/run yet: the
-# tree gets one `ruff format` / `ruff check --fix` pass once the open branches have merged.
+# ruff (lint + format check) and mypy, configured in pyproject.toml; part of .ci/run.
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks docs
 	$(VENV)/bin/ruff format --check src tests benchmarks docs

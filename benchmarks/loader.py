@@ -28,7 +28,9 @@ def main() -> None:
         ds = TensorDataset(x, y)
         g = torch.Generator().manual_seed(0)
         per_sample = DataLoader(ds, batch_size=bs, shuffle=True, generator=g)
-        batched = DataLoader(ds, sampler=BatchSampler(RandomSampler(ds, generator=g), bs, drop_last=False), batch_size=None)
+        batched = DataLoader(
+            ds, sampler=BatchSampler(RandomSampler(ds, generator=g), bs, drop_last=False), batch_size=None
+        )
         ours = BatchIterator(x, y, bs, seed=0)
         reps = 5 if n < 10_000 else 2
         rows = {

@@ -84,7 +84,9 @@ def main() -> None:
     only = set(filter(None, args.only.split(",")))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.total / 1e6:g}M float32 parameters, "
           f"min of {args.repeats} interleaved steps, {clock}\n")  # fmt: skip
-    header = f"{'rule':30s} {'layout':>12s} {'loop':>8s} {'foreach':>8s} {'fused':>8s} {'trainlab':>9s}  {'ratio':>5s}  vs"
+    header = (
+        f"{'rule':30s} {'layout':>12s} {'loop':>8s} {'foreach':>8s} {'fused':>8s} {'trainlab':>9s}  {'ratio':>5s}  vs"
+    )
     print(header)
     print("-" * len(header))
     cases = [(label, name, cls, opts, {}) for label, name, cls, opts in RULES] + NOTES_FORMS
@@ -99,7 +101,10 @@ def main() -> None:
             ms = time_steps(optimizers, args.repeats)
             fastest = min((k for k in ms if k != "trainlab"), key=ms.get)
             cells = " ".join(f"{ms[k]:8.1f}" if k in ms else f"{'-':>8s}" for k in ("loop", "foreach", "fused"))
-            print(f"{label:30s} {layout:>12s} {cells} {ms['trainlab']:9.1f}  {ms['trainlab'] / ms[fastest]:5.2f}  {fastest}", flush=True)
+            print(
+                f"{label:30s} {layout:>12s} {cells} {ms['trainlab']:9.1f}  {ms['trainlab'] / ms[fastest]:5.2f}  {fastest}",
+                flush=True,
+            )
             del optimizers
         del params
 

@@ -10,7 +10,20 @@ import ast
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "trainlab"
-FOUNDATION = ("optim", "schedules", "init", "nn", "regularization", "data", "store", "errors", "_io", "_lazy", "stats", "callbacks")
+FOUNDATION = (
+    "optim",
+    "schedules",
+    "init",
+    "nn",
+    "regularization",
+    "data",
+    "store",
+    "errors",
+    "_io",
+    "_lazy",
+    "stats",
+    "callbacks",
+)
 ABOVE = ("train", "compare", "tune", "diagnose", "report", "reproduce", "cli")
 
 

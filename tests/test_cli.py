@@ -10,7 +10,9 @@ import trainlab as trainlab_package
 
 def trainlab(*args, env=None, cwd=None):
     """``python -m trainlab ARGS`` (the same command line as the ``trainlab`` script), output piped."""
-    return subprocess.run([sys.executable, "-m", "trainlab", *args], capture_output=True, text=True, timeout=300, env=env, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "trainlab", *args], capture_output=True, text=True, timeout=300, env=env, cwd=cwd
+    )
 
 
 @pytest.fixture
@@ -89,12 +91,18 @@ def test_every_documented_command_is_reachable_from_the_trainlab_executable(tmp_
     db = str(tmp_path / "s.db")
     base = cfg_file.read_text()
     tune_cfg = tmp_path / "tune.toml"
-    tune_cfg.write_text(base + '\n[search]\nname = "t"\nsampler = "random"\ntrials = 2\n[search.params]\n"optim.lr" = { type = "float", low = 0.01, high = 0.5, log = true }\n')
+    tune_cfg.write_text(
+        base
+        + '\n[search]\nname = "t"\nsampler = "random"\ntrials = 2\n[search.params]\n"optim.lr" = { type = "float", low = 0.01, high = 0.5, log = true }\n'
+    )
     r = trainlab("tune", str(tune_cfg), "--store", db)
     assert r.returncode == 0, r.stderr
     assert "best trial" in r.stdout
     nas_cfg = tmp_path / "nas.toml"
-    nas_cfg.write_text(base + '\n[search]\nname = "n"\nsampler = "random"\ntrials = 2\n[search.architecture]\ndepth = [1]\nwidths = [8, 16]\n')
+    nas_cfg.write_text(
+        base
+        + '\n[search]\nname = "n"\nsampler = "random"\ntrials = 2\n[search.architecture]\ndepth = [1]\nwidths = [8, 16]\n'
+    )
     assert trainlab("nas", str(nas_cfg), "--store", db).returncode == 0
     studies = trainlab("studies", "--store", db)
     assert studies.returncode == 0 and "t" in studies.stdout and "n" in studies.stdout
@@ -154,10 +162,30 @@ def test_version_and_short_help(cli):
 
 def test_help_keeps_bracketed_text_and_plain_metavars(cli):
     tune = cli("tune", "--help")[1]
-    for text in ("trainlab[ray]", "[default: search.trials]", "[search] section", "[env: TRAINLAB_STORE]", "--trials N", "--store URL"):
+    for text in (
+        "trainlab[ray]",
+        "[default: search.trials]",
+        "[search] section",
+        "[env: TRAINLAB_STORE]",
+        "--trials N",
+        "--store URL",
+    ):
         assert text in tune, text
     assert "\\[" not in tune
-    for command in ("run", "compare", "tune", "nas", "runs", "show", "reproduce", "lr-find", "diagnose", "report", "init", "studies"):
+    for command in (
+        "run",
+        "compare",
+        "tune",
+        "nas",
+        "runs",
+        "show",
+        "reproduce",
+        "lr-find",
+        "diagnose",
+        "report",
+        "init",
+        "studies",
+    ):
         text = cli(command, "--help")[1]
         assert not re.search(r"<(bool|str|int|float|path|list)", text), (command, text)
     assert "-q, --quiet  " in cli("run", "--help")[1]  # a flag shows no metavar
@@ -167,7 +195,10 @@ def test_tune_and_nas_take_overrides_and_print_a_line_per_trial_when_piped(cli, 
     db = str(tmp_path / "s.db")
     base = cfg_file.read_text()
     tune_cfg = tmp_path / "tune.toml"
-    tune_cfg.write_text(base + '\n[search]\nname = "t"\nsampler = "random"\ntrials = 2\n[search.params]\n"optim.lr" = { type = "float", low = 0.01, high = 0.5, log = true }\n')
+    tune_cfg.write_text(
+        base
+        + '\n[search]\nname = "t"\nsampler = "random"\ntrials = 2\n[search.params]\n"optim.lr" = { type = "float", low = 0.01, high = 0.5, log = true }\n'
+    )
     code, out, err = cli("tune", str(tune_cfg), "train.max_steps=3", "model.hidden=[8]", "--store", db)
     assert code == 0, err
     lines = [x for x in err.splitlines() if x.startswith("trial ")]
@@ -180,7 +211,10 @@ def test_tune_and_nas_take_overrides_and_print_a_line_per_trial_when_piped(cli, 
         config = Store(db).get_run(t.run_id).config
         assert config["train"]["max_steps"] == 3 and config["model"]["hidden"] == [8]
     nas_cfg = tmp_path / "nas.toml"
-    nas_cfg.write_text(base + '\n[search]\nname = "n"\nsampler = "random"\ntrials = 1\n[search.architecture]\ndepth = [1]\nwidths = [8]\n')
+    nas_cfg.write_text(
+        base
+        + '\n[search]\nname = "n"\nsampler = "random"\ntrials = 1\n[search.architecture]\ndepth = [1]\nwidths = [8]\n'
+    )
     code, _, err = cli("nas", str(nas_cfg), "train.max_steps=2", "--store", db)
     assert code == 0 and "trial 0 complete" in err, err
     code, _, err = cli("tune", str(tune_cfg), "train.epochz=1", "--store", db, "--name", "t2")
@@ -194,7 +228,9 @@ def test_compare_prints_a_line_per_finished_run_when_piped(cli, tmp_path, cfg_fi
     code, out, err = cli("compare", str(cfg_file), "train.max_steps=2", "--store", str(tmp_path / "s.db"))
     assert code == 0, err
     lines = [x for x in err.splitlines() if x.startswith("compare cli: ")]
-    assert [x.split()[2] for x in lines] == ["1/4", "2/4", "3/4", "4/4"] and all(" completed (" in x for x in lines), err
+    assert [x.split()[2] for x in lines] == ["1/4", "2/4", "3/4", "4/4"] and all(" completed (" in x for x in lines), (
+        err
+    )
 
 
 def test_examples_and_init(cli, tmp_path, monkeypatch):
@@ -207,7 +243,10 @@ def test_examples_and_init(cli, tmp_path, monkeypatch):
     assert code == 2 and "exists; pass --force" in err
     (tmp_path / "quickstart.toml").write_text("edited")
     assert cli("init", "--force")[0] == 0 and (tmp_path / "quickstart.toml").read_text().startswith("# The quickstart")
-    assert cli("init", "tune_mnist1d", "-o", "sub/t.toml")[0] == 0 and "[search]" in (tmp_path / "sub" / "t.toml").read_text()
+    assert (
+        cli("init", "tune_mnist1d", "-o", "sub/t.toml")[0] == 0
+        and "[search]" in (tmp_path / "sub" / "t.toml").read_text()
+    )
     code, _, err = cli("init", "quikstart")
     assert code == 2 and "did you mean 'quickstart'" in err
     code, _, err = cli("run", "examples/quickstart.toml")

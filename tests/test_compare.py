@@ -8,7 +8,13 @@ from trainlab.train import load_config
 
 
 def test_parse_lists_product_and_named_variants():
-    variants, seeds = parse_compare({"seeds": 2, "optim": {"name": ["sgd", "adam"]}, "variants": {"nest": {"optim": {"nesterov": True, "momentum": 0.9}}}})
+    variants, seeds = parse_compare(
+        {
+            "seeds": 2,
+            "optim": {"name": ["sgd", "adam"]},
+            "variants": {"nest": {"optim": {"nesterov": True, "momentum": 0.9}}},
+        }
+    )
     assert seeds == [0, 1]
     assert [(v.name, v.overrides) for v in variants] == [
         ("sgd", {"optim.name": "sgd"}),
@@ -42,7 +48,9 @@ def test_plan_validates_every_variant_before_running():
 def test_bootstrap_ci_matches_scipy_percentile_bootstrap():
     x = np.random.default_rng(1).normal(0.6, 0.05, size=8)
     lo, hi = bootstrap_ci(x, n_resamples=20000)
-    ref = stats.bootstrap((x,), np.mean, confidence_level=0.95, n_resamples=20000, method="percentile", random_state=3).confidence_interval
+    ref = stats.bootstrap(
+        (x,), np.mean, confidence_level=0.95, n_resamples=20000, method="percentile", random_state=3
+    ).confidence_interval
     assert lo == pytest.approx(ref.low, abs=3e-3) and hi == pytest.approx(ref.high, abs=3e-3)
     assert lo < x.mean() < hi
     assert bootstrap_ci([0.5]) == (0.5, 0.5)
@@ -66,7 +74,11 @@ def test_compare_runs_every_variant_and_seed_and_resumes(store, tiny_config):
     assert sorted(r.seed for r in records) == [0, 0, 1, 1]
     # steps to the [compare] target, in the summary and in the report, without passing it again
     for r in rows:
-        hits = [steps_to_target(*store.metrics(rec.id, ["val_acc"])["val_acc"], 0.15, "max") for rec in records if rec.name == f"tiny/{r['variant']}"]
+        hits = [
+            steps_to_target(*store.metrics(rec.id, ["val_acc"])["val_acc"], 0.15, "max")
+            for rec in records
+            if rec.name == f"tiny/{r['variant']}"
+        ]
         reached = [h for h in hits if h is not None]
         assert r["reached"] == f"{len(reached)}/2" and r["steps_to_target"] == (np.mean(reached) if reached else None)
     from trainlab.report.build import build_report
@@ -217,7 +229,7 @@ def test_two_comparisons_at_once_make_each_run_once(store, tiny_config):
         try:
             start.wait()
             run_comparison(cfg, store=Store(store.url), quiet=True, poll_seconds=0.05)
-        except BaseException as err:  # noqa: BLE001 - reported below
+        except BaseException as err:
             errors.append(err)
 
     threads = [threading.Thread(target=one_comparison) for _ in range(2)]

@@ -123,4 +123,7 @@ def test_an_mlflow_uri_with_a_password_is_refused_without_showing_it():
         load_config({"log": {"to": ["mlflow"], "mlflow_uri": "https://bob:s3cret@mlflow.example.com"}})
     message = str(err.value)
     assert "log.mlflow_uri" in message and "MLFLOW_TRACKING_PASSWORD" in message and "s3cret" not in message
-    assert load_config({"log": {"mlflow_uri": "https://mlflow.example.com"}}).log.mlflow_uri == "https://mlflow.example.com"
+    assert (
+        load_config({"log": {"mlflow_uri": "https://mlflow.example.com"}}).log.mlflow_uri
+        == "https://mlflow.example.com"
+    )

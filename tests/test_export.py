@@ -8,8 +8,8 @@ import json
 
 import numpy as np
 import pytest
-from report.conftest import add_run
 
+from report.conftest import add_run
 from trainlab.cli import main
 from trainlab.errors import ConfigError
 from trainlab.export import export, trial_rows

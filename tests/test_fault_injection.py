@@ -192,7 +192,9 @@ def _kill_and_rerun_a_comparison(tmp_path, files, reference, point: str, nth: in
     assert proc.returncode == -9, proc.stderr[-2000:]
     store = Store(db)
     runs = run_comparison(load_config(files / "compare.toml"), store=store, quiet=True, vectorize="off")
-    assert sorted((r.name, r.seed, r.status) for r in runs) == sorted((name, seed, "completed") for name, seed in reference[1])
+    assert sorted((r.name, r.seed, r.status) for r in runs) == sorted(
+        (name, seed, "completed") for name, seed in reference[1]
+    )
     for r in runs:  # each (variant, seed) once, ending where the uninterrupted comparison's run ends
         _assert_same_end(_state(store, r.id), reference[1][(r.name, r.seed)])
 

@@ -64,14 +64,19 @@ def test_variance_and_bounds_match_formula(name, fn, variance, is_uniform, shape
 @pytest.mark.parametrize(
     "ours,theirs",
     [
-        (lambda t, g: ti.xavier_uniform_(t, 1.5, generator=g),
-         lambda t, g: nn.init.xavier_uniform_(t, 1.5, generator=g)),
-        (lambda t, g: ti.xavier_normal_(t, 0.7, generator=g),
-         lambda t, g: nn.init.xavier_normal_(t, 0.7, generator=g)),
-        (lambda t, g: ti.he_normal_(t, 0.1, "fan_out", generator=g),
-         lambda t, g: nn.init.kaiming_normal_(t, 0.1, "fan_out", "leaky_relu", generator=g)),
-        (lambda t, g: ti.he_uniform_(t, generator=g),
-         lambda t, g: nn.init.kaiming_uniform_(t, 0.0, "fan_in", "relu", generator=g)),
+        (
+            lambda t, g: ti.xavier_uniform_(t, 1.5, generator=g),
+            lambda t, g: nn.init.xavier_uniform_(t, 1.5, generator=g),
+        ),
+        (lambda t, g: ti.xavier_normal_(t, 0.7, generator=g), lambda t, g: nn.init.xavier_normal_(t, 0.7, generator=g)),
+        (
+            lambda t, g: ti.he_normal_(t, 0.1, "fan_out", generator=g),
+            lambda t, g: nn.init.kaiming_normal_(t, 0.1, "fan_out", "leaky_relu", generator=g),
+        ),
+        (
+            lambda t, g: ti.he_uniform_(t, generator=g),
+            lambda t, g: nn.init.kaiming_uniform_(t, 0.0, "fan_in", "relu", generator=g),
+        ),
     ],
     ids=["xavier_uniform", "xavier_normal", "he_normal", "he_uniform"],
 )
@@ -90,9 +95,7 @@ def test_compute_fans_conv_is_receptive_field_times_channels():
 
 
 @pytest.mark.parametrize("method", ["svd", "qr"])
-@pytest.mark.parametrize(
-    "shape", [(200, 200), (300, 100), (100, 300), (64, 16, 3, 3)], ids=str
-)
+@pytest.mark.parametrize("shape", [(200, 200), (300, 100), (100, 300), (64, 16, 3, 3)], ids=str)
 @pytest.mark.parametrize("gain", [1.0, math.sqrt(2.0)])
 def test_orthogonal_is_orthogonal_times_gain(shape, method, gain):
     w = ti.orthogonal_(torch.empty(shape), gain, method, generator=torch.Generator().manual_seed(1))
@@ -149,7 +152,11 @@ def test_lstm_forget_bias_follows_torch_gate_order():
 
 def _mlp_and_cnn() -> nn.Module:
     return nn.Sequential(
-        nn.Conv1d(4, 32, 5), nn.ReLU(), nn.Flatten(), nn.Linear(32 * 60, 400), nn.ReLU(),
+        nn.Conv1d(4, 32, 5),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(32 * 60, 400),
+        nn.ReLU(),
         nn.Linear(400, 10),
     )
 

@@ -116,6 +116,8 @@ def test_population_trains_the_new_options_alone():
 
     base = {"data": {"name": "mnist1d"}, "model": {"name": "gru", "hidden": [6]}}
     assert unsupported(load_config(base)) is None
-    assert "bidirectional" in unsupported(load_config({**base, "model": {"name": "gru", "hidden": [6], "bidirectional": True}}))
+    assert "bidirectional" in unsupported(
+        load_config({**base, "model": {"name": "gru", "hidden": [6], "bidirectional": True}})
+    )
     assert "readout" in unsupported(load_config({**base, "model": {"name": "gru", "hidden": [6], "readout": "all"}}))
     assert "norm_bound" in unsupported(load_config({**base, "regularize": {"norm_bound": 1.0}}))

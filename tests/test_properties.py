@@ -11,10 +11,10 @@ import uuid
 
 import numpy as np
 import torch
-from conftest import run_cli
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
+from conftest import run_cli
 from trainlab.compare import parse_compare
 from trainlab.data import load
 from trainlab.errors import ConfigError
@@ -122,9 +122,10 @@ def test_csv_loads_or_is_one_config_error(tmp_path, header, rows, encoding):
 def idx_bytes(draw, *, labels: bool):
     code, dtype = draw(st.sampled_from([(0x08, ">u1"), (0x09, ">i1"), (0x0C, ">i4"), (0x0D, ">f4")]))
     ndim = draw(st.sampled_from([1, 1, 0, 2]) if labels else st.sampled_from([3, 3, 2, 1, 0]))
-    shape = [draw(st.integers(0, 12))] + draw(
-        st.lists(st.integers(0, 4), min_size=max(ndim - 1, 0), max_size=max(ndim - 1, 0))
-    )
+    shape = [
+        draw(st.integers(0, 12)),
+        *draw(st.lists(st.integers(0, 4), min_size=max(ndim - 1, 0), max_size=max(ndim - 1, 0))),
+    ]
     shape = shape[:ndim]
     values = np.random.default_rng(draw(st.integers(0, 999))).integers(-2 if labels else 0, 12, size=shape)
     data = bytes([0, 0, code, ndim]) + b"".join(struct.pack(">I", s) for s in shape) + values.astype(dtype).tobytes()

@@ -14,9 +14,9 @@ from trainlab.regularization import (
     l1_proximal_step_,
     label_smoothing_targets,
     max_norm_,
+    penalty,
     project_lp_ball,
     project_lp_ball_,
-    penalty,
     regularized_parameters,
     smoothed_cross_entropy,
     soft_threshold,
@@ -116,7 +116,11 @@ def _coupled_run(how: str, opt_cls: type, steps: int = 5, **kw) -> torch.Tensor:
 
 @pytest.mark.parametrize(
     ("opt_cls", "kw"),
-    [(torch.optim.SGD, {"momentum": 0.9}), (torch.optim.SGD, {"momentum": 0.9, "nesterov": True}), (torch.optim.Adam, {})],
+    [
+        (torch.optim.SGD, {"momentum": 0.9}),
+        (torch.optim.SGD, {"momentum": 0.9, "nesterov": True}),
+        (torch.optim.Adam, {}),
+    ],
 )
 def test_l2_penalty_equals_torch_coupled_weight_decay(opt_cls, kw):
     """torch's SGD/Adam weight_decay adds λw to the gradient: the same as penalty(l2=λ)."""
@@ -404,7 +408,11 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 def test_distillation_loss_equals_formula_and_gradient():
     torch.manual_seed(0)
-    s, t, y = torch.randn(6, 4, dtype=torch.float64), torch.randn(6, 4, dtype=torch.float64) * 2, torch.randint(0, 4, (6,))
+    s, t, y = (
+        torch.randn(6, 4, dtype=torch.float64),
+        torch.randn(6, 4, dtype=torch.float64) * 2,
+        torch.randint(0, 4, (6,)),
+    )
     temp, alpha = 3.0, 0.7
     sn, tn, yn = s.numpy(), t.numpy(), y.numpy()
     p, q = _softmax(tn / temp), _softmax(sn / temp)

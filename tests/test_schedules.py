@@ -369,7 +369,11 @@ def test_warmup_in_python_and_in_a_spec_string_mean_the_same_total_steps():
     spec, n = S.from_spec("cosine:lr=0.1,total_steps=1000,min_lr=0.001,warmup_steps=100")
     config = S.from_config("cosine", {"min_lr": 0.001, "warmup_steps": 100}, base_lr=0.1, total_steps=1000)
     assert n == 1000
-    assert values(python, range(1200)).tolist() == values(spec, range(1200)).tolist() == values(config, range(1200)).tolist()
+    assert (
+        values(python, range(1200)).tolist()
+        == values(spec, range(1200)).tolist()
+        == values(config, range(1200)).tolist()
+    )
     assert python(99) < python(100) == 0.1 and python(999) == 0.001 and python(998) > 0.001
 
 
@@ -418,7 +422,11 @@ def test_from_config_cyclic_max_lr_defaults_to_base_lr():
         ("cosine", {"warmup_steps": 100}, r"warmup_steps \(100\) must be smaller than total_steps \(100\)"),
         ("cosine", {"warmup_steps": -5}, r"schedule\.warmup_steps must be a positive integer, got -5"),
         ("exponential", {"decay_rate": "fast"}, r"schedule\.decay_rate must be a finite number, got 'fast'"),
-        ("piecewise_constant", {"boundaries": [10], "values": [0.5, 0.1]}, r"schedule\.values\[0\] \(0\.5\) must equal"),
+        (
+            "piecewise_constant",
+            {"boundaries": [10], "values": [0.5, 0.1]},
+            r"schedule\.values\[0\] \(0\.5\) must equal",
+        ),
     ],
 )
 def test_from_config_errors_name_the_key(name, options, match):

@@ -183,7 +183,9 @@ def test_the_password_appears_nowhere_through_the_executable(alice, tmp_path):
     texts: list[str] = []
 
     def trainlab(*args: str, status: int = 0) -> subprocess.CompletedProcess:
-        r = subprocess.run([*trainlab_cmd(), *args], check=False, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900)
+        r = subprocess.run(
+            [*trainlab_cmd(), *args], check=False, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900
+        )
         assert r.returncode == status, (args, r.stderr[-3000:])
         texts.extend([r.stdout, r.stderr])
         return r

@@ -22,7 +22,10 @@ print(run_id)
 def test_two_processes_writing_at_once_lose_nothing(tmp_path):
     db = tmp_path / "shared.db"
     Store(db)  # create the schema once so both writers race on rows, not on DDL
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(db), f"w{i}"], stdout=subprocess.PIPE, text=True) for i in range(2)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WRITER, str(db), f"w{i}"], stdout=subprocess.PIPE, text=True)
+        for i in range(2)
+    ]
     ids = [p.communicate(timeout=120)[0].strip() for p in procs]
     assert all(p.returncode == 0 for p in procs)
     store = Store(db)

@@ -18,7 +18,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -102,21 +102,32 @@ def _fmt(v) -> str:
 
 @app.command()
 def run(
-    config: Annotated[Optional[Path], typer.Argument(metavar="CONFIG", help="TOML run config (omit with --resume)")] = None,
+    config: Annotated[
+        Path | None, typer.Argument(metavar="CONFIG", help="TOML run config (omit with --resume)")
+    ] = None,
     overrides: OverridesArg = None,
     store: StoreOpt = None,
     artifacts: ArtifactsOpt = None,
-    resume: Annotated[Optional[str], typer.Option("--resume", metavar="RUN_ID", help="continue an interrupted run from its last checkpoint")] = None,
+    resume: Annotated[
+        str | None,
+        typer.Option("--resume", metavar="RUN_ID", help="continue an interrupted run from its last checkpoint"),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
     nproc: Annotated[
-        int, typer.Option("--nproc", metavar="N", help="train data-parallel on N local processes (DDP; data.batch_size is the global batch)")
+        int,
+        typer.Option(
+            "--nproc",
+            metavar="N",
+            help="train data-parallel on N local processes (DDP; data.batch_size is the global batch)",
+        ),
     ] = 1,
 ) -> None:
     """Train one run; prints the run id as the last line of stdout.
 
     Under torchrun (torchrun --nproc-per-node N -m trainlab run CONFIG) each process is one rank
     of the run; rank 0 alone writes the store and prints."""
-    from trainlab.train import load_config, run as run_config
+    from trainlab.train import load_config
+    from trainlab.train import run as run_config
 
     if resume is None and config is None:
         raise ConfigError("give a CONFIG file, or --resume RUN_ID")
@@ -124,12 +135,20 @@ def run(
         raise ConfigError("--resume continues a run with its stored config; do not pass CONFIG or overrides")
     if nproc < 1:
         raise ConfigError(f"--nproc must be >= 1, got {nproc}")
-    cfg = None if resume else load_config(config, overrides or [])
+    cfg = None if resume else load_config(config, overrides or [])  # type: ignore[arg-type]
     result = run_config(cfg, store=store if nproc > 1 else _store(store), quiet=quiet, resume=resume, nproc=nproc)
     if os.environ.get("RANK", "0") != "0" and nproc == 1:  # a torchrun worker other than rank 0
         return
-    shown = ", ".join(f"{k} {_fmt(result.final.get(k))}" for k in ("val_acc", "val_loss", "test_acc") if result.final.get(k) is not None)
-    _err().print(f"run {result.run_id} {result.status}: {shown} ({result.final.get('seconds', 0):.1f} s)", soft_wrap=True, highlight=False)
+    shown = ", ".join(
+        f"{k} {_fmt(result.final.get(k))}"
+        for k in ("val_acc", "val_loss", "test_acc")
+        if result.final.get(k) is not None
+    )
+    _err().print(
+        f"run {result.run_id} {result.status}: {shown} ({result.final.get('seconds', 0):.1f} s)",
+        soft_wrap=True,
+        highlight=False,
+    )
     if result.message:
         _err().print(result.message)
     print(result.run_id)
@@ -140,10 +159,14 @@ def run(
 @app.command()
 def runs(
     store: StoreOpt = None,
-    group: Annotated[Optional[str], typer.Option(metavar="NAME", help="only runs of this comparison / study")] = None,
+    group: Annotated[str | None, typer.Option(metavar="NAME", help="only runs of this comparison / study")] = None,
     limit: Annotated[int, typer.Option(metavar="N", help="show the last N runs")] = 50,
-    as_json: Annotated[bool, typer.Option("--json", help="print the runs as a JSON list (config, final metrics, status, times)")] = False,
-    as_csv: Annotated[bool, typer.Option("--csv", help="print one CSV row per run, final metrics as final.<key> columns")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print the runs as a JSON list (config, final metrics, status, times)")
+    ] = False,
+    as_csv: Annotated[
+        bool, typer.Option("--csv", help="print one CSV row per run, final metrics as final.<key> columns")
+    ] = False,
     reap: Annotated[
         bool, typer.Option("--reap", help="first mark runs whose process is gone (killed, machine lost) as interrupted")
     ] = False,
@@ -160,13 +183,27 @@ def runs(
     if as_json or as_csv:
         from trainlab.export import run_summary_rows, to_csv
 
-        print(json.dumps([r.to_dict() for r in records], indent=2, default=str) if as_json else to_csv(run_summary_rows(records)), end="\n" if as_json else "")
+        print(
+            json.dumps([r.to_dict() for r in records], indent=2, default=str)
+            if as_json
+            else to_csv(run_summary_rows(records)),
+            end="\n" if as_json else "",
+        )
         return
     from rich.table import Table
 
     table = Table("id", "name", "status", "seed", "step", "val_acc", "val_loss", "created")
     for r in records:
-        table.add_row(r.id, r.name, r.status, _fmt(r.seed), _fmt(r.final.get("step")), _fmt(r.final.get("val_acc")), _fmt(r.final.get("val_loss")), r.to_dict()["created_at"])
+        table.add_row(
+            r.id,
+            r.name,
+            r.status,
+            _fmt(r.seed),
+            _fmt(r.final.get("step")),
+            _fmt(r.final.get("val_acc")),
+            _fmt(r.final.get("val_loss")),
+            r.to_dict()["created_at"],
+        )
     _out().print(table)
 
 
@@ -179,7 +216,21 @@ def show(
     """Print a run's config and final metrics."""
     record = _store(store).get_run(run_id)
     if as_json:
-        print(json.dumps({"id": record.id, "name": record.name, "status": record.status, "seed": record.seed, "config": record.config, "final": record.final, "message": record.message}, indent=2, default=str))
+        print(
+            json.dumps(
+                {
+                    "id": record.id,
+                    "name": record.name,
+                    "status": record.status,
+                    "seed": record.seed,
+                    "config": record.config,
+                    "final": record.final,
+                    "message": record.message,
+                },
+                indent=2,
+                default=str,
+            )
+        )
         return
     from rich.table import Table
 
@@ -201,11 +252,20 @@ def compare(
     store: StoreOpt = None,
     artifacts: ArtifactsOpt = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", metavar="N", help="parallel worker processes")] = 1,
-    seeds: Annotated[Optional[int], typer.Option("--seeds", metavar="N", help="seeds per variant (overrides compare.seeds)")] = None,
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", metavar="FILE", help="write the HTML report here")] = None,
+    seeds: Annotated[
+        int | None, typer.Option("--seeds", metavar="N", help="seeds per variant (overrides compare.seeds)")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", metavar="FILE", help="write the HTML report here")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
     vectorize: Annotated[
-        str, typer.Option("--vectorize", metavar="MODE", help="auto: train runs differing only in seed or scalars as populations; off: one by one")
+        str,
+        typer.Option(
+            "--vectorize",
+            metavar="MODE",
+            help="auto: train runs differing only in seed or scalars as populations; off: one by one",
+        ),
     ] = "auto",
 ) -> None:
     """Run every variant x seed (resumable: finished runs are skipped), then print the table.
@@ -228,14 +288,18 @@ def compare(
 
 @app.command()
 def reproduce(
-    name: Annotated[Optional[str], typer.Argument(metavar="EXPERIMENT", help="an experiment name, or 'all'")] = None,
+    name: Annotated[str | None, typer.Argument(metavar="EXPERIMENT", help="an experiment name, or 'all'")] = None,
     list_: Annotated[bool, typer.Option("--list", help="list the experiments with their claim and source")] = False,
-    seeds: Annotated[Optional[int], typer.Option("--seeds", metavar="N", help="seeds per configuration")] = None,
+    seeds: Annotated[int | None, typer.Option("--seeds", metavar="N", help="seeds per configuration")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="the small version (seconds), as the tests run it")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the outcome as JSON")] = False,
     output: Annotated[Path, typer.Option("-o", "--output", metavar="DIR", help="gallery folder")] = Path("gallery"),
-    rerun: Annotated[bool, typer.Option("--rerun", help="with 'all': rerun experiments whose page is already in the gallery folder")] = False,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", metavar="N", help="worker processes for each experiment's seed sweeps")] = 1,
+    rerun: Annotated[
+        bool, typer.Option("--rerun", help="with 'all': rerun experiments whose page is already in the gallery folder")
+    ] = False,
+    jobs: Annotated[
+        int, typer.Option("--jobs", "-j", metavar="N", help="worker processes for each experiment's seed sweeps")
+    ] = 1,
     store: StoreOpt = None,
     artifacts: ArtifactsOpt = None,
 ) -> None:
@@ -261,14 +325,42 @@ def reproduce(
     st = _store(store)
     for n in names:
         done = read_summary(output, n) if name == "all" and not rerun else None
-        if done is not None and done.get("quick") == quick and done.get("seeds") == rep.seeds_for(rep.get(n), seeds, quick) and "figures" in done:
-            err.print(f"{n}: already in {output} ({'holds' if done['holds'] else 'does NOT hold'}); skipped (--rerun to run it again)", highlight=False, soft_wrap=True)
+        if (
+            done is not None
+            and done.get("quick") == quick
+            and done.get("seeds") == rep.seeds_for(rep.get(n), seeds, quick)
+            and "figures" in done
+        ):
+            err.print(
+                f"{n}: already in {output} ({'holds' if done['holds'] else 'does NOT hold'}); skipped (--rerun to run it again)",
+                highlight=False,
+                soft_wrap=True,
+            )
             result = done
         else:
-            exp, outcome, used = rep.run_experiment(n, seeds=seeds, quick=quick, store=st, out_dir=output, log=lambda m: err.print(escape(m), highlight=False), jobs=jobs)
+            exp, outcome, used = rep.run_experiment(
+                n,
+                seeds=seeds,
+                quick=quick,
+                store=st,
+                out_dir=output,
+                log=lambda m: err.print(escape(m), highlight=False),
+                jobs=jobs,
+            )
             write_gallery([(exp, outcome, used, quick)], output)
-            err.print(f"{n}: {'holds' if outcome.holds else 'does NOT hold'} — {escape(outcome.statement)}", highlight=False, soft_wrap=True)
-            result = {"name": n, "claim": exp.claim, "holds": outcome.holds, "statement": outcome.statement, "figures": to_jsonable(outcome.figures), "seeds": used}
+            err.print(
+                f"{n}: {'holds' if outcome.holds else 'does NOT hold'} — {escape(outcome.statement)}",
+                highlight=False,
+                soft_wrap=True,
+            )
+            result = {
+                "name": n,
+                "claim": exp.claim,
+                "holds": outcome.holds,
+                "statement": outcome.statement,
+                "figures": to_jsonable(outcome.figures),
+                "seeds": used,
+            }
         if as_json:
             print(json.dumps({k: result[k] for k in ("name", "claim", "holds", "statement", "figures", "seeds")}))
     index = write_gallery([], output)
@@ -291,7 +383,12 @@ def data_list() -> None:
 
 @schedule_app.command("plot")
 def schedule_plot(
-    config_or_spec: Annotated[str, typer.Argument(metavar="CONFIG_OR_SPEC", help="a run config (.toml) or a spec like 'cosine:lr=0.1,total_steps=1000'")],
+    config_or_spec: Annotated[
+        str,
+        typer.Argument(
+            metavar="CONFIG_OR_SPEC", help="a run config (.toml) or a spec like 'cosine:lr=0.1,total_steps=1000'"
+        ),
+    ],
     output: Annotated[Path, typer.Option("-o", "--output", metavar="FILE", help="SVG file to write")] = Path("lr.svg"),
 ) -> None:
     """Draw the learning rate over a run's steps, before spending a run on it."""
@@ -300,15 +397,20 @@ def schedule_plot(
 
     if config_or_spec.endswith(".toml"):
         from trainlab.data import load
-        from trainlab.train import load_config
-
-        from trainlab.train import build
+        from trainlab.train import build, load_config
 
         cfg = load_config(config_or_spec)
         d = cfg.data
         data = build.data(cfg)  # the config's own data (a target, a registered name), else a built-in set
         if data is None:
-            data = load(d.name, split_seed=d.split_seed, val_fraction=d.val_fraction, test_fraction=d.test_fraction, subset=d.subset, **d.loader_options())
+            data = load(
+                d.name,
+                split_seed=d.split_seed,
+                val_fraction=d.val_fraction,
+                test_fraction=d.test_fraction,
+                subset=d.subset,
+                **d.loader_options(),
+            )
         if hasattr(data, "x_train"):
             n = len(data.x_train)
             steps_per_epoch = n // d.batch_size if d.drop_last else -(-n // d.batch_size)
@@ -316,7 +418,10 @@ def schedule_plot(
             steps_per_epoch = len(data.batches)
         total = cfg.train.max_steps or cfg.train.epochs * steps_per_epoch
         lr = cfg.optim.scaled_lr(d.batch_size)
-        schedule, title = from_config(cfg.schedule.name, cfg.schedule.options(), base_lr=lr, total_steps=total), f"{cfg.name}: {cfg.schedule.name}"
+        schedule, title = (
+            from_config(cfg.schedule.name, cfg.schedule.options(), base_lr=lr, total_steps=total),
+            f"{cfg.name}: {cfg.schedule.name}",
+        )
     else:
         schedule, total = from_spec(config_or_spec)
         title = config_or_spec
@@ -337,8 +442,13 @@ def examples() -> None:
 
 @app.command()
 def init(
-    example: Annotated[str, typer.Argument(metavar="EXAMPLE", help="which example (see `trainlab examples`)")] = "quickstart",
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", metavar="FILE", help="where to write it [default: EXAMPLE.toml here]")] = None,
+    example: Annotated[
+        str, typer.Argument(metavar="EXAMPLE", help="which example (see `trainlab examples`)")
+    ] = "quickstart",
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", metavar="FILE", help="where to write it [default: EXAMPLE.toml here]"),
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="overwrite FILE if it exists")] = False,
 ) -> None:
     """Write an example config to start from (the quickstart by default); prints its path."""
@@ -421,7 +531,7 @@ def _click_exceptions():
     try:
         from typer._click import exceptions  # typer >= 0.20 carries its own click
     except ImportError:  # pragma: no cover - older typer depends on click
-        from click import exceptions
+        from click import exceptions  # type: ignore[no-redef]
     return exceptions
 
 
@@ -465,7 +575,7 @@ def main(argv: list[str] | None = None) -> None:
     except click_errors.ClickException as e:  # a wrong option or argument
         if debug:
             raise
-        names, ctx = [], getattr(e, "ctx", None)
+        names, ctx = [], getattr(e, "ctx", None)  # type: ignore[var-annotated]
         while ctx is not None and ctx.parent is not None:  # the subcommands, without the program's own name
             names.insert(0, ctx.info_name)
             ctx = ctx.parent

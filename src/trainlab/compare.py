@@ -37,6 +37,7 @@ runs alone; one line says why.
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import os
 import time
@@ -45,8 +46,6 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from typing import Any
-
-import logging
 
 import numpy as np
 
@@ -124,23 +123,27 @@ def parse_compare(table: Mapping[str, Any] | None) -> tuple[list[Variant], list[
     if grid:
         keys = list(grid)
         for combo in itertools.product(*(grid[k] for k in keys)):
-            name = ",".join(_label(v) if len(keys) == 1 else f"{k.split('.')[-1]}={_label(v)}" for k, v in zip(keys, combo))
+            name = ",".join(
+                _label(v) if len(keys) == 1 else f"{k.split('.')[-1]}={_label(v)}" for k, v in zip(keys, combo)
+            )
             variants.append(Variant(name, dict(zip(keys, combo))))
     named = table.get("variants", {})
     if not isinstance(named, Mapping):
         raise ConfigError("compare.variants must be a table of named variants, each a table of key = value overrides")
     for name, overrides in named.items():
         if not isinstance(overrides, Mapping):
-            raise ConfigError(f"compare.variants.{name} must be a table of overrides such as \"optim.lr\" = 0.1")
+            raise ConfigError(f'compare.variants.{name} must be a table of overrides such as "optim.lr" = 0.1')
         variants.append(Variant(str(name), _flatten(overrides)))
     if not variants:
-        raise ConfigError("compare: no variants; give a list such as \"optim.name\" = [\"sgd\", \"adam\"] or [compare.variants.NAME] tables")
+        raise ConfigError(
+            'compare: no variants; give a list such as "optim.name" = ["sgd", "adam"] or [compare.variants.NAME] tables'
+        )
     if len({v.name for v in variants}) != len(variants):
         raise ConfigError("compare: two variants have the same name")
     return variants, seeds
 
 
-def plan(config: RunConfig, seeds: int | None = None) -> list[tuple[Variant, RunConfig]]:
+def plan(config: RunConfig, seeds: int | Sequence[int] | None = None) -> list[tuple[Variant, RunConfig]]:
     """Every (variant, run config) of a comparison, each validated before anything runs."""
     table = dict(config.compare or {})
     if seeds is not None:
@@ -243,8 +246,8 @@ def _make_population(configs: list[dict[str, Any]], store_url: str, group: str, 
                 living = [state["run_ids"][k] for k in state["alive"]]
                 living_hashes = [store.get_run(r).config_hash for r in living]
                 need = [x for x in living_hashes if x not in held]
-                got = [x for x in need if store.claim(group, x)]
-                held.extend(got)
+                got = [x for x in need if store.claim(group, x)]  # type: ignore[arg-type]
+                held.extend(got)  # type: ignore[arg-type]
                 if len(got) == len(need):
                     for result in resume_population(members[-1], store):
                         outcome.setdefault(result.config.hash(), result.status)
@@ -273,7 +276,9 @@ def _make_population(configs: list[dict[str, Any]], store_url: str, group: str, 
     return [outcome.get(h, "made by another process") for h in hashes]
 
 
-def _tasks(configs: Sequence[RunConfig], vectorize: str, jobs: int, say: Callable[[str], None]) -> list[list[RunConfig]]:
+def _tasks(
+    configs: Sequence[RunConfig], vectorize: str, jobs: int, say: Callable[[str], None]
+) -> list[list[RunConfig]]:
     """The comparison's runs as tasks: one config (a run alone) or several (a population).
     With ``jobs`` workers and fewer populations than workers, populations are split so that
     each worker gets one."""
@@ -318,7 +323,7 @@ def run_comparison(
     *,
     store: Store | None = None,
     jobs: int = 1,
-    seeds: int | None = None,
+    seeds: int | Sequence[int] | None = None,
     quiet: bool = False,
     poll_seconds: float = 1.0,
     vectorize: str = "auto",
@@ -339,7 +344,9 @@ def run_comparison(
     pending = [cfg for cfg in planned if cfg.hash() not in have_result]
     threads = max(1, (os.cpu_count() or 1) // max(jobs, 1))
     if jobs > 1 and pending and store.in_memory:
-        raise ConfigError("--store ':memory:' lives in this process only; worker processes (--jobs > 1) need a file or server URL")
+        raise ConfigError(
+            "--store ':memory:' lives in this process only; worker processes (--jobs > 1) need a file or server URL"
+        )
 
     def say(text: str) -> None:
         log.info("compare %s: %s", group, text)
@@ -348,9 +355,10 @@ def run_comparison(
 
     todo = deque((task, 0.0) for task in _tasks(pending, vectorize, jobs, say))  # (configs, when to try them)
     waiting_said = False
-    with ItemProgress(f"compare {group}", len(pending), quiet=quiet) as progress, (
-        process_pool(jobs) if jobs > 1 else _InProcess()
-    ) as pool:
+    with (
+        ItemProgress(f"compare {group}", len(pending), quiet=quiet) as progress,
+        process_pool(jobs) if jobs > 1 else _InProcess() as pool,
+    ):
         in_flight: dict[Future, list[RunConfig]] = {}
         while todo or in_flight:
             now = time.monotonic()
@@ -421,7 +429,12 @@ def one_per_seed(records: Sequence[RunRecord]) -> list[RunRecord]:
 
 
 def summarize(
-    store: Store, group: str, metric: str | None = None, target: float | None = None, *, config_hashes: Collection[str] | None = None
+    store: Store,
+    group: str,
+    metric: str | None = None,
+    target: float | None = None,
+    *,
+    config_hashes: Collection[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Per variant: n (distinct seeds completed), mean, std and 95% bootstrap CI of the final
     and best metric, steps to target, and wall time. A variant whose runs diverged keeps its
@@ -524,14 +537,16 @@ def compare(
             raise ConfigError("compare of Python callables runs in this process: jobs must be 1")
         return _compare_python(config, store=store, seeds=seeds, name=name, quiet=quiet, fit_kwargs=fit_kwargs)
     if fit_kwargs:
-        raise ConfigError(f"compare: unknown argument '{next(iter(fit_kwargs))}' (fit's arguments go with a dict of model factories)")
+        raise ConfigError(
+            f"compare: unknown argument '{next(iter(fit_kwargs))}' (fit's arguments go with a dict of model factories)"
+        )
     cfg = load_config(config)
     store = store or Store()
     run_comparison(cfg, store=store, jobs=jobs, seeds=seeds, quiet=quiet, vectorize=vectorize)
     return summarize_plan(cfg, store, seeds)
 
 
-def summarize_plan(config: RunConfig, store: Store, seeds: int | None = None) -> list[dict[str, Any]]:
+def summarize_plan(config: RunConfig, store: Store, seeds: int | Sequence[int] | None = None) -> list[dict[str, Any]]:
     """:func:`summarize` of exactly the runs that ``config``'s comparison plans."""
     table = config.compare or {}
     hashes = {cfg.hash() for _, cfg in plan(config, seeds)}
@@ -539,7 +554,13 @@ def summarize_plan(config: RunConfig, store: Store, seeds: int | None = None) ->
 
 
 def _compare_python(
-    variants: Mapping[str, Callable[..., Any]], *, store: Store | None, seeds: int | Sequence[int] | None, name: str, quiet: bool, fit_kwargs: dict[str, Any]
+    variants: Mapping[str, Callable[..., Any]],
+    *,
+    store: Store | None,
+    seeds: int | Sequence[int] | None,
+    name: str,
+    quiet: bool,
+    fit_kwargs: dict[str, Any],
 ) -> list[dict[str, Any]]:
     """``compare({"narrow": factory, ...}, train=..., ...)``: every variant × seed through
     ``trainlab.fit``. A variant is a model factory ``seed -> nn.Module`` (with ``fit``'s
@@ -571,7 +592,7 @@ def _compare_python(
     return summarize(store, name)
 
 
-class _CallableModule(type(os)):
+class _CallableModule(type(os)):  # type: ignore[misc]
     """``trainlab.compare(...)`` calls :func:`compare` even once ``trainlab.compare`` is this module."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:

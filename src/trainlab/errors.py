@@ -23,6 +23,4 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
 def unknown_name(kind: str, name: str, choices: Iterable[str]) -> ConfigError:
     """The error for an unknown registry name: names the bad value and lists the valid ones."""
     choices = sorted(choices)
-    return ConfigError(
-        f"unknown {kind} '{name}'{did_you_mean(name, choices)}; choose one of: {', '.join(choices)}"
-    )
+    return ConfigError(f"unknown {kind} '{name}'{did_you_mean(name, choices)}; choose one of: {', '.join(choices)}")

@@ -27,7 +27,7 @@ import os
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -244,7 +244,7 @@ def export_command(
         ),
     ] = "csv",
     output: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(
             "-o", "--output", help="file to write (csv/json: stdout when omitted); for optuna an SQLAlchemy URL"
         ),

@@ -72,8 +72,7 @@ def compute_fans(t: torch.Tensor) -> tuple[int, int]:
     """
     if t.dim() < 2:
         raise ValueError(
-            f"fan-in/fan-out need a weight with at least 2 dimensions (out, in, *kernel); "
-            f"got shape {tuple(t.shape)}"
+            f"fan-in/fan-out need a weight with at least 2 dimensions (out, in, *kernel); got shape {tuple(t.shape)}"
         )
     receptive_field = math.prod(t.shape[2:])
     return t.shape[1] * receptive_field, t.shape[0] * receptive_field
@@ -110,9 +109,7 @@ def normal_(
 
 
 @torch.no_grad()
-def uniform_(
-    t: torch.Tensor, r: float, *, generator: torch.Generator | None = None
-) -> torch.Tensor:
+def uniform_(t: torch.Tensor, r: float, *, generator: torch.Generator | None = None) -> torch.Tensor:
     """Uniform init on ``[-r, r]``; its variance is ``(2r)^2 / 12 = r^2 / 3`` (§7.3.1)."""
     _check_nonnegative("r", r)
     return t.uniform_(-r, r, generator=generator)
@@ -126,9 +123,7 @@ def uniform_from_variance_(
     return uniform_(t, math.sqrt(3.0 * variance), generator=generator)
 
 
-def _normal_with_variance(
-    t: torch.Tensor, variance: float, generator: torch.Generator | None
-) -> torch.Tensor:
+def _normal_with_variance(t: torch.Tensor, variance: float, generator: torch.Generator | None) -> torch.Tensor:
     return normal_(t, math.sqrt(variance), generator=generator)
 
 
@@ -143,9 +138,7 @@ def _xavier_variance(t: torch.Tensor, gain: float) -> float:
     return gain**2 * 2.0 / (fan_in + fan_out)
 
 
-def xavier_normal_(
-    t: torch.Tensor, gain: float = 1.0, *, generator: torch.Generator | None = None
-) -> torch.Tensor:
+def xavier_normal_(t: torch.Tensor, gain: float = 1.0, *, generator: torch.Generator | None = None) -> torch.Tensor:
     """Xavier/Glorot normal: ``var(w) = gain^2 * 2 / (M_{l-1} + M_l)`` (§7.3.2).
 
     The notes' compromise between forward (``1/M_{l-1}``) and backward (``1/M_l``)
@@ -155,9 +148,7 @@ def xavier_normal_(
     return _normal_with_variance(t, _xavier_variance(t, gain), generator)
 
 
-def xavier_uniform_(
-    t: torch.Tensor, gain: float = 1.0, *, generator: torch.Generator | None = None
-) -> torch.Tensor:
+def xavier_uniform_(t: torch.Tensor, gain: float = 1.0, *, generator: torch.Generator | None = None) -> torch.Tensor:
     """Xavier/Glorot uniform on ``[-r, r]``, ``r = gain * sqrt(6 / (M_{l-1} + M_l))`` (§7.3.2)."""
     return uniform_from_variance_(t, _xavier_variance(t, gain), generator=generator)
 
@@ -199,9 +190,7 @@ def he_uniform_(
     return uniform_from_variance_(t, _he_variance(t, negative_slope, mode), generator=generator)
 
 
-def lecun_normal_(
-    t: torch.Tensor, *, generator: torch.Generator | None = None
-) -> torch.Tensor:
+def lecun_normal_(t: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
     """LeCun normal: ``var(w) = 1 / M_{l-1}`` — the init SELU needs (``004_*.txt``).
 
     Klambauer et al. 2017 derive SELU's fixed point (mean 0, variance 1) for weights with
@@ -213,9 +202,7 @@ def lecun_normal_(
     return _normal_with_variance(t, 1.0 / fan_in, generator)
 
 
-def lecun_uniform_(
-    t: torch.Tensor, *, generator: torch.Generator | None = None
-) -> torch.Tensor:
+def lecun_uniform_(t: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
     """LeCun uniform on ``[-r, r]``, ``r = sqrt(3 / M_{l-1})``."""
     fan_in, _ = compute_fans(t)
     return uniform_from_variance_(t, 1.0 / fan_in, generator=generator)
@@ -252,9 +239,7 @@ def orthogonal_(
         raise ValueError(f"orthogonal_ needs at least 2 dimensions, got shape {tuple(t.shape)}")
     rows = t.shape[0]
     cols = t.numel() // rows
-    gaussian = torch.randn(
-        rows, cols, dtype=torch.float64, generator=generator, device=t.device
-    )
+    gaussian = torch.randn(rows, cols, dtype=torch.float64, generator=generator, device=t.device)
     if method == "svd":
         u, _, vh = torch.linalg.svd(gaussian, full_matrices=False)
         # u is (rows, k), vh is (k, cols) with k = min(rows, cols): pick the one of full shape.
@@ -297,8 +282,7 @@ def lstm_forget_bias_(lstm: nn.Module, value: float = 1.0) -> nn.Module:
                 param[hidden : 2 * hidden] = 0.0
     if not found:
         raise ValueError(
-            f"lstm_forget_bias_ needs an nn.LSTM / nn.LSTMCell (or a model containing one); "
-            f"got {type(lstm).__name__}"
+            f"lstm_forget_bias_ needs an nn.LSTM / nn.LSTMCell (or a model containing one); got {type(lstm).__name__}"
         )
     return lstm
 
@@ -409,9 +393,7 @@ def _init_recurrent(
             constant_(param, bias)
 
 
-def init_model(
-    model: nn.Module, scheme: str, nonlinearity: str | None = None, **options: Any
-) -> nn.Module:
+def init_model(model: nn.Module, scheme: str, nonlinearity: str | None = None, **options: Any) -> nn.Module:
     """Apply ``scheme`` to every Linear / Conv / RNN / LSTM / GRU weight of ``model``; returns it.
 
     Args:
@@ -443,8 +425,7 @@ def init_model(
     unexpected = sorted(set(options) - set(allowed))
     if unexpected:
         raise ConfigError(
-            f"init scheme '{scheme}' does not take option(s) {', '.join(unexpected)}; "
-            f"it takes: {', '.join(allowed)}"
+            f"init scheme '{scheme}' does not take option(s) {', '.join(unexpected)}; it takes: {', '.join(allowed)}"
         )
     if nonlinearity is not None:
         from trainlab.nn.activations import ACTIVATIONS

@@ -8,6 +8,7 @@ initialization scheme come from config by name, so a comparison changes one key.
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import TYPE_CHECKING
 
@@ -97,7 +98,7 @@ class DeepLinear(nn.Module):
         super().__init__()
         widths = [math.prod(input_shape), *cfg.hidden, out_features]
         self.flatten = nn.Flatten()
-        self.layers = nn.Sequential(*(nn.Linear(a, b, bias=cfg.bias) for a, b in zip(widths[:-1], widths[1:])))
+        self.layers = nn.Sequential(*(nn.Linear(a, b, bias=cfg.bias) for a, b in itertools.pairwise(widths)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(self.flatten(x))
@@ -108,7 +109,9 @@ def _per_layer(key: str, value: int | list[int], layers: int) -> list[int]:
     if isinstance(value, int):
         return [value] * layers
     if len(value) != layers:
-        raise ConfigError(f"model.{key} lists {len(value)} values for {layers} conv layers (model.channels); give one per layer or a single number")
+        raise ConfigError(
+            f"model.{key} lists {len(value)} values for {layers} conv layers (model.channels); give one per layer or a single number"
+        )
     return list(value)
 
 
@@ -141,13 +144,21 @@ class CNN(nn.Module):
         conv_cls = nn.Conv1d if dims == 1 else nn.Conv2d
         blocks, channels = [], shape[0]
         kernels = _per_layer("kernel_size", cfg.kernel_size, len(cfg.channels))
-        paddings = [k // 2 for k in kernels] if cfg.padding is None else _per_layer("padding", cfg.padding, len(cfg.channels))
+        paddings = (
+            [k // 2 for k in kernels] if cfg.padding is None else _per_layer("padding", cfg.padding, len(cfg.channels))
+        )
         for c, k, pad in zip(cfg.channels, kernels, paddings):
             conv: nn.Module = conv_cls(channels, c, k, stride=cfg.stride, padding=pad)
             if cfg.norm == "weight":
                 conv = WeightNorm(conv)
             blocks.append(
-                Block(conv, make_norm(cfg.norm, c, dims, num_groups=cfg.num_groups), get_activation(cfg.activation, num_features=c), _dropout(cfg.dropout_type, cfg.dropout), False)
+                Block(
+                    conv,
+                    make_norm(cfg.norm, c, dims, num_groups=cfg.num_groups),
+                    get_activation(cfg.activation, num_features=c),
+                    _dropout(cfg.dropout_type, cfg.dropout),
+                    False,
+                )
             )
             channels = c
         self.features = nn.Sequential(*blocks)
@@ -182,9 +193,13 @@ class RNNClassifier(nn.Module):
         from trainlab.nn import RecurrentNet
 
         if len(set(cfg.hidden)) != 1:
-            raise ConfigError(f"model.hidden for an RNN lists one width per layer and they must be equal, got {cfg.hidden}")
+            raise ConfigError(
+                f"model.hidden for an RNN lists one width per layer and they must be equal, got {cfg.hidden}"
+            )
         if cfg.norm not in ("none", "layer"):
-            raise ConfigError(f"model.norm = '{cfg.norm}' is not available for RNNs; use 'none' or 'layer' (batch norm does not fit recurrences)")
+            raise ConfigError(
+                f"model.norm = '{cfg.norm}' is not available for RNNs; use 'none' or 'layer' (batch norm does not fit recurrences)"
+            )
         self.seq_shape = (input_shape[0], 1) if len(input_shape) == 1 else input_shape
         if len(self.seq_shape) != 2:
             raise ConfigError(f"model.name = '{cfg.name}' needs inputs of shape (T,) or (T, F); got {input_shape}")
@@ -220,7 +235,15 @@ class RNNClassifier(nn.Module):
         return self.head(out[:, -1])
 
 
-_BUILDERS = {"mlp": MLP, "linear": MLP, "deep_linear": DeepLinear, "cnn": CNN, "rnn": RNNClassifier, "gru": RNNClassifier, "lstm": RNNClassifier}
+_BUILDERS = {
+    "mlp": MLP,
+    "linear": MLP,
+    "deep_linear": DeepLinear,
+    "cnn": CNN,
+    "rnn": RNNClassifier,
+    "gru": RNNClassifier,
+    "lstm": RNNClassifier,
+}
 
 
 def build_model(cfg: ModelConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
@@ -235,7 +258,9 @@ def build_model(cfg: ModelConfig, input_shape: tuple[int, ...], num_classes: int
     if cfg.init != "default":
         from trainlab.init import init_model
 
-        options = {k: v for k, v in (("std", cfg.init_std), ("gain", cfg.init_gain), ("bias", cfg.init_bias)) if v is not None}
+        options = {
+            k: v for k, v in (("std", cfg.init_std), ("gain", cfg.init_gain), ("bias", cfg.init_bias)) if v is not None
+        }
         nonlinearity = "linear" if cfg.name == "deep_linear" else cfg.activation
         init_model(model, cfg.init, nonlinearity=nonlinearity, **options)
     return model

@@ -28,12 +28,12 @@ from torch import Tensor, nn
 
 __all__ = [
     "distillation_loss",
-    "label_smoothing_targets",
     "l1_proximal_step_",
+    "label_smoothing_targets",
     "max_norm_",
+    "penalty",
     "project_lp_ball",
     "project_lp_ball_",
-    "penalty",
     "regularized_parameters",
     "smoothed_cross_entropy",
     "soft_threshold",
@@ -67,12 +67,7 @@ def _is_weight_norm_gain(module: nn.Module, leaf: str) -> bool:
 
 
 def _is_bias_or_norm(module: nn.Module, leaf: str, param: Tensor) -> bool:
-    return (
-        leaf.startswith("bias")
-        or _is_norm_module(module)
-        or _is_weight_norm_gain(module, leaf)
-        or param.dim() < 2
-    )
+    return leaf.startswith("bias") or _is_norm_module(module) or _is_weight_norm_gain(module, leaf) or param.dim() < 2
 
 
 def _owned_parameters(model: nn.Module) -> Iterator[tuple[str, nn.Module, str, nn.Parameter]]:

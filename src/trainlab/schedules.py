@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import bisect
 import inspect
+import itertools
 import math
 import numbers
 import operator
@@ -71,7 +72,7 @@ class Schedule:
     (``respan(n)``): :func:`warmup` gives it what the warm-up leaves of the run.
     """
 
-    __slots__ = ("_fn", "_description", "total_steps", "_respan")
+    __slots__ = ("_description", "_fn", "_respan", "total_steps")
 
     def __init__(
         self,
@@ -148,17 +149,14 @@ def _boundaries(name: str, values: Any) -> list[int]:
     if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
         raise ValueError(f"{name} must be a list of step numbers, got {values!r}")
     out = [_positive_int(f"{name}[{i}]", b) for i, b in enumerate(values)]
-    if any(b >= c for b, c in zip(out, out[1:])):
+    if any(b >= c for b, c in itertools.pairwise(out)):
         raise ValueError(f"{name} must be strictly increasing, got {list(values)!r}")
     return out
 
 
 def _one_more(name: str, items: Sequence[Any], boundaries: Sequence[int]) -> None:
     if len(items) != len(boundaries) + 1:
-        raise ValueError(
-            f"{name} must have one more entry than boundaries ({len(boundaries) + 1}), "
-            f"got {len(items)}"
-        )
+        raise ValueError(f"{name} must have one more entry than boundaries ({len(boundaries) + 1}), got {len(items)}")
 
 
 # --- the schedules of the notes -------------------------------------------------------
@@ -231,9 +229,7 @@ def exponential(lr: float, decay_rate: float, decay_steps: int = 1, *, staircase
     )
 
 
-def natural_exponential(
-    lr: float, decay_rate: float, decay_steps: int = 1, *, staircase: bool = False
-) -> Schedule:
+def natural_exponential(lr: float, decay_rate: float, decay_steps: int = 1, *, staircase: bool = False) -> Schedule:
     """Natural exponential decay (自然指数衰减, notes 000 §7.2.3): α_t = α0 · exp(−β t / decay_steps).
 
     Equals :func:`exponential` with base e^(−β); here β >= 0 is a rate, not a base.
@@ -330,7 +326,9 @@ def cyclic_triangular(
         raise ValueError(f"min_lr must be <= max_lr ({max_lr!r}), got {min_lr!r}")
     step_size = _positive_int("step_size", step_size)
     if mode not in _CYCLIC_MODES:
-        raise ValueError(f"mode must be one of {', '.join(_CYCLIC_MODES)}, got {mode!r}{did_you_mean(str(mode), _CYCLIC_MODES)}")
+        raise ValueError(
+            f"mode must be one of {', '.join(_CYCLIC_MODES)}, got {mode!r}{did_you_mean(str(mode), _CYCLIC_MODES)}"
+        )
     gamma = _fraction("gamma", gamma)
     if mode != "exp_range" and gamma != 1.0:
         raise ValueError(f"gamma only applies to mode='exp_range', got gamma={gamma!r} with mode={mode!r}")

@@ -39,8 +39,8 @@ import math
 import os
 import platform
 import shutil
-import tempfile
 import socket
+import tempfile
 import threading
 import time
 import uuid
@@ -500,7 +500,7 @@ def retry_on_busy(fn, *args, attempts: int = 20, **kwargs):
         try:
             return fn(*args, **kwargs)
         except OperationalError as err:
-            if "locked" not in str(err).lower() and "busy" not in str(err).lower() or i == attempts - 1:
+            if ("locked" not in str(err).lower() and "busy" not in str(err).lower()) or i == attempts - 1:
                 raise
             time.sleep(min(0.05 * 2**i, 2.0))
     raise AssertionError("unreachable")
@@ -589,7 +589,9 @@ class Store:
         if status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
         now = time.time()
-        self._update(run_id, dict(status=status, final=json.dumps(final), message=message, finished_at=now, updated_at=now))
+        self._update(
+            run_id, dict(status=status, final=json.dumps(final), message=message, finished_at=now, updated_at=now)
+        )
         _unwatch(self, run_id)
 
     def get_run(self, run_id: str) -> RunRecord:
@@ -611,7 +613,12 @@ class Store:
         return _record(row)
 
     def list_runs(
-        self, *, group: str | None = None, status: str | None = None, config_hash: str | None = None, limit: int | None = None
+        self,
+        *,
+        group: str | None = None,
+        status: str | None = None,
+        config_hash: str | None = None,
+        limit: int | None = None,
     ) -> list[RunRecord]:
         query = sa.select(runs_table).order_by(runs_table.c.created_at)
         if group is not None:
@@ -766,14 +773,19 @@ class Store:
         have two rows at an evaluation step); and what callbacks return (per-layer statistics
         ``layer/<name>/<stat>``, ``lr_find/*``, ``sharpness/*``). ``keys`` keeps only those keys.
         """
-        query = sa.select(metrics_table.c.key, metrics_table.c.step, metrics_table.c.value).where(metrics_table.c.run_id == run_id)
+        query = sa.select(metrics_table.c.key, metrics_table.c.step, metrics_table.c.value).where(
+            metrics_table.c.run_id == run_id
+        )
         if keys is not None:
             query = query.where(metrics_table.c.key.in_(list(keys)))
         grouped: dict[str, list[tuple[int, float]]] = defaultdict(list)
         with self.engine.connect() as conn:
             for key, step, value in conn.execute(query.order_by(metrics_table.c.step, metrics_table.c.id)):
                 grouped[key].append((step, np.nan if value is None else value))
-        return {k: (np.array([s for s, _ in v], dtype=np.int64), np.array([x for _, x in v], dtype=np.float64)) for k, v in grouped.items()}
+        return {
+            k: (np.array([s for s, _ in v], dtype=np.int64), np.array([x for _, x in v], dtype=np.float64))
+            for k, v in grouped.items()
+        }
 
     # -- artifacts ----------------------------------------------------------------------
     def run_dir(self, run_id: str) -> Path:

@@ -246,11 +246,7 @@ def load(target: str, config_dir: str | Path | None = None, key: str = "model.ta
             folder = Path(config_dir).resolve() if config_dir and loc.in_config_dir else None
             with _path_first(folder):
                 module = importlib.import_module(loc.module)
-                if (
-                    loc.file is not None
-                    and module.__file__ is not None
-                    and Path(module.__file__).resolve() != loc.file
-                ):
+                if loc.file is not None and module.__file__ is not None and Path(module.__file__).resolve() != loc.file:
                     # a module of the same name was imported from elsewhere: load the one the config means
                     module = _load_file(loc.file, loc.module)
     except ConfigError:

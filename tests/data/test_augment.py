@@ -137,7 +137,9 @@ def test_signal_shift_is_exact_and_scale_matches_linear_interpolation():
 def _blob(n: int, size: int, offset: tuple[float, float]) -> torch.Tensor:
     """n copies of a narrow Gaussian spot at (dx, dy) pixels from the centre."""
     c = (size - 1) / 2
-    r, q = torch.meshgrid(torch.arange(size, dtype=torch.float64), torch.arange(size, dtype=torch.float64), indexing="ij")
+    r, q = torch.meshgrid(
+        torch.arange(size, dtype=torch.float64), torch.arange(size, dtype=torch.float64), indexing="ij"
+    )
     spot = torch.exp(-((q - c - offset[0]) ** 2 + (r - c - offset[1]) ** 2) / 2.0)
     return spot.expand(n, 1, size, size).clone()
 
@@ -207,9 +209,13 @@ def test_pipelines_are_reproducible_from_the_seed():
 def test_build_augment_empty_and_errors():
     assert build_augment([], (40,)) is None
     assert set(AUGMENTATIONS) == {"flip", "vflip", "rotate", "zoom", "shift", "scale", "noise"}
-    with pytest.raises(ConfigError, match=r"unknown augment spec 'rotat:10'.*did you mean 'rotate'.*flip, noise, rotate"):
+    with pytest.raises(
+        ConfigError, match=r"unknown augment spec 'rotat:10'.*did you mean 'rotate'.*flip, noise, rotate"
+    ):
         build_augment(["rotat:10"], (1, 8, 8))
-    with pytest.raises(ConfigError, match=r"'flip' does not apply to signal inputs \(40,\); choose from: shift, scale, noise"):
+    with pytest.raises(
+        ConfigError, match=r"'flip' does not apply to signal inputs \(40,\); choose from: shift, scale, noise"
+    ):
         build_augment(["flip"], (40,))
     with pytest.raises(ConfigError, match=r"'rotate' needs a value"):
         build_augment(["rotate"], (1, 8, 8))

@@ -240,8 +240,9 @@ def test_state_dict_saves_and_loads_with_weights_only(tmp_path, split, name):
     atomic_torch_save(tmp_path / "prep.pt", scaler.state_dict())
     restored = make_preprocessor(name).load_state_dict(torch_load(tmp_path / "prep.pt"))
     np.testing.assert_array_equal(restored.transform(test), scaler.transform(test))
-    np.testing.assert_array_equal(restored.inverse_transform(scaler.transform(test)),
-                                  scaler.inverse_transform(scaler.transform(test)))
+    np.testing.assert_array_equal(
+        restored.inverse_transform(scaler.transform(test)), scaler.inverse_transform(scaler.transform(test))
+    )
 
 
 def test_standardizer_state_keeps_dropped_features(tmp_path):

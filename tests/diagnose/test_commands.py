@@ -58,12 +58,29 @@ def test_lr_find_diagnose_and_report(app, store, tmp_path):
     assert len(store.metrics(lr_run)["lr_find/loss"][0]) == record.final["steps"]
     assert (tmp_path / "lr.svg").read_text().startswith("<svg")
 
-    out = runner.invoke(app, ["diagnose", run_id, "--store", url, "--sharpness", "--power-iters", "10", "--trace-samples", "5", "--samples", "128"])
+    out = runner.invoke(
+        app,
+        [
+            "diagnose",
+            run_id,
+            "--store",
+            url,
+            "--sharpness",
+            "--power-iters",
+            "10",
+            "--trace-samples",
+            "5",
+            "--samples",
+            "128",
+        ],
+    )
     assert out.exit_code == 0, out.output
     saved = json.loads(store.artifacts(run_id)["diagnose"].read_text())
     assert saved["samples"] == 128 and set(saved) == {"run_id", "samples", "sharpness"}
     sharp = store.metrics(run_id)["sharpness/hessian_top"]
-    assert list(sharp[0]) == [store.get_run(run_id).final["step"]] and sharp[1][0] == pytest.approx(saved["sharpness"]["hessian_top"])
+    assert list(sharp[0]) == [store.get_run(run_id).final["step"]] and sharp[1][0] == pytest.approx(
+        saved["sharpness"]["hessian_top"]
+    )
 
     out = runner.invoke(app, ["diagnose", run_id, "--store", url, "--gradcheck", "--flops"])
     assert out.exit_code == 0, out.output

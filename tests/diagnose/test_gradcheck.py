@@ -82,7 +82,9 @@ def test_agrees_with_torch_autograd_gradcheck():
 def test_relative_error_treats_two_tiny_gradients_as_equal():
     a = torch.tensor([1.0, 1e-12, 0.0, 2.0], dtype=torch.float64)
     n = torch.tensor([1.1, -1e-12, 0.0, 1.0], dtype=torch.float64)
-    torch.testing.assert_close(relative_error(a, n, atol=1e-9), torch.tensor([0.1 / 1.1, 0.0, 0.0, 0.5], dtype=torch.float64))
+    torch.testing.assert_close(
+        relative_error(a, n, atol=1e-9), torch.tensor([0.1 / 1.1, 0.0, 0.0, 0.5], dtype=torch.float64)
+    )
 
 
 def test_bad_arguments():

@@ -76,7 +76,9 @@ def test_top_eigenvalue_of_a_small_mlp_matches_the_full_hessian():
             n = int(np.prod(s))
             chunks.append(flat[i : i + n].reshape(s))
             i += n
-        return nn.functional.cross_entropy(torch.func.functional_call(model, dict(zip([n for n, _ in model.named_parameters()], chunks)), (x,)), y)
+        return nn.functional.cross_entropy(
+            torch.func.functional_call(model, dict(zip([n for n, _ in model.named_parameters()], chunks)), (x,)), y
+        )
 
     full = torch.autograd.functional.hessian(loss_of_flat, flat0).numpy()
     eigenvalues = np.linalg.eigvalsh(full)

@@ -20,13 +20,18 @@ X = np.linspace(-4.05, 3.95, 41)
 # Klambauer et al. 2017, eq. (14): the SELU constants for the fixed point (0, 1).
 _E = math.e
 SELU_ALPHA = -math.sqrt(2 / math.pi) / (erfc(1 / math.sqrt(2)) * math.exp(0.5) - 1)
-SELU_SCALE = (1 - erfc(1 / math.sqrt(2)) * math.sqrt(_E)) * math.sqrt(2 * math.pi) * (
-    2 * erfc(math.sqrt(2)) * _E**2
-    + math.pi * erfc(1 / math.sqrt(2)) ** 2 * _E
-    - 2 * (2 + math.pi) * erfc(1 / math.sqrt(2)) * math.sqrt(_E)
-    + math.pi
-    + 2
-) ** -0.5
+SELU_SCALE = (
+    (1 - erfc(1 / math.sqrt(2)) * math.sqrt(_E))
+    * math.sqrt(2 * math.pi)
+    * (
+        2 * erfc(math.sqrt(2)) * _E**2
+        + math.pi * erfc(1 / math.sqrt(2)) ** 2 * _E
+        - 2 * (2 + math.pi) * erfc(1 / math.sqrt(2)) * math.sqrt(_E)
+        + math.pi
+        + 2
+    )
+    ** -0.5
+)
 
 
 def _sigmoid(x):
@@ -65,8 +70,10 @@ CLOSED_FORMS = {
     "gelu_tanh": (
         {},
         lambda x: 0.5 * x * (1 + np.tanh(_C * (x + 0.044715 * x**3))),
-        lambda x: 0.5 * (1 + np.tanh(_C * (x + 0.044715 * x**3)))
-        + 0.5 * x * (1 - np.tanh(_C * (x + 0.044715 * x**3)) ** 2) * _C * (1 + 3 * 0.044715 * x**2),
+        lambda x: (
+            0.5 * (1 + np.tanh(_C * (x + 0.044715 * x**3)))
+            + 0.5 * x * (1 - np.tanh(_C * (x + 0.044715 * x**3)) ** 2) * _C * (1 + 3 * 0.044715 * x**2)
+        ),
     ),
     "selu": (
         {},

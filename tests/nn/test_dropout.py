@@ -11,7 +11,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainlab.nn.dropout import AlphaDropout, DropConnectLinear, geometric_mean_predict, is_dropout, mc_predict, normalized_geometric_mean
+from trainlab.nn.dropout import (
+    AlphaDropout,
+    DropConnectLinear,
+    geometric_mean_predict,
+    is_dropout,
+    mc_predict,
+    normalized_geometric_mean,
+)
 
 SIGMAS = 6  # a statistical check fails by luck with probability < 1e-8
 

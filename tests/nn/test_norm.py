@@ -200,10 +200,8 @@ def test_ws_conv_standardizes_each_filter(rng):
         conv.weight.copy_(torch.tensor(rng.normal(0.5, 2.0, size=(4, 3, 3, 3))))
     w = conv.weight.detach().numpy().reshape(4, -1)
     mean = w.mean(axis=1, keepdims=True)
-    expected = ((w - mean) / np.sqrt(((w - mean) ** 2).mean(axis=1, keepdims=True) + 1e-5))
-    np.testing.assert_allclose(
-        conv.standardized_weight().detach().numpy(), expected.reshape(4, 3, 3, 3), rtol=1e-12
-    )
+    expected = (w - mean) / np.sqrt(((w - mean) ** 2).mean(axis=1, keepdims=True) + 1e-5)
+    np.testing.assert_allclose(conv.standardized_weight().detach().numpy(), expected.reshape(4, 3, 3, 3), rtol=1e-12)
     x = torch.randn(2, 3, 6, 6, dtype=torch.float64)
     expected_y = F.conv2d(x, torch.tensor(expected.reshape(4, 3, 3, 3)), conv.bias, padding=1)
     torch.testing.assert_close(conv(x), expected_y)

@@ -128,7 +128,9 @@ def test_layer_norm_rnn_cell_matches_the_notes():
     torch.manual_seed(0)
     cell = randomize_norms(LayerNormRNNCell(3, 5).double())
     x, h = rand(4, 3), rand(4, 5, seed=2)
-    np.testing.assert_allclose(cell(x, h).detach().numpy(), np_ln_rnn_step(params(cell), x.numpy(), h.numpy()), atol=1e-12)
+    np.testing.assert_allclose(
+        cell(x, h).detach().numpy(), np_ln_rnn_step(params(cell), x.numpy(), h.numpy()), atol=1e-12
+    )
 
 
 @pytest.mark.parametrize("cell_class", [LayerNormLSTMCell, LayerNormGRUCell])
@@ -295,7 +297,9 @@ def test_naive_fast_path_drops_only_outside_the_recurrence(cell):
 @pytest.mark.parametrize("layer_norm", [False, True])
 def test_eval_mode_is_deterministic_and_drops_nothing(mode, layer_norm):
     torch.manual_seed(0)
-    net = RecurrentNet("lstm", 4, 8, num_layers=2, layer_norm=layer_norm, dropout=0.5, dropout_mode=mode).double().eval()
+    net = (
+        RecurrentNet("lstm", 4, 8, num_layers=2, layer_norm=layer_norm, dropout=0.5, dropout_mode=mode).double().eval()
+    )
     plain = RecurrentNet("lstm", 4, 8, num_layers=2, layer_norm=layer_norm, dropout=0.0, dropout_mode=mode).double()
     plain.load_state_dict(net.state_dict())
     x = rand(3, 5, 4)
@@ -312,7 +316,11 @@ def test_fast_path_equals_loop_path_with_the_same_weights(cell):
     assert fast.fast and not loop.fast
     state = fast.rnn.state_dict()
     loop.load_state_dict(
-        {f"cells.{k}.{name}": state[f"{name}_l{k}"] for k in range(3) for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+        {
+            f"cells.{k}.{name}": state[f"{name}_l{k}"]
+            for k in range(3)
+            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+        }
     )
     x = rand(5, 9, 4)
     torch.testing.assert_close(loop(x), fast(x), rtol=0, atol=1e-12)

@@ -37,7 +37,15 @@ def test_param_groups_split():
     decay, no_decay = O.param_groups(model, 0.1)
     assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
     assert _names(model, decay["params"]) == {"embed.weight", "fc.weight", "head.weight"}
-    assert _names(model, no_decay["params"]) == {"fc.bias", "bn.weight", "bn.bias", "ln.weight", "ln.bias", "gain.g", "pos"}
+    assert _names(model, no_decay["params"]) == {
+        "fc.bias",
+        "bn.weight",
+        "bn.bias",
+        "ln.weight",
+        "ln.bias",
+        "gain.g",
+        "pos",
+    }
     assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
 
 
@@ -68,9 +76,13 @@ def test_create_with_a_model_splits_unless_asked_not_to():
 
 
 def test_create_rejects_unknown_names_and_options():
-    with pytest.raises(ConfigError, match=r"unknown optimizer 'adm' \(did you mean 'adam'\?\); choose one of: adadelta, adagrad, adam"):
+    with pytest.raises(
+        ConfigError, match=r"unknown optimizer 'adm' \(did you mean 'adam'\?\); choose one of: adadelta, adagrad, adam"
+    ):
         O.create("adm", Net())
-    with pytest.raises(ConfigError, match=r"adam does not take 'momentum'; it takes: lr, betas, eps, weight_decay, amsgrad"):
+    with pytest.raises(
+        ConfigError, match=r"adam does not take 'momentum'; it takes: lr, betas, eps, weight_decay, amsgrad"
+    ):
         O.create("adam", Net(), momentum=0.9)
     with pytest.raises(ConfigError, match=r"sgd does not take 'eps_inside_sqrt'"):
         O.create("SGD", Net(), eps_inside_sqrt=True)

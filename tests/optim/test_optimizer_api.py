@@ -113,7 +113,10 @@ def test_low_precision_params_follow_the_float64_trajectory(name, dtype):
 
 
 def test_mixed_dtypes_in_one_group_each_follow_their_own_batch():
-    a, b = torch.ones(3, dtype=torch.float32, requires_grad=True), torch.ones(3, dtype=torch.float64, requires_grad=True)
+    a, b = (
+        torch.ones(3, dtype=torch.float32, requires_grad=True),
+        torch.ones(3, dtype=torch.float64, requires_grad=True),
+    )
     opt = O.Adam([a, b], lr=0.1)
     a.grad, b.grad = torch.full((3,), 2.0), torch.full((3,), 2.0, dtype=torch.float64)
     opt.step()

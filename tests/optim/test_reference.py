@@ -56,7 +56,9 @@ def divide(g, G, eps, eps_inside_sqrt):
     return g / np.sqrt(G + eps) if eps_inside_sqrt else g / (np.sqrt(G) + eps)
 
 
-def adagrad_ref(theta, g, s, t, lr, eps, eps_inside_sqrt, weight_decay=0.0, lr_decay=0.0, initial_accumulator_value=0.0):
+def adagrad_ref(
+    theta, g, s, t, lr, eps, eps_inside_sqrt, weight_decay=0.0, lr_decay=0.0, initial_accumulator_value=0.0
+):
     g = l2(g, theta, weight_decay)
     s["G"] = s.get("G", np.full_like(theta, initial_accumulator_value)) + g * g  # G_t = Σ g_τ ⊙ g_τ
     lr_t = lr / (1 + (t - 1) * lr_decay)
@@ -162,7 +164,9 @@ def _id(case):
 RUNS = [(case, None) for case in CASES] + [(case, False) for case in CASES if "fused" in O.options(case[0])]
 
 
-@pytest.mark.parametrize(("case", "fused"), RUNS, ids=[f"{_id(c)}-{'auto' if f is None else 'multi_tensor'}" for c, f in RUNS])
+@pytest.mark.parametrize(
+    ("case", "fused"), RUNS, ids=[f"{_id(c)}-{'auto' if f is None else 'multi_tensor'}" for c, f in RUNS]
+)
 def test_matches_numpy_reference(case, fused):
     name, kwargs, reference, ref_kwargs = case
     if fused is not None:

@@ -19,7 +19,12 @@ def mnist1d():
 
     data = make_dataset(get_dataset_args())  # 4000 train / 1000 test, 40-d signals, 10 classes
     as_tensor = lambda k, dtype: torch.as_tensor(data[k], dtype=dtype)  # noqa: E731
-    return as_tensor("x", torch.float32), as_tensor("y", torch.long), as_tensor("x_test", torch.float32), as_tensor("y_test", torch.long)
+    return (
+        as_tensor("x", torch.float32),
+        as_tensor("y", torch.long),
+        as_tensor("x_test", torch.float32),
+        as_tensor("y_test", torch.long),
+    )
 
 
 @pytest.mark.parametrize("name", O.OPTIMIZERS)

@@ -66,7 +66,9 @@ def test_trajectory_equals_torch(case, fused):
 @pytest.mark.parametrize("name", O.OPTIMIZERS)
 def test_defaults_equal_torch(name):
     """Every default that torch's class also has is the same value."""
-    theirs = {"adagrad": "Adagrad", "adadelta": "Adadelta", "nadam": "NAdam"}.get(name, O.create(name, [torch.zeros(1)]).__class__.__name__)
+    theirs = {"adagrad": "Adagrad", "adadelta": "Adadelta", "nadam": "NAdam"}.get(
+        name, O.create(name, [torch.zeros(1)]).__class__.__name__
+    )
     torch_defaults = getattr(torch.optim, theirs)([torch.zeros(1, requires_grad=True)]).defaults
     ours = O.create(name, [torch.zeros(1, requires_grad=True)]).defaults
     shared = set(ours) & set(torch_defaults) - {"fused"}

@@ -19,7 +19,18 @@ def base_config(name: str, seed: int, lr: float, optim: str = "sgd") -> dict:
     }
 
 
-def add_run(store: Store, name: str, seed: int, *, lr: float = 0.1, optim: str = "sgd", group: str | None = None, layers: bool = False, sharpness: bool = False, steps: int = 50) -> str:
+def add_run(
+    store: Store,
+    name: str,
+    seed: int,
+    *,
+    lr: float = 0.1,
+    optim: str = "sgd",
+    group: str | None = None,
+    layers: bool = False,
+    sharpness: bool = False,
+    steps: int = 50,
+) -> str:
     rng = np.random.default_rng(seed)
     run_id = store.create_run(name, base_config(name, seed, lr, optim), seed=seed, group=group)
     rows = []
@@ -36,9 +47,23 @@ def add_run(store: Store, name: str, seed: int, *, lr: float = 0.1, optim: str =
                 if "act" not in layer:
                     rows.append((step, f"layer/{layer}/grad_norm", 10.0 ** (-i) * (1 + step / steps)))
     if sharpness:
-        rows += [(steps, "sharpness/hessian_top", 10.0 * speed + seed), (steps, "sharpness/hessian_trace", 50.0 * speed), (steps, "sharpness/hessian_trace_stderr", 1.0), (steps, "sharpness/epsilon_sharpness", 3.0 * speed), (steps, "sharpness/epsilon", 1e-3), (steps, "sharpness/loss", 0.2)]
+        rows += [
+            (steps, "sharpness/hessian_top", 10.0 * speed + seed),
+            (steps, "sharpness/hessian_trace", 50.0 * speed),
+            (steps, "sharpness/hessian_trace_stderr", 1.0),
+            (steps, "sharpness/epsilon_sharpness", 3.0 * speed),
+            (steps, "sharpness/epsilon", 1e-3),
+            (steps, "sharpness/loss", 0.2),
+        ]
     store.log_metrics(run_id, rows)
-    final = {"step": steps, "val_loss": 0.3, "val_acc": 0.8 + 0.01 * seed, "best_val_acc": 0.82 + 0.01 * seed, "best_val_loss": 0.28, "seconds": 1.5}
+    final = {
+        "step": steps,
+        "val_loss": 0.3,
+        "val_acc": 0.8 + 0.01 * seed,
+        "best_val_acc": 0.82 + 0.01 * seed,
+        "best_val_loss": 0.28,
+        "seconds": 1.5,
+    }
     store.finish_run(run_id, "completed", final=final)
     return run_id
 
@@ -51,7 +76,14 @@ def add_lr_find(store: Store, name: str) -> str:
     losses = 2 - np.tanh(t + 2.5) + np.where(t > 0, 5 * t**2, 0)
     smoothed = smooth_losses(losses, 0.9)
     run_id = store.create_run(f"{name}/lr-find", base_config(name, 0, 0.1), seed=0)
-    store.log_metrics(run_id, [(i, k, v) for i in range(60) for k, v in (("lr_find/lr", lrs[i]), ("lr_find/loss", losses[i]), ("lr_find/smoothed", smoothed[i]))])
+    store.log_metrics(
+        run_id,
+        [
+            (i, k, v)
+            for i in range(60)
+            for k, v in (("lr_find/lr", lrs[i]), ("lr_find/loss", losses[i]), ("lr_find/smoothed", smoothed[i]))
+        ],
+    )
     store.finish_run(run_id, "completed", final={"suggested_lr": 3e-3, "min_loss_lr": 0.5})
     return run_id
 
@@ -63,7 +95,9 @@ def filled_store(tmp_path):
     ids = {}
     for variant, optim in (("sgd", "sgd"), ("adam", "adam")):
         for seed in range(3):
-            ids[(variant, seed)] = add_run(store, f"cmp/{variant}", seed, optim=optim, group="cmp", layers=True, sharpness=True)
+            ids[(variant, seed)] = add_run(
+                store, f"cmp/{variant}", seed, optim=optim, group="cmp", layers=True, sharpness=True
+            )
     ids["lone"] = add_run(store, "lone", 0, lr=0.05, layers=True, sharpness=True)
     ids["lr_find"] = add_lr_find(store, "lone")
     store.ids = ids

@@ -8,6 +8,7 @@ import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -43,7 +44,9 @@ def is_blank(image: np.ndarray) -> bool:
 def test_report_renders_with_no_console_message_and_is_not_blank(filled_store, tmp_path):
     from trainlab.report.build import write_report
 
-    page = write_report(["cmp", filled_store.ids["lone"], filled_store.ids["lr_find"]], tmp_path / "report.html", filled_store)
+    page = write_report(
+        ["cmp", filled_store.ids["lone"], filled_store.ids["lr_find"]], tmp_path / "report.html", filled_store
+    )
     console, image = render(page, tmp_path)
     assert console == []
     assert not is_blank(image)
@@ -70,9 +73,9 @@ def dump_dom(page: Path, tmp_path: Path) -> tuple[str, list[str]]:
 class _Beacon(BaseHTTPRequestHandler):
     """Records every request: a page that loads anything from the network calls it."""
 
-    hits: list[str] = []
+    hits: ClassVar[list[str]] = []
 
-    def do_GET(self):  # noqa: N802 (http.server's name)
+    def do_GET(self):
         self.hits.append(self.path)
         self.send_response(200)
         self.end_headers()

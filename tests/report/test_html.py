@@ -8,12 +8,17 @@ from trainlab.report.html import Markup, escape, figure, format_value, page, sec
 
 
 def test_escape_covers_tags_quotes_and_ampersands_but_not_markup():
-    assert escape('<script>alert("x")</script> & \'q\'') == "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#x27;q&#x27;"
+    assert (
+        escape("<script>alert(\"x\")</script> & 'q'")
+        == "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#x27;q&#x27;"
+    )
     assert escape(Markup("<b>ok</b>")) == "<b>ok</b>"
 
 
 def test_table_escapes_cells_and_highlights_rows():
-    html = table([["<i>name</i>", 0.123456, None], [Markup("<b>x</b>"), float("nan"), True]], ["<th>", "v", "w"], highlight=[1])
+    html = table(
+        [["<i>name</i>", 0.123456, None], [Markup("<b>x</b>"), float("nan"), True]], ["<th>", "v", "w"], highlight=[1]
+    )
     assert "&lt;i&gt;name&lt;/i&gt;" in html and "<i>" not in html
     assert "&lt;th&gt;" in html
     assert "<td>0.1235</td>" in html and "<td>–</td>" in html and "<td>true</td>" in html
@@ -27,7 +32,10 @@ def test_format_value():
 
 
 def test_page_is_self_contained_and_escapes_the_title(tmp_path):
-    html = page("<Title>", [section("A & B", "text <x>", anchor="a"), section("C", figure("<svg></svg>", "cap <y>"), anchor="c")])
+    html = page(
+        "<Title>",
+        [section("A & B", "text <x>", anchor="a"), section("C", figure("<svg></svg>", "cap <y>"), anchor="c")],
+    )
     assert html.startswith("<!DOCTYPE html>")
     assert "<title>&lt;Title&gt;</title>" in html
     assert "<h2>A &amp; B</h2>" in html and "text &lt;x&gt;" in html and "cap &lt;y&gt;" in html

@@ -70,7 +70,7 @@ def test_targets_resolve_to_runs_groups_and_prefixes(filled_store):
     lone = filled_store.ids["lone"]
     found = resolve_targets([lone[:6], "cmp", lone], filled_store)
     assert found.comparisons == ["cmp"]
-    assert [r.id for r in found.runs][0] == lone and len(found.runs) == 7  # no duplicates
+    assert next(r.id for r in found.runs) == lone and len(found.runs) == 7  # no duplicates
 
 
 def test_figures_are_deterministic_and_inline():
@@ -84,7 +84,14 @@ def test_study_report_with_a_real_study(store):
     from trainlab.tune import Categorical, Float, minimize
 
     space = {"lr": Float(1e-4, 1.0, log=True), "<opt>": Categorical(["sgd", "adam"])}
-    minimize(lambda p: (np.log10(p["lr"]) + 2) ** 2 + (p["<opt>"] == "sgd"), space, n_trials=8, storage=store.url, name="tiny<study>", seed=0)
+    minimize(
+        lambda p: (np.log10(p["lr"]) + 2) ** 2 + (p["<opt>"] == "sgd"),
+        space,
+        n_trials=8,
+        storage=store.url,
+        name="tiny<study>",
+        seed=0,
+    )
     html = build_report(["tiny<study>"], store)
     study = _section(html, "study-tiny&lt;study&gt;")
     assert study.count("<svg") == 4  # best so far, importances, slices, parallel coordinates
@@ -96,7 +103,10 @@ def test_study_report_with_a_real_study(store):
 
 def test_study_report_from_a_stub_object():
     # the documented attributes only: name, direction, trials (number, state, value, params, run_id), best_trial
-    trials = [SimpleNamespace(number=i, state="complete" if i != 2 else "pruned", value=v, params={"x": x}, run_id=None) for i, (v, x) in enumerate([(3.0, 0.1), (1.0, 0.2), (None, 0.3), (2.0, 0.4)])]
+    trials = [
+        SimpleNamespace(number=i, state="complete" if i != 2 else "pruned", value=v, params={"x": x}, run_id=None)
+        for i, (v, x) in enumerate([(3.0, 0.1), (1.0, 0.2), (None, 0.3), (2.0, 0.4)])
+    ]
     stub = SimpleNamespace(name="stub", direction="minimize", trials=trials, best_trial=trials[1], metric="val_loss")
     from trainlab.report.build import study_section
 
@@ -114,7 +124,13 @@ def test_write_report_writes_the_file(filled_store, tmp_path):
 
 def _summary_row(variant, values):
     values = np.asarray(values)
-    return {"variant": variant, "n": len(values), "metric": "val_acc", "final_mean": values.mean(), "final_std": values.std(ddof=1)}
+    return {
+        "variant": variant,
+        "n": len(values),
+        "metric": "val_acc",
+        "final_mean": values.mean(),
+        "final_std": values.std(ddof=1),
+    }
 
 
 def test_answer_sentence_matches_a_hand_computation():
@@ -139,7 +155,9 @@ def test_answer_sentence_matches_a_hand_computation():
     )
     close = comparison_sentence([_summary_row("adam", [0.80, 0.82, 0.84]), _summary_row("sgd", [0.79, 0.81, 0.83])])
     assert close.endswith("not significant at 5%: the interval includes 0.")
-    one = comparison_sentence([_summary_row("adam", [0.8]) | {"final_std": 0.0}, _summary_row("sgd", [0.7]) | {"final_std": 0.0}])
+    one = comparison_sentence(
+        [_summary_row("adam", [0.8]) | {"final_std": 0.0}, _summary_row("sgd", [0.7]) | {"final_std": 0.0}]
+    )
     assert one.endswith("with one seed the difference cannot be told from seed noise (run more seeds).")
 
 
@@ -184,7 +202,13 @@ def test_legends_sit_outside_the_plot_area():
 def test_study_report_marks_pruned_trials_and_draws_rungs(store):
     from trainlab.tune import ASHA, Float, Random, Study, TrialPruned
 
-    study = Study("pruned-study", {"x": Float(0, 1), "y": Float(0, 1)}, sampler=Random(), pruner=ASHA(min_resource=1, eta=3, max_resource=9), storage=store.url)
+    study = Study(
+        "pruned-study",
+        {"x": Float(0, 1), "y": Float(0, 1)},
+        sampler=Random(),
+        pruner=ASHA(min_resource=1, eta=3, max_resource=9),
+        storage=store.url,
+    )
     for _ in range(12):
         trial = study.ask()
         try:

@@ -43,14 +43,24 @@ def test_quick_run_figures_match_the_store_and_the_saved_weights(quick):
     assert len(records) == seeds * (1 + 2 * len(QUICK_GRID))  # λ = 0 runs once, shared by both arms
     for arm, optimizer in (("Adam + L2", "adam"), ("AdamW", "adamw")):
         for lam in QUICK_GRID:
-            runs = [r for r in records if r.config["optim"]["name"] == optimizer and r.config["optim"]["weight_decay"] == lam]
+            runs = [
+                r
+                for r in records
+                if r.config["optim"]["name"] == optimizer and r.config["optim"]["weight_decay"] == lam
+            ]
             runs.sort(key=lambda r: r.seed)
             assert [r.final["test_acc"] for r in runs] == pytest.approx(f[arm]["test_acc"][f"{lam:g}"])
             assert [r.final["val_acc"] for r in runs] == pytest.approx(f[arm]["val_acc"][f"{lam:g}"])
-            assert [saved_weight_norm(store, r.id) for r in runs] == pytest.approx(f[arm]["weight_norm"][f"{lam:g}"], rel=1e-6)
+            assert [saved_weight_norm(store, r.id) for r in runs] == pytest.approx(
+                f[arm]["weight_norm"][f"{lam:g}"], rel=1e-6
+            )
     plain = sorted((r for r in records if r.config["optim"]["weight_decay"] == 0.0), key=lambda r: r.seed)
     assert [r.config["optim"]["name"] for r in plain] == ["adam"] * seeds
-    assert f["Adam + L2"]["test_acc"]["0"] == f["AdamW"]["test_acc"]["0"] == pytest.approx([r.final["test_acc"] for r in plain])
+    assert (
+        f["Adam + L2"]["test_acc"]["0"]
+        == f["AdamW"]["test_acc"]["0"]
+        == pytest.approx([r.final["test_acc"] for r in plain])
+    )
 
 
 def test_decay_reaches_the_optimizer(quick):
@@ -71,7 +81,9 @@ def test_the_check_compares_the_chosen_lambdas_on_test(quick):
         chosen[arm] = min(float(k) for k, v in val.items() if np.mean(v) == best)
     assert f["chosen_lambda"] == chosen
     check = f["check"]
-    expected = np.mean(f["AdamW"]["test_acc"][f"{chosen['AdamW']:g}"]) - np.mean(f["Adam + L2"]["test_acc"][f"{chosen['Adam + L2']:g}"])
+    expected = np.mean(f["AdamW"]["test_acc"][f"{chosen['AdamW']:g}"]) - np.mean(
+        f["Adam + L2"]["test_acc"][f"{chosen['Adam + L2']:g}"]
+    )
     assert check["diff"] == pytest.approx(expected)
     assert outcome.holds == check["holds"] == (check["ci"][0] > MARGIN)
     assert len(outcome.plots) == 2 and all(svg.startswith("<svg") for _, svg in outcome.plots)

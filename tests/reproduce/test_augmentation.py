@@ -12,7 +12,10 @@ GROUP = "reproduce/augmentation/quick"
 
 def test_the_arms_differ_only_in_the_augmentation():
     plain, augmented = config([], quick=False), config(AUGMENT, quick=False)
-    assert augmented["data"].pop("augment") == ["shift:3", "scale:0.1", "noise:0.05"] and plain["data"].pop("augment") == []
+    assert (
+        augmented["data"].pop("augment") == ["shift:3", "scale:0.1", "noise:0.05"]
+        and plain["data"].pop("augment") == []
+    )
     assert plain == augmented and plain["data"]["subset"] == 500
 
 
@@ -30,6 +33,8 @@ def test_quick_run_figures_match_the_store(tmp_path):
         # the final validation accuracy is the last point of the stored curve
         assert f[arm]["val_acc"] == pytest.approx([store.metrics(r.id, ["val_acc"])["val_acc"][1][-1] for r in runs])
     check = f["check"]
-    assert check["diff"] == pytest.approx(np.mean(f["shift + stretch + noise"]["val_acc"]) - np.mean(f["no augmentation"]["val_acc"]))
+    assert check["diff"] == pytest.approx(
+        np.mean(f["shift + stretch + noise"]["val_acc"]) - np.mean(f["no augmentation"]["val_acc"])
+    )
     assert outcome.holds == check["holds"] == (check["ci"][0] > MARGIN)
     assert len(outcome.plots) == 3 and all(svg.startswith("<svg") for _, svg in outcome.plots)

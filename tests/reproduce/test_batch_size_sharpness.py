@@ -7,7 +7,15 @@ import torch
 
 from trainlab._io import torch_load
 from trainlab.reproduce import run_experiment
-from trainlab.reproduce.batch_size_sharpness import ALPHAS, GAP_MARGIN, SHARPNESS_MARGIN, batch_sizes, config, gap_at_equal_loss, interpolation_losses
+from trainlab.reproduce.batch_size_sharpness import (
+    ALPHAS,
+    GAP_MARGIN,
+    SHARPNESS_MARGIN,
+    batch_sizes,
+    config,
+    gap_at_equal_loss,
+    interpolation_losses,
+)
 from trainlab.store import Store
 from trainlab.train import setup
 
@@ -45,7 +53,11 @@ def test_configs_differ_only_in_the_batch():
 
 def test_gap_at_equal_loss_reads_the_small_batch_where_its_loss_first_reaches_the_large_batchs_last():
     def h(steps, loss, acc, val):
-        return {"train_loss": (np.array(steps), np.array(loss)), "train_acc": (np.array(steps), np.array(acc)), "val_acc": (np.array(steps), np.array(val))}
+        return {
+            "train_loss": (np.array(steps), np.array(loss)),
+            "train_acc": (np.array(steps), np.array(acc)),
+            "val_acc": (np.array(steps), np.array(val)),
+        }
 
     large = h([10, 20], [0.9, 0.5], [0.7, 0.8], [0.6, 0.65])
     small = h([10, 20, 30], [0.8, 0.45, 0.1], [0.75, 0.85, 0.99], [0.7, 0.72, 0.74])
@@ -85,10 +97,14 @@ def test_quick_run_figures_match_the_store(tmp_path):
     checks = f["checks"]
     assert checks["gap"]["diff"] == pytest.approx(np.mean(f["small"]["test_acc"]) - np.mean(f["large"]["test_acc"]))
     eq = f["gap_at_equal_training_loss"]
-    assert len(eq["large"]) == seeds and f["diagnostic"]["diff"] == pytest.approx(np.nanmean(eq["large"]) - np.nanmean(eq["small"]))
+    assert len(eq["large"]) == seeds and f["diagnostic"]["diff"] == pytest.approx(
+        np.nanmean(eq["large"]) - np.nanmean(eq["small"])
+    )
     assert checks["gap"]["holds"] == (checks["gap"]["ci"][0] > GAP_MARGIN)
     for key in ("hessian_top", "epsilon_sharpness"):
-        assert checks[key]["diff"] == pytest.approx(np.mean(np.log10(f["large"][key])) - np.mean(np.log10(f["small"][key])))
+        assert checks[key]["diff"] == pytest.approx(
+            np.mean(np.log10(f["large"][key])) - np.mean(np.log10(f["small"][key]))
+        )
         assert checks[key]["holds"] == (checks[key]["ci"][0] > SHARPNESS_MARGIN)
     assert outcome.holds == all(c["holds"] for c in checks.values())
     assert len(outcome.plots) == 4 and all(svg.startswith("<svg") for _, svg in outcome.plots)

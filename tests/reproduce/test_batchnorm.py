@@ -66,10 +66,16 @@ def test_quick_run_scores_match_the_store(tmp_path):
             assert f["val_acc_by_lr"][norm][f"{lr:g}"] == pytest.approx(scores(f"batchnorm/lr/{norm}/lr={lr:g}/B=64"))
     for norm in ("batch", "group"):
         for b in BATCHES:
-            assert f["val_acc_by_batch"][norm][str(b)] == pytest.approx(scores(f"batchnorm/batch/{norm}/lr={0.1 * b / 64:g}/B={b}"))
+            assert f["val_acc_by_batch"][norm][str(b)] == pytest.approx(
+                scores(f"batchnorm/batch/{norm}/lr={0.1 * b / 64:g}/B={b}")
+            )
     c, acc = f["checks"], f["val_acc_by_batch"]
-    assert c["faster"]["diff"] == pytest.approx(np.mean(f["val_acc_by_lr"]["batch"]["0.01"]) - np.mean(f["val_acc_by_lr"]["none"]["0.01"]))
-    assert c["high_lr"]["holds"] == (c["high_lr"]["ci"][0] > HIGH_LR) and c["faster"]["holds"] == (c["faster"]["ci"][0] > FASTER)
+    assert c["faster"]["diff"] == pytest.approx(
+        np.mean(f["val_acc_by_lr"]["batch"]["0.01"]) - np.mean(f["val_acc_by_lr"]["none"]["0.01"])
+    )
+    assert c["high_lr"]["holds"] == (c["high_lr"]["ci"][0] > HIGH_LR) and c["faster"]["holds"] == (
+        c["faster"]["ci"][0] > FASTER
+    )
     assert c["small_batch"]["diff"] == pytest.approx(np.mean(acc["group"]["4"]) - np.mean(acc["batch"]["4"]))
     drop = {n: np.mean(acc[n]["64"]) - np.mean(acc[n]["4"]) for n in ("batch", "group")}
     assert c["bn_degrades"]["diff"] == pytest.approx(drop["batch"] - drop["group"])

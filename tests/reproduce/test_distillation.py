@@ -40,6 +40,8 @@ def test_quick_run(tmp_path):
     for role, runs in by_name.items():
         assert sorted(f["test_acc"][role.split("/", 1)[1]]) == pytest.approx(sorted(r.final["test_acc"] for r in runs))
     check = f["check"]
-    assert check["diff"] == pytest.approx(np.mean(f["test_acc"]["student (distilled)"]) - np.mean(f["test_acc"]["student (labels)"]))
+    assert check["diff"] == pytest.approx(
+        np.mean(f["test_acc"]["student (distilled)"]) - np.mean(f["test_acc"]["student (labels)"])
+    )
     assert outcome.holds == check["holds"] == (check["ci"][0] > MARGIN)
     assert all(svg.startswith("<svg") for _, svg in outcome.plots)

@@ -13,7 +13,10 @@ GROUP = "reproduce/dropout/quick"
 
 
 def test_noise_has_the_datas_per_feature_mean_and_std():
-    scale, shift = torch.tensor([1.0, 3.0, 0.5], dtype=torch.float64), torch.tensor([0.0, -2.0, 7.0], dtype=torch.float64)
+    scale, shift = (
+        torch.tensor([1.0, 3.0, 0.5], dtype=torch.float64),
+        torch.tensor([0.0, -2.0, 7.0], dtype=torch.float64),
+    )
     x = torch.randn(5000, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * scale + shift
     noise = noise_like(x, 20_000, torch.Generator().manual_seed(0))
     assert noise.shape == (20_000, 3) and noise.dtype == x.dtype
@@ -66,11 +69,15 @@ def test_quick_run_figures_match_the_store(tmp_path):
     c = f["checks"]
     assert c["gap"]["diff"] == pytest.approx(np.mean(f[f"dropout {DROP:g}"]["gap"]) - np.mean(f["no dropout"]["gap"]))
     assert c["ood"]["diff"] == pytest.approx(np.mean(f["uncertainty_ratio"]) - 1)
-    assert c["gap"]["holds"] == (c["gap"]["ci"][1] < -GAP_MARGIN) and c["ood"]["holds"] == (c["ood"]["ci"][0] > OOD_MARGIN)
+    assert c["gap"]["holds"] == (c["gap"]["ci"][1] < -GAP_MARGIN) and c["ood"]["holds"] == (
+        c["ood"]["ci"][0] > OOD_MARGIN
+    )
     assert outcome.holds == (c["gap"]["holds"] and c["ood"]["holds"])
     assert len(outcome.plots) == 2 and all(svg.startswith("<svg") for _, svg in outcome.plots)
     e = f["ensemble_vs_weight_scaling"]
     # the weight-scaling rule is eval mode: its test accuracy is the run's own final test accuracy
     assert e["weight scaling acc"] == pytest.approx(f[f"dropout {DROP:g}"]["test_acc"])
-    assert all(0.5 < a <= 1 for a in e["agreement"]) and all(v > 0 for v in e["geometric mean nll"] + e["weight scaling nll"])
+    assert all(0.5 < a <= 1 for a in e["agreement"]) and all(
+        v > 0 for v in e["geometric mean nll"] + e["weight scaling nll"]
+    )
     assert any("geometric mean" in caption for caption, _, _ in outcome.tables)

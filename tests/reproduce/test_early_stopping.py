@@ -25,7 +25,11 @@ def test_u_depth_rejects_bad_curves():
 
 def test_config_adds_the_callback_only_to_the_early_stopped_run():
     assert "early_stopping" not in config(False, 0, quick=False)["train"]
-    assert config(True, 0, quick=False)["train"]["early_stopping"] == {"monitor": "val_loss", "patience": PATIENCE, "restore_best": True}
+    assert config(True, 0, quick=False)["train"]["early_stopping"] == {
+        "monitor": "val_loss",
+        "patience": PATIENCE,
+        "restore_best": True,
+    }
 
 
 def test_early_stopping_stops_patience_evaluations_after_the_bottom_of_the_same_curve(tmp_path):
@@ -51,8 +55,12 @@ def test_early_stopping_stops_patience_evaluations_after_the_bottom_of_the_same_
         assert f["early-stopped"]["test_loss"][seed] == pytest.approx(early.final["test_loss"])
     c = f["checks"]
     assert c["u_shape"]["diff"] == pytest.approx(np.mean(f["u_depth"]))
-    assert c["test_loss"]["diff"] == pytest.approx(np.mean(f["early-stopped"]["test_loss"]) - np.mean(f["full"]["test_loss"]))
-    assert c["u_shape"]["holds"] == (c["u_shape"]["ci"][0] > U_MARGIN) and c["test_loss"]["holds"] == (c["test_loss"]["ci"][1] < -TEST_MARGIN)
+    assert c["test_loss"]["diff"] == pytest.approx(
+        np.mean(f["early-stopped"]["test_loss"]) - np.mean(f["full"]["test_loss"])
+    )
+    assert c["u_shape"]["holds"] == (c["u_shape"]["ci"][0] > U_MARGIN) and c["test_loss"]["holds"] == (
+        c["test_loss"]["ci"][1] < -TEST_MARGIN
+    )
     assert outcome.holds == (c["u_shape"]["holds"] and c["test_loss"]["holds"])
     assert "Test accuracy, early-stopped − full" in outcome.notes
     assert len(outcome.plots) == 1 and outcome.plots[0][1].startswith("<svg")

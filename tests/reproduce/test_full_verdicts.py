@@ -8,7 +8,17 @@ from trainlab.store import Store
 
 # the claims that hold in the last full `trainlab reproduce all`, and mnist1d-table in its rerun
 # under the paper's protocol (docs/gallery.md)
-HOLD = ("init-depth", "zero-init-symmetry", "vanishing-gradients", "l1-vs-l2", "early-stopping", "augmentation", "label-smoothing", "preprocessing", "mnist1d-table")
+HOLD = (
+    "init-depth",
+    "zero-init-symmetry",
+    "vanishing-gradients",
+    "l1-vs-l2",
+    "early-stopping",
+    "augmentation",
+    "label-smoothing",
+    "preprocessing",
+    "mnist1d-table",
+)
 
 
 @pytest.mark.slow

@@ -86,7 +86,16 @@ def test_cli_list_json_and_an_interrupted_all_resumes(tmp_path):
     # As if `reproduce all --quick` had finished every experiment but one before it was killed.
     for n in rep.NAMES:
         if n != "zero-init-symmetry":
-            done = {"name": n, "claim": rep.get(n).claim, "source": "s", "holds": False, "seeds": 2, "quick": True, "statement": "earlier", "figures": {"x": 1}}
+            done = {
+                "name": n,
+                "claim": rep.get(n).claim,
+                "source": "s",
+                "holds": False,
+                "seeds": 2,
+                "quick": True,
+                "statement": "earlier",
+                "figures": {"x": 1},
+            }
             (gallery / f"{n}.json").write_text(json.dumps(done))
     r = trainlab("reproduce", "all", "--quick", "--json", "-o", str(gallery), "--store", db)
     assert r.returncode == 0, r.stderr
@@ -111,7 +120,9 @@ def test_every_experiment_quotes_its_source_and_has_a_protocol_table_and_its_doc
         exp = rep.get(name)
         assert exp.quote and exp.protocol, name
         assert all(p.aspect and p.ours and p.theirs for p in exp.protocol), name
-        assert (docs / f"{name}.md").read_text(encoding="utf-8") == protocol_markdown(exp), f"docs/gallery/{name}.md is stale: run docs/make_gallery_pages.py"
+        assert (docs / f"{name}.md").read_text(encoding="utf-8") == protocol_markdown(exp), (
+            f"docs/gallery/{name}.md is stale: run docs/make_gallery_pages.py"
+        )
     exp = rep.get("mnist1d-table")
     html = render_page(exp, rep.Outcome(holds=True, statement="s", figures={}), 2, True)
     assert "Protocol: ours beside the source&#x27;s" in html or "Protocol: ours beside the source's" in html

@@ -8,7 +8,15 @@ import pytest
 import torch
 
 from trainlab.reproduce import run_experiment
-from trainlab.reproduce.gradient_clipping_rnn import ARMS, DIVERGED_MSE, MEAN_PREDICTOR_MSE, GradNorm, config, is_diverged, learning_rates
+from trainlab.reproduce.gradient_clipping_rnn import (
+    ARMS,
+    DIVERGED_MSE,
+    MEAN_PREDICTOR_MSE,
+    GradNorm,
+    config,
+    is_diverged,
+    learning_rates,
+)
 from trainlab.store import Store
 from trainlab.train import Callback, run
 
@@ -16,7 +24,7 @@ from trainlab.train import Callback, run
 def test_mean_predictor_error_is_the_variance_of_the_sum():
     rng = np.random.default_rng(0)
     target = rng.uniform(size=(200_000, 2)).sum(1)  # the adding problem's target
-    assert MEAN_PREDICTOR_MSE == pytest.approx(np.mean((target - 1.0) ** 2), rel=1e-2)
+    assert pytest.approx(np.mean((target - 1.0) ** 2), rel=1e-2) == MEAN_PREDICTOR_MSE
 
 
 def test_divergence_rule():
@@ -33,7 +41,9 @@ class NumpyNorm(Callback):
         self.norms = []
 
     def on_before_step(self, trainer, step):
-        grads = np.concatenate([p.grad.detach().double().numpy().ravel() for p in trainer.model.parameters() if p.grad is not None])
+        grads = np.concatenate(
+            [p.grad.detach().double().numpy().ravel() for p in trainer.model.parameters() if p.grad is not None]
+        )
         self.norms.append(float(np.sqrt(np.sum(grads**2))))
 
 
@@ -71,7 +81,9 @@ def test_quick_run_figures_match_the_store(tmp_path):
         for lr in lrs:
             mine = [r for r in runs if r.config["optim"]["lr"] == lr and r.config["train"].get("clip_norm") == clip]
             mine.sort(key=lambda r: r.seed)
-            expected = [r.status == "diverged" or not (r.final.get("val_loss") or math.inf) <= DIVERGED_MSE for r in mine]
+            expected = [
+                r.status == "diverged" or not (r.final.get("val_loss") or math.inf) <= DIVERGED_MSE for r in mine
+            ]
             assert f["diverged"][arm][str(lr)] == expected
             for r, bad, err in zip(mine, expected, f["test_mse"][arm][str(lr)]):
                 assert err == pytest.approx(MEAN_PREDICTOR_MSE if bad else r.final["test_loss"])

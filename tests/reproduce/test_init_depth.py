@@ -8,7 +8,17 @@ import pytest
 
 from trainlab.reproduce import run_experiment
 from trainlab.reproduce._profile import FLOAT32_TINY, init_profile, log10_ratio
-from trainlab.reproduce.init_depth import COLLAPSE, DEPTH, HE_BAND, SCHEMES, SMALL_STD, TRAIN_MARGIN, WIDTH, XAVIER_SHRINK, theory_std
+from trainlab.reproduce.init_depth import (
+    COLLAPSE,
+    DEPTH,
+    HE_BAND,
+    SCHEMES,
+    SMALL_STD,
+    TRAIN_MARGIN,
+    WIDTH,
+    XAVIER_SHRINK,
+    theory_std,
+)
 from trainlab.store import Store
 from trainlab.train import setup
 
@@ -51,7 +61,11 @@ def _numpy_profile(model, x, y):
 
 
 def test_init_profile_matches_numpy_forward_and_backward():
-    cfg = {"seed": 3, "data": {"name": "mnist1d", "preprocess": "standardize"}, "model": {"name": "mlp", "hidden": [16, 12, 8], "activation": "relu", "init": "he_normal", "init_bias": 0.1}}
+    cfg = {
+        "seed": 3,
+        "data": {"name": "mnist1d", "preprocess": "standardize"},
+        "model": {"name": "mlp", "hidden": [16, 12, 8], "activation": "relu", "init": "he_normal", "init_bias": 0.1},
+    }
     profile = init_profile(cfg, samples=64)
     s = setup(cfg)  # same seed: the same weights init_profile measured
     stds, means, grads = _numpy_profile(s.model, s.data.x_train[:64].double().numpy(), s.data.y_train[:64].numpy())
@@ -77,7 +91,9 @@ def test_quick_run_follows_the_recursion_and_matches_the_store(tmp_path):
     assert len(runs) == len(SCHEMES) * seeds
     for scheme in SCHEMES:
         mine = sorted((r for r in runs if r.name == f"init-depth/{scheme}"), key=lambda r: r.seed)
-        assert f["val_acc"][scheme] == pytest.approx([r.final["val_acc"] if r.status == "completed" else 0.1 for r in mine])
+        assert f["val_acc"][scheme] == pytest.approx(
+            [r.final["val_acc"] if r.status == "completed" else 0.1 for r in mine]
+        )
     c = f["checks"]
     assert c["he_constant"]["diff"] == pytest.approx(np.mean(np.abs(f["log10_std_ratio"]["he_normal"])))
     assert c["xavier_shrinks"]["diff"] == pytest.approx(np.mean(f["log10_std_ratio"]["xavier_normal"]))

@@ -6,7 +6,15 @@ from scipy import special
 
 from trainlab._io import torch_load
 from trainlab.reproduce import run_experiment
-from trainlab.reproduce.l1_vs_l2 import DENSE_MARGIN, LAMBDA, SHRINK_MARGIN, SPARSITY_MARGIN, config, near_zero_share, rms
+from trainlab.reproduce.l1_vs_l2 import (
+    DENSE_MARGIN,
+    LAMBDA,
+    SHRINK_MARGIN,
+    SPARSITY_MARGIN,
+    config,
+    near_zero_share,
+    rms,
+)
 from trainlab.store import Store
 
 GROUP = "reproduce/l1-vs-l2/quick"
@@ -57,7 +65,10 @@ def test_quick_run_figures_match_the_saved_weights(tmp_path):
         for r in runs:
             state = torch_load(store.artifacts(r.id)["checkpoint"])["model"]
             weights = [t.double().numpy() for t in state.values() if t.ndim >= 2]
-            shares.append(sum(int(np.sum(np.abs(w) < 0.01 * np.sqrt(np.mean(w**2)))) for w in weights) / sum(w.size for w in weights))
+            shares.append(
+                sum(int(np.sum(np.abs(w) < 0.01 * np.sqrt(np.mean(w**2)))) for w in weights)
+                / sum(w.size for w in weights)
+            )
             norms.append(np.sqrt(np.mean(np.concatenate([w.ravel() for w in weights]) ** 2)))
         assert f[arm]["near_zero"] == pytest.approx(shares)
         assert f[arm]["rms"] == pytest.approx(norms, rel=1e-9)

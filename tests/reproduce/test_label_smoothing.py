@@ -26,7 +26,9 @@ def test_ece_matches_the_reference_on_random_predictions(n_bins):
     logits = rng.normal(scale=3.0, size=(500, 10))
     probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
     labels = rng.integers(0, 10, 500)
-    assert expected_calibration_error(probs, labels, n_bins) == pytest.approx(ece_reference(probs, labels, n_bins), abs=1e-12)
+    assert expected_calibration_error(probs, labels, n_bins) == pytest.approx(
+        ece_reference(probs, labels, n_bins), abs=1e-12
+    )
 
 
 def test_ece_by_hand():

@@ -7,7 +7,18 @@ import numpy as np
 import pytest
 
 from trainlab.reproduce import run_experiment
-from trainlab.reproduce.linear_scaling_warmup import ARMS, CHANCE_LOSS, EARLY_MARGIN, MATCH_TOLERANCE, SMALL_BATCH, SMALL_LR, config, per_epoch, sizes, within
+from trainlab.reproduce.linear_scaling_warmup import (
+    ARMS,
+    CHANCE_LOSS,
+    EARLY_MARGIN,
+    MATCH_TOLERANCE,
+    SMALL_BATCH,
+    SMALL_LR,
+    config,
+    per_epoch,
+    sizes,
+    within,
+)
 from trainlab.store import Store
 from trainlab.train import setup
 
@@ -30,7 +41,7 @@ def test_per_epoch_fills_diverged_epochs_with_chance():
     epoch = np.array([0.5, 1.0, 2.0, 3.0])  # 0.5: an evaluation mid-epoch, not an epoch end
     values = np.array([9.0, 2.0, 1.5, np.nan])
     np.testing.assert_array_equal(per_epoch(epoch, values, 5), [2.0, 1.5, CHANCE_LOSS, CHANCE_LOSS, CHANCE_LOSS])
-    assert CHANCE_LOSS == pytest.approx(-np.log(0.1))
+    assert pytest.approx(-np.log(0.1)) == CHANCE_LOSS
 
 
 def test_within_is_an_equivalence_check():
@@ -52,7 +63,9 @@ def test_quick_run_figures_match_the_store(tmp_path):
     for arm in ARMS:
         mine = sorted((r for r in runs if r.config["name"] == config(arm, 0, True)["name"]), key=lambda r: r.seed)
         assert len(mine) == seeds
-        for r, curve, early, acc in zip(mine, f["val_loss_per_epoch"][arm], f["early_val_loss"][arm], f["test_acc"][arm]):
+        for r, curve, early, acc in zip(
+            mine, f["val_loss_per_epoch"][arm], f["early_val_loss"][arm], f["test_acc"][arm]
+        ):
             steps, values = store.metrics(r.id, ["val_loss"])["val_loss"]
             steps_per_epoch = 1000 // r.config["data"]["batch_size"]
             assert steps.tolist() == [steps_per_epoch * e for e in range(1, s["epochs"] + 1)]
@@ -65,7 +78,7 @@ def test_quick_run_figures_match_the_store(tmp_path):
     assert fails["diff"] == pytest.approx(np.mean(f["early_val_loss"][cold]) - np.mean(f["early_val_loss"][small]))
     assert fails["holds"] == (fails["ci"][0] > EARLY_MARGIN)
     assert matches["diff"] == pytest.approx(np.mean(f["test_acc"][warm]) - np.mean(f["test_acc"][small]))
-    assert matches["holds"] == (-MATCH_TOLERANCE < matches["ci"][0] and matches["ci"][1] < MATCH_TOLERANCE)
+    assert matches["holds"] == (matches["ci"][0] > -MATCH_TOLERANCE and matches["ci"][1] < MATCH_TOLERANCE)
     assert outcome.holds == (fails["holds"] and matches["holds"])
     assert f["lr"][cold] == pytest.approx(SMALL_LR * s["large_batch"] / SMALL_BATCH)
     assert len(outcome.plots) == 1 and outcome.plots[0][1].startswith("<svg")

@@ -58,7 +58,9 @@ def test_every_arm_follows_its_formula(total):
     table = schedule_table(total)
     assert set(table) == set(formulas)
     for arm, section in table.items():
-        f = from_config(section["name"], {k: v for k, v in section.items() if k != "name"}, base_lr=A0, total_steps=total)
+        f = from_config(
+            section["name"], {k: v for k, v in section.items() if k != "name"}, base_lr=A0, total_steps=total
+        )
         np.testing.assert_allclose([f(int(s)) for s in t], formulas[arm](t), rtol=1e-9, atol=1e-15, err_msg=arm)
 
 
@@ -75,7 +77,9 @@ def test_decays_end_near_a_hundredth_and_restarts_end_low():
 
 def test_config_is_the_same_but_for_the_schedule():
     a, b = config({"name": "constant"}, 1, False), config({"name": "cosine"}, 1, False)
-    assert {k: v for k, v in a.items() if k not in ("schedule", "name")} == {k: v for k, v in b.items() if k not in ("schedule", "name")}
+    assert {k: v for k, v in a.items() if k not in ("schedule", "name")} == {
+        k: v for k, v in b.items() if k not in ("schedule", "name")
+    }
     assert a["optim"] == {"name": "sgd", "lr": BASE_LR, "momentum": 0.9}
 
 
@@ -90,7 +94,9 @@ def test_quick_run_figures_match_the_store_and_the_formulas(tmp_path):
     runs = store.list_runs(group="reproduce/lr-schedules/quick")
     assert len(runs) == len(formulas) * seeds
     for arm, section in f["schedules"].items():
-        mine = sorted((r for r in runs if r.config["schedule"] == {**config(section, 0, True)["schedule"]}), key=lambda r: r.seed)
+        mine = sorted(
+            (r for r in runs if r.config["schedule"] == {**config(section, 0, True)["schedule"]}), key=lambda r: r.seed
+        )
         assert len(mine) == seeds
         assert [r.final["test_acc"] for r in mine] == pytest.approx(f["test_acc"][arm])
         # the lr the optimizer really used (logged after each step s: the lr of step s)

@@ -24,7 +24,9 @@ def test_full_config_uses_the_papers_optimizer_and_budget():
     for model in README:
         cfg = config(model, quick=False)
         assert cfg["optim"] == {"name": "adam", "lr": 1e-2}
-        assert cfg["data"]["batch_size"] == 100 and cfg["train"]["max_steps"] == 8000 and cfg["train"]["eval_every"] == 250
+        assert (
+            cfg["data"]["batch_size"] == 100 and cfg["train"]["max_steps"] == 8000 and cfg["train"]["eval_every"] == 250
+        )
 
 
 def test_mlp_is_the_papers_residual_mlp():

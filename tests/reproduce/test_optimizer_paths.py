@@ -8,7 +8,17 @@ import pytest
 import torch
 
 from trainlab.reproduce import run_experiment
-from trainlab.reproduce.optimizer_paths import FUNCTIONS, OPTIMIZERS, SPEEDUP, TUNING_SEED, f_values, race, starts, steps_to_target, trajectories
+from trainlab.reproduce.optimizer_paths import (
+    FUNCTIONS,
+    OPTIMIZERS,
+    SPEEDUP,
+    TUNING_SEED,
+    f_values,
+    race,
+    starts,
+    steps_to_target,
+    trajectories,
+)
 from trainlab.store import Store
 
 
@@ -116,7 +126,9 @@ def test_race_picks_the_lr_on_the_tuning_start_only():
     tuning = f_values(fn.f, trajectories(fn.f, starts("saddle", [TUNING_SEED]), "Adam", grid, 200)[:, 0])
     hits = steps_to_target(tuning, fn.f_min)
     assert lr == grid[int(np.argmin(hits))] and hits.min() <= 200
-    np.testing.assert_allclose(paths, trajectories(fn.f, starts("saddle", [0, 1]), "Adam", [lr], 200)[0], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(
+        paths, trajectories(fn.f, starts("saddle", [0, 1]), "Adam", [lr], 200)[0], rtol=1e-12, atol=1e-15
+    )
 
 
 def test_starts_move_a_little_and_repeat_per_seed():
@@ -139,7 +151,9 @@ def test_quick_run_figures(tmp_path):
             assert all(0 <= h <= f["steps"] + 1 for h in f["steps_to_target"][fname][opt])
     # the checks use mean log10 step counts, recomputed here from the figures
     log = lambda fname, opt: np.log10(f["steps_to_target"][fname][opt])  # noqa: E731
-    assert f["checks"]["Rosenbrock momentum"]["diff"] == pytest.approx(np.mean(log("Rosenbrock", "momentum")) - np.mean(log("Rosenbrock", "SGD")))
+    assert f["checks"]["Rosenbrock momentum"]["diff"] == pytest.approx(
+        np.mean(log("Rosenbrock", "momentum")) - np.mean(log("Rosenbrock", "SGD"))
+    )
     for opt in ("RMSprop", "Adam"):
         c = f["checks"][f"saddle {opt}"]
         assert c["diff"] == pytest.approx(np.mean(log("saddle", opt)) - np.mean(log("saddle", "SGD")))

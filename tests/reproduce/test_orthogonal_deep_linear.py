@@ -25,7 +25,7 @@ def test_l_star_is_the_lowest_loss_of_a_linear_map():
     fit = LogisticRegression(C=1e8, fit_intercept=False, max_iter=20000, tol=1e-10).fit(x, y)
     p = fit.predict_proba(x)
     assert -np.log(p[np.arange(len(y)), y]).mean() == pytest.approx(L_STAR, abs=1e-3)
-    assert TARGET_LOSS == pytest.approx((math.log(10) + L_STAR) / 2)
+    assert pytest.approx((math.log(10) + L_STAR) / 2) == TARGET_LOSS
 
 
 def test_base_lr_is_two_over_the_top_eigenvalue():
@@ -62,7 +62,9 @@ def test_quick_run_figures_match_the_store(tmp_path):
     assert len(runs) == len(INITS) * len(ds) * seeds
     for arm, scheme in INITS.items():
         for d in ds:
-            mine = sorted((r for r in runs if r.name == f"orthogonal-deep-linear/{scheme}/depth={d}"), key=lambda r: r.seed)
+            mine = sorted(
+                (r for r in runs if r.name == f"orthogonal-deep-linear/{scheme}/depth={d}"), key=lambda r: r.seed
+            )
             assert [r.config["optim"]["lr"] for r in mine] == pytest.approx([f["lr0"] / d] * seeds)
             for r, log2_t in zip(mine, f["log2_steps_to_target"][arm][str(d)]):
                 steps, losses = loss_curve(store, r.id)

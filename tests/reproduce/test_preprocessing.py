@@ -10,7 +10,15 @@ import torch
 from trainlab.data import load
 from trainlab.reproduce import run_experiment
 from trainlab.reproduce._loss_curve import StepLoss, first_step_at_or_below, loss_curve
-from trainlab.reproduce.preprocessing import ARMS, MARGIN, TARGET_LOSS, _inputs, condition_number, config, second_moment_spectrum
+from trainlab.reproduce.preprocessing import (
+    ARMS,
+    MARGIN,
+    TARGET_LOSS,
+    _inputs,
+    condition_number,
+    config,
+    second_moment_spectrum,
+)
 from trainlab.store import Store
 from trainlab.train import run, setup
 
@@ -34,7 +42,12 @@ def test_standardized_and_whitened_inputs_follow_the_notes_formulas():
     keep = sigma > 0  # 000 §7.4: a feature with σ = 0 has no information and is dropped
     standardized = (x[:, keep] - mu[keep]) / sigma[keep]
     np.testing.assert_allclose(_inputs("standardize", False).reshape(len(x), -1), standardized, atol=1e-4)
-    np.testing.assert_allclose(second_moment_spectrum(_inputs("standardize", False)), second_moment_spectrum(standardized), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        second_moment_spectrum(_inputs("standardize", False)),
+        second_moment_spectrum(standardized),
+        rtol=1e-4,
+        atol=1e-6,
+    )
     # PCA whitening: rotate onto the covariance's eigenvectors and divide by sqrt(λ + 1e-5)
     lam, vecs = np.linalg.eigh(np.cov(x.T))
     white = (x - mu) @ vecs / np.sqrt(np.maximum(lam, 0) + 1e-5)

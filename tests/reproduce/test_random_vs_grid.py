@@ -61,6 +61,8 @@ def test_quick_run(tmp_path):
     full_steps = [r.final["step"] for r in records if r.status == "completed"]
     assert all(r.final["step"] < max(full_steps) for r in records if r.status == "pruned")
     steps = f["steps_to_target"]
-    assert f["checks"][3]["diff"] == pytest.approx(np.mean(np.log10(steps["hyperband"])) - np.mean(np.log10(steps["full"])))
+    assert f["checks"][3]["diff"] == pytest.approx(
+        np.mean(np.log10(steps["hyperband"])) - np.mean(np.log10(steps["full"]))
+    )
     assert outcome.holds == all(c["holds"] for c in f["checks"])
     assert len(outcome.plots) == 3 and all(svg.startswith("<svg") for _, svg in outcome.plots)

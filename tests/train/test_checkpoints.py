@@ -106,7 +106,9 @@ def test_a_bad_latest_checkpoint_falls_back_to_the_previous_one(store, cut, kind
 
 def test_another_models_checkpoint_is_refused_by_its_weights(store, cut, tiny_config):
     _, full, interrupted = cut
-    other = run({**tiny_config, "model": {"name": "mlp", "hidden": [7]}, "train": {"max_steps": 2, "threads": 1}}, store=store)
+    other = run(
+        {**tiny_config, "model": {"name": "mlp", "hidden": [7]}, "train": {"max_steps": 2, "threads": 1}}, store=store
+    )
     latest = store.artifacts(interrupted.run_id)["checkpoint"]
     state = torch_load(store.artifacts(other.run_id)["checkpoint"])
     state.pop("run_id")  # a checkpoint of an older trainlab: only its weights tell
@@ -161,7 +163,9 @@ def test_resume_warning_is_one_line_in_the_cli(store, cut):
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=300)
     code, err = proc.returncode, proc.stderr
     assert code == 0, err
-    assert err.startswith(f"warning: run {interrupted.run_id}: checkpoint.pt is empty (0 bytes); resuming from checkpoint.prev.pt (step 10)\n")
+    assert err.startswith(
+        f"warning: run {interrupted.run_id}: checkpoint.pt is empty (0 bytes); resuming from checkpoint.prev.pt (step 10)\n"
+    )
     assert "Traceback" not in err and "warnings.warn" not in err
 
 

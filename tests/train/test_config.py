@@ -30,7 +30,9 @@ def test_wrong_types_and_ranges_name_the_key():
 
 
 def test_unknown_registry_names_list_the_choices():
-    with pytest.raises(ConfigError, match=r"optim\.name: unknown value 'adm' \(did you mean 'adam'\?\); choose one of: .*adamw"):
+    with pytest.raises(
+        ConfigError, match=r"optim\.name: unknown value 'adm' \(did you mean 'adam'\?\); choose one of: .*adamw"
+    ):
         load_config({"optim": {"name": "adm"}})
     with pytest.raises(ConfigError, match=r"model\.name: unknown value 'mpl'"):
         load_config({"model": {"name": "mpl"}})
@@ -39,7 +41,16 @@ def test_unknown_registry_names_list_the_choices():
 def test_overrides_are_parsed_as_toml():
     assert parse_value("0.1") == 0.1 and parse_value("[64, 64]") == [64, 64]
     assert parse_value("true") is True and parse_value("adam") == "adam" and parse_value('"x y"') == "x y"
-    cfg = load_config("examples/quickstart.toml", ["optim.lr=0.05", "model.hidden=[8,8]", "optim.name=adam", "~optim.momentum", "train.early_stopping.patience=3"])
+    cfg = load_config(
+        "examples/quickstart.toml",
+        [
+            "optim.lr=0.05",
+            "model.hidden=[8,8]",
+            "optim.name=adam",
+            "~optim.momentum",
+            "train.early_stopping.patience=3",
+        ],
+    )
     assert cfg.optim.lr == 0.05 and cfg.model.hidden == [8, 8] and cfg.optim.name == "adam"
     assert cfg.train.early_stopping.patience == 3
     with pytest.raises(ConfigError, match="must look like key.sub=value"):
@@ -60,7 +71,9 @@ def test_override_returns_a_validated_copy_and_hash_ignores_name():
 
 
 def test_linear_scaling_rule():
-    cfg = load_config({"data": {"batch_size": 1024}, "optim": {"lr": 0.1, "scale_lr": "linear", "base_batch_size": 256}})
+    cfg = load_config(
+        {"data": {"batch_size": 1024}, "optim": {"lr": 0.1, "scale_lr": "linear", "base_batch_size": 256}}
+    )
     assert cfg.optim.scaled_lr(1024) == pytest.approx(0.4)
     assert cfg.override({"optim.scale_lr": "sqrt"}).optim.scaled_lr(1024) == pytest.approx(0.2)
 
@@ -109,17 +122,40 @@ def test_optim_keys_come_from_the_optimizers_signatures():
                 continue
             assert OptimConfig.model_fields.get(key) is None  # not a third copy
             assert f"optim.{key}" in _optimizer_keys()
-    cfg = load_config({"optim": {"name": "nadam", "lr": 0.002, "momentum_decay": 0.002, "decoupled_weight_decay": True, "betas": [0.8, 0.9]}})
-    assert cfg.optim.options() == {"lr": 0.002, "momentum_decay": 0.002, "decoupled_weight_decay": True, "betas": (0.8, 0.9)}
-    assert load_config({"optim": {"name": "sgd", "fused": False, "momentum": 1}}).optim.options() == {"lr": 0.01, "fused": False, "momentum": 1.0}
+    cfg = load_config(
+        {
+            "optim": {
+                "name": "nadam",
+                "lr": 0.002,
+                "momentum_decay": 0.002,
+                "decoupled_weight_decay": True,
+                "betas": [0.8, 0.9],
+            }
+        }
+    )
+    assert cfg.optim.options() == {
+        "lr": 0.002,
+        "momentum_decay": 0.002,
+        "decoupled_weight_decay": True,
+        "betas": (0.8, 0.9),
+    }
+    assert load_config({"optim": {"name": "sgd", "fused": False, "momentum": 1}}).optim.options() == {
+        "lr": 0.01,
+        "fused": False,
+        "momentum": 1.0,
+    }
     # the config's option reaches the optimizer's param group
-    s = setup({"data": {"name": "spirals", "n_samples": 200}, "model": {"hidden": [8]}, "optim": cfg.optim.model_dump()})
+    s = setup(
+        {"data": {"name": "spirals", "n_samples": 200}, "model": {"hidden": [8]}, "optim": cfg.optim.model_dump()}
+    )
     group = s.optimizer.param_groups[0]
     assert group["momentum_decay"] == 0.002 and group["decoupled_weight_decay"] is True and group["betas"] == (0.8, 0.9)
 
 
 def test_optim_key_errors_name_the_key_with_a_suggestion():
-    with pytest.raises(ConfigError, match=r"^invalid config: optim\.momentun: unknown key \(did you mean 'optim\.momentum'\?\)$"):
+    with pytest.raises(
+        ConfigError, match=r"^invalid config: optim\.momentun: unknown key \(did you mean 'optim\.momentum'\?\)$"
+    ):
         load_config({"optim": {"momentun": 0.9}})
     with pytest.raises(ConfigError, match=r"optim\.momentum_decay: sgd does not take 'momentum_decay'"):
         load_config({"optim": {"name": "sgd", "momentum_decay": 0.1}})

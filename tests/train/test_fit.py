@@ -265,5 +265,7 @@ def test_a_new_users_first_tries_point_at_fit_and_target():
 
     with pytest.raises(ConfigError, match=r"Trainer takes a run config; train your own model with trainlab.fit"):
         Trainer(net(0), DataLoader(TensorDataset(*blobs())))
-    with pytest.raises(ConfigError, match=r"model.name: unknown value 'MyNet'.*or name your own with model.target = \"module:MyNet\""):
+    with pytest.raises(
+        ConfigError, match=r"model.name: unknown value 'MyNet'.*or name your own with model.target = \"module:MyNet\""
+    ):
         load_config({"model": {"name": "MyNet"}})

@@ -49,7 +49,12 @@ def test_divergence_stops_with_status_and_keeps_last_good_checkpoint(store, tiny
 
 
 def test_early_stopping_stops_at_patience_and_restores_best(store, tiny_config):
-    tiny_config["train"] = {"epochs": 30, "eval_every": 2, "threads": 1, "early_stopping": {"monitor": "val_loss", "patience": 3}}
+    tiny_config["train"] = {
+        "epochs": 30,
+        "eval_every": 2,
+        "threads": 1,
+        "early_stopping": {"monitor": "val_loss", "patience": 3},
+    }
     tiny_config["optim"] = {"name": "sgd", "lr": 0.5, "momentum": 0.9}  # overfits a 512-sample subset fast
     trainer = Trainer(tiny_config, store=store)
     result = trainer.fit()
@@ -58,7 +63,10 @@ def test_early_stopping_stops_at_patience_and_restores_best(store, tiny_config):
     best_step, best = min(val, key=lambda p: p[1])
     assert es.best_step == best_step == result.final["early_stopping_best_step"]
     # stopped exactly `patience` evaluations after the best one
-    assert es.stopped_step == val[-1][0] and [s for s, _ in val].index(es.stopped_step) - [s for s, _ in val].index(best_step) == 3
+    assert (
+        es.stopped_step == val[-1][0]
+        and [s for s, _ in val].index(es.stopped_step) - [s for s, _ in val].index(best_step) == 3
+    )
     assert result.final["step"] < 30 * 8
     # restored weights reproduce the best validation loss
     d = trainer.setup.data
@@ -83,7 +91,16 @@ class Recorder(Callback):
 def test_callbacks_run_in_the_given_order_and_their_metrics_are_logged(store, tiny_config):
     log = []
     result = run(tiny_config, store=store, callbacks=[Recorder("a", log), Recorder("b", log)])
-    assert log == [("a", "start"), ("b", "start"), ("a", "eval", 8), ("b", "eval", 8), ("a", "eval", 16), ("b", "eval", 16), ("a", "end"), ("b", "end")]
+    assert log == [
+        ("a", "start"),
+        ("b", "start"),
+        ("a", "eval", 8),
+        ("b", "eval", 8),
+        ("a", "eval", 16),
+        ("b", "eval", 16),
+        ("a", "end"),
+        ("b", "end"),
+    ]
     assert list(store.metrics(result.run_id)["b_seen"][1]) == [8.0, 16.0]
 
 

@@ -46,7 +46,15 @@ def test_two_workers_share_a_postgres_study(pg_url, tmp_path):
 def test_parallel_jobs_on_postgres(pg_url):
     import tune_objectives
 
-    study = minimize(tune_objectives.quadratic, {"x": Float(0.0, 1.0)}, sampler=Random(), n_trials=6, storage=pg_url, name="pg-jobs", jobs=2)
+    study = minimize(
+        tune_objectives.quadratic,
+        {"x": Float(0.0, 1.0)},
+        sampler=Random(),
+        n_trials=6,
+        storage=pg_url,
+        name="pg-jobs",
+        jobs=2,
+    )
     assert len(study.trials) == 6 and all(t.state == "complete" for t in study.trials)
     assert len({t.worker for t in study.trials}) == 2
 

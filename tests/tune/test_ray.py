@@ -76,7 +76,7 @@ def ray_head():
         port = s.getsockname()[1]
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Ray's socket paths must stay short
     ray_cli = str(Path(sys.executable).parent / "ray")
-    log = open(Path(temp) / "head.log", "w")  # noqa: SIM115 - closed below
+    log = open(Path(temp) / "head.log", "w")
     head = subprocess.Popen(
         [ray_cli, "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
          "--disable-usage-stats", f"--temp-dir={temp}", "--block"],

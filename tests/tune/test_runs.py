@@ -6,7 +6,10 @@ from trainlab.train import load_config
 from trainlab.tune import Hyperband
 from trainlab.tune.runs import RunObjective, parse_search, study_from_config
 
-PARAMS = {"optim.lr": {"type": "float", "low": 0.01, "high": 0.5, "log": True}, "model.dropout": {"low": 0.0, "high": 0.3}}
+PARAMS = {
+    "optim.lr": {"type": "float", "low": 0.01, "high": 0.5, "log": True},
+    "model.dropout": {"low": 0.0, "high": 0.3},
+}
 
 
 def with_search(tiny_config, **search):
@@ -23,7 +26,10 @@ def with_search(tiny_config, **search):
         ({"params": PARAMS, "trials": 0}, "search.trials: must be an integer >= 1, got 0"),
         ({"params": PARAMS, "direction": "up"}, "search.direction: must be 'minimize' or 'maximize'"),
         ({}, "search.params: give at least one config key"),
-        ({"params": {"optim.lr": {"type": "float", "low": 1.0, "high": 0.1}}}, "parameter 'optim.lr': low must be < high"),
+        (
+            {"params": {"optim.lr": {"type": "float", "low": 1.0, "high": 0.1}}},
+            "parameter 'optim.lr': low must be < high",
+        ),
     ],
 )
 def test_search_section_errors_name_the_key(tiny_config, search, message):

@@ -41,7 +41,13 @@ def test_grid_enumerates_exactly_the_product():
 
 
 def test_grid_with_conditions_is_the_product_per_branch():
-    space = Space({"opt": Categorical(["sgd", "adam"]), "mom": Categorical([0.0, 0.9], when={"opt": "sgd"}), "lr": Float(0.1, 0.3, steps=3)})
+    space = Space(
+        {
+            "opt": Categorical(["sgd", "adam"]),
+            "mom": Categorical([0.0, 0.9], when={"opt": "sgd"}),
+            "lr": Float(0.1, 0.3, steps=3),
+        }
+    )
     points = grid_points(space)
     assert len(points) == 2 * 3 + 1 * 3
     assert all(("mom" in p) == (p["opt"] == "sgd") for p in points)
@@ -114,7 +120,7 @@ def test_marginal_likelihood_matches_scipy():
     def reference(ls, scale, noise):  # -log N(y; 0, K) - log Gamma priors (up to constants)
         k = numpy_matern52(x, x, np.array(ls), scale) + (noise + 1e-10) * np.eye(10)
         lp = scipy.stats.multivariate_normal(np.zeros(10), k).logpdf(y)
-        lp += sum(scipy.stats.gamma(3, scale=1 / 6).logpdf(l) for l in ls)
+        lp += sum(scipy.stats.gamma(3, scale=1 / 6).logpdf(length) for length in ls)
         lp += scipy.stats.gamma(2, scale=1 / 0.15).logpdf(scale) + scipy.stats.gamma(1.1, scale=1 / 3).logpdf(noise)
         return -lp
 
@@ -140,7 +146,10 @@ def test_gp_interpolates_noise_free_data_and_ei_is_zero_there():
     # ... while between the observations EI is clearly positive somewhere
     grid = torch.as_tensor(rng.random((500, 2)))
     m2, v2 = gp.predict(grid)
-    assert float(torch.exp(log_expected_improvement(m2, v2.clamp_min(1e-20).sqrt(), float(y.min()))).max()) > 1e-3 * y.std()
+    assert (
+        float(torch.exp(log_expected_improvement(m2, v2.clamp_min(1e-20).sqrt(), float(y.min()))).max())
+        > 1e-3 * y.std()
+    )
 
 
 def test_fitted_noise_stays_small_on_smooth_data_and_grows_on_noisy():

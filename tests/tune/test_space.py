@@ -28,7 +28,10 @@ def sgd_space() -> Space:
         (lambda: Space({"act": Categorical([])}), ["'act'", "empty"]),
         (lambda: Space({"act": Categorical(["a", "a"])}), ["'act'", "duplicates"]),
         (lambda: Space({"m": Float(0, 1, when={"opt": "sgd"})}), ["'m'", "'opt'", "not in the space"]),
-        (lambda: Space({"m": Float(0, 1, when={"opt": "sgd"}), "opt": Categorical(["sgd"])}), ["'m'", "later in the space"]),
+        (
+            lambda: Space({"m": Float(0, 1, when={"opt": "sgd"}), "opt": Categorical(["sgd"])}),
+            ["'m'", "later in the space"],
+        ),
         (lambda: Space({"x": Float(0, 1, steps=1)}), ["'x'", "steps must be an integer >= 2"]),
         (lambda: Space({"x": Float(0, math.inf)}), ["'x'", "finite"]),
     ],
@@ -59,10 +62,20 @@ def test_conditional_parameters_absent_when_inactive():
         assert ("optim.momentum" in p) == (p["optim.name"] == "sgd")
         assert "optim.nesterov" not in p  # momentum is never exactly 0.5
     assert seen["sgd"] > 50 and seen["adam"] > 50
-    assert space.active({"optim.name": "adam", "optim.lr": 0.1, "optim.momentum": 0.9}) == {"optim.name": "adam", "optim.lr": 0.1}
+    assert space.active({"optim.name": "adam", "optim.lr": 0.1, "optim.momentum": 0.9}) == {
+        "optim.name": "adam",
+        "optim.lr": 0.1,
+    }
     # a grandchild: active only through an active parent with the right value
-    assert space.active({"optim.name": "sgd", "optim.lr": 0.1, "optim.momentum": 0.5, "optim.nesterov": True})["optim.nesterov"] is True
-    assert "optim.nesterov" not in space.active({"optim.name": "adam", "optim.lr": 0.1, "optim.momentum": 0.5, "optim.nesterov": True})
+    assert (
+        space.active({"optim.name": "sgd", "optim.lr": 0.1, "optim.momentum": 0.5, "optim.nesterov": True})[
+            "optim.nesterov"
+        ]
+        is True
+    )
+    assert "optim.nesterov" not in space.active(
+        {"optim.name": "adam", "optim.lr": 0.1, "optim.momentum": 0.5, "optim.nesterov": True}
+    )
 
 
 def test_unit_encoding_warps_log_and_one_hot():

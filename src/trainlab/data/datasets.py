@@ -217,7 +217,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     if len(raw) < header:
         raise ConfigError(f"{path}: truncated header ({len(raw)} bytes, need {header})")
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    dtype = np.dtype(_IDX_DTYPES[raw[2]])  # type: ignore[call-overload]
     expected = header + math.prod(shape) * dtype.itemsize
     if len(raw) != expected:
         raise ConfigError(f"{path}: wrong length: {len(raw)} bytes, header {shape} says {expected}")
@@ -264,7 +264,9 @@ def read_cifar10_binary(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     except OSError as err:
         raise ConfigError(f"{path}: cannot read ({err.strerror})") from err
     if len(raw) == 0 or len(raw) % _CIFAR_RECORD:
-        raise ConfigError(f"{path}: wrong length: {len(raw)} bytes is not a multiple of the {_CIFAR_RECORD}-byte CIFAR-10 record")
+        raise ConfigError(
+            f"{path}: wrong length: {len(raw)} bytes is not a multiple of the {_CIFAR_RECORD}-byte CIFAR-10 record"
+        )
     arr = np.frombuffer(raw, dtype=np.uint8).reshape(-1, _CIFAR_RECORD)
     y = arr[:, 0].astype(np.int64)
     if y.max() > 9:
@@ -436,18 +438,18 @@ def load(
     names = (xk, yk, f"{xk}_test", f"{yk}_test")
     x, y, x_test, y_test, num_classes = check_dataset(*spec.fn(**options), source=source, names=names)
     label_dtype = np.int64 if num_classes else np.float32
-    x = torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32))
-    y = torch.as_tensor(np.ascontiguousarray(y, dtype=label_dtype))
+    x = torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32))  # type: ignore[assignment]
+    y = torch.as_tensor(np.ascontiguousarray(y, dtype=label_dtype))  # type: ignore[assignment]
     g = torch.Generator().manual_seed(split_seed)
     perm = torch.randperm(len(x), generator=g)
     x, y = x[perm], y[perm]
     if x_test is None:
-        n_test = max(1, int(round(test_fraction * len(x))))
+        n_test = max(1, round(test_fraction * len(x)))
         x_test_t, y_test_t, x, y = x[:n_test], y[:n_test], x[n_test:], y[n_test:]
     else:
         x_test_t = torch.as_tensor(np.ascontiguousarray(x_test, dtype=np.float32))
         y_test_t = torch.as_tensor(np.ascontiguousarray(y_test, dtype=label_dtype))
-    n_val = int(round(val_fraction * len(x)))
+    n_val = round(val_fraction * len(x))
     x_val, y_val, x, y = x[:n_val], y[:n_val], x[n_val:], y[n_val:]
     if len(x) == 0:
         raise ConfigError(

@@ -63,7 +63,7 @@ class BatchIterator:
         self._served = 0
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        if self._perm is None and self.shuffle or self._served >= len(self):
+        if (self._perm is None and self.shuffle) or self._served >= len(self):
             self._new_epoch()
         while self._served < len(self):
             start = self._served * self.batch_size

@@ -149,9 +149,7 @@ class _Preprocessor:
     def load_state_dict(self, state: dict[str, Any]) -> _Preprocessor:
         """Restore a :meth:`state_dict`; returns ``self``."""
         if state.get("name") != self.name:
-            raise ValueError(
-                f"state is for preprocessor {state.get('name')!r}, not {self.name!r}"
-            )
+            raise ValueError(f"state is for preprocessor {state.get('name')!r}, not {self.name!r}")
         for p in self._params:
             value = state[p]
             setattr(self, p, tuple(value) if isinstance(value, list) else value)
@@ -179,9 +177,7 @@ class _Preprocessor:
 
     def _check_fitted(self, what: str) -> None:
         if not hasattr(self, "n_features_in_"):
-            raise NotFittedError(
-                f"{type(self).__name__}.{what} called before fit: call fit(x_train) first"
-            )
+            raise NotFittedError(f"{type(self).__name__}.{what} called before fit: call fit(x_train) first")
 
     def _checked_input(self, x: ArrayLike, what: str, n_features: int) -> np.ndarray:
         data = _to_float64_2d(x, f"{type(self).__name__}.{what}")
@@ -242,13 +238,9 @@ class MinMaxScaler(_Preprocessor):
         try:
             low, high = (float(v) for v in feature_range)
         except (TypeError, ValueError):
-            raise ValueError(
-                f"feature_range must be a pair (min, max), got {feature_range!r}"
-            ) from None
+            raise ValueError(f"feature_range must be a pair (min, max), got {feature_range!r}") from None
         if not (math.isfinite(low) and math.isfinite(high) and low < high):
-            raise ValueError(
-                f"feature_range must be finite with min < max, got {feature_range!r}"
-            )
+            raise ValueError(f"feature_range must be finite with min < max, got {feature_range!r}")
         self.feature_range = (low, high)
 
     def _fit(self, data: np.ndarray) -> None:
@@ -391,9 +383,7 @@ class PCAWhitening(_Whitening):
 
     def __init__(self, n_components: int | None = None, eps: float = 1e-5) -> None:
         super().__init__(eps)
-        if n_components is not None and not (
-            isinstance(n_components, int) and n_components >= 1
-        ):
+        if n_components is not None and not (isinstance(n_components, int) and n_components >= 1):
             raise ValueError(f"n_components must be None or an int >= 1, got {n_components!r}")
         self.n_components = n_components
 

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
 from trainlab.cli_options import StoreOpt
 from trainlab.errors import ConfigError
-
 
 
 def _console():
@@ -28,11 +27,11 @@ def _console():
 
 def lr_find(
     config: Annotated[Path, typer.Argument(help="TOML run config: its data, model, optimizer and loss are used")],
-    overrides: Annotated[Optional[list[str]], typer.Argument(help="overrides as key.sub=value")] = None,
+    overrides: Annotated[list[str] | None, typer.Argument(help="overrides as key.sub=value")] = None,
     start_lr: Annotated[float, typer.Option("--start-lr", help="first learning rate")] = 1e-7,
     end_lr: Annotated[float, typer.Option("--end-lr", help="last learning rate")] = 10.0,
     steps: Annotated[int, typer.Option("--steps", help="mini-batches in the sweep")] = 100,
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="also write the curve as SVG here")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="also write the curve as SVG here")] = None,
     store: StoreOpt = None,
 ) -> None:
     """The LR range test (Smith 2017): prints the suggested lr, then the id of the run that records the curve."""
@@ -48,15 +47,33 @@ def lr_find(
     except ValueError as err:
         raise ConfigError(str(err)) from None
     run_id = st.create_run(f"{cfg.name}/lr-find", cfg.to_dict(), seed=cfg.seed, config_hash=cfg.hash())
-    rows = [(i, key, float(v)) for i in range(len(result.lrs)) for key, v in (("lr_find/lr", result.lrs[i]), ("lr_find/loss", result.losses[i]), ("lr_find/smoothed", result.smoothed[i]))]
+    rows = [
+        (i, key, float(v))
+        for i in range(len(result.lrs))
+        for key, v in (
+            ("lr_find/lr", result.lrs[i]),
+            ("lr_find/loss", result.losses[i]),
+            ("lr_find/smoothed", result.smoothed[i]),
+        )
+    ]
     st.log_metrics(run_id, rows)
-    final = {"suggested_lr": result.suggested_lr, "min_loss_lr": result.min_loss_lr, "stopped_early": result.stopped_early, "steps": len(result.lrs)}
+    final = {
+        "suggested_lr": result.suggested_lr,
+        "min_loss_lr": result.min_loss_lr,
+        "stopped_early": result.stopped_early,
+        "steps": len(result.lrs),
+    }
     st.finish_run(run_id, "completed", final=final)
     if output is not None:
-        from trainlab.report.plots import figure_to_svg, lr_find_figure
         from trainlab._io import atomic_write_text
+        from trainlab.report.plots import figure_to_svg, lr_find_figure
 
-        atomic_write_text(output, figure_to_svg(lr_find_figure(result.lrs, result.losses, result.smoothed, result.suggested_lr, title=cfg.name)))
+        atomic_write_text(
+            output,
+            figure_to_svg(
+                lr_find_figure(result.lrs, result.losses, result.smoothed, result.suggested_lr, title=cfg.name)
+            ),
+        )
     _console().print(
         f"suggested lr {result.suggested_lr:.3g} (steepest descent); min-loss lr {result.min_loss_lr:.3g}, a tenth of it {result.min_loss_lr / 10:.3g}"
         + (f"; stopped early at lr {result.lrs[-1]:.3g}" if result.stopped_early else ""),
@@ -67,11 +84,15 @@ def lr_find(
 
 def diagnose(
     run_id: Annotated[str, typer.Argument(help="run id (a unique prefix is enough)")],
-    sharpness: Annotated[bool, typer.Option("--sharpness", help="ε-sharpness, Hessian top eigenvalue and trace")] = False,
+    sharpness: Annotated[
+        bool, typer.Option("--sharpness", help="ε-sharpness, Hessian top eigenvalue and trace")
+    ] = False,
     gradcheck: Annotated[bool, typer.Option("--gradcheck", help="autograd against finite differences")] = False,
     flops: Annotated[bool, typer.Option("--flops", help="multiplications and additions per layer")] = False,
     samples: Annotated[int, typer.Option("--samples", help="training samples the loss is measured on")] = 1000,
-    epsilon: Annotated[float, typer.Option("--epsilon", help="box size of ε-sharpness (Keskar et al.: 1e-3, 5e-4)")] = 1e-3,
+    epsilon: Annotated[
+        float, typer.Option("--epsilon", help="box size of ε-sharpness (Keskar et al.: 1e-3, 5e-4)")
+    ] = 1e-3,
     power_iters: Annotated[int, typer.Option("--power-iters", help="power iterations for the top eigenvalue")] = 100,
     trace_samples: Annotated[int, typer.Option("--trace-samples", help="Hutchinson probe vectors")] = 100,
     store: StoreOpt = None,
@@ -97,15 +118,19 @@ def diagnose(
     targets.check_stored(record.config, what=f"run {record.id}")
     s = setup(load_config(record.config), st)
     s.model.load_state_dict(torch_load(ckpt)["model"])
-    x, y = (s.data.x_train[:samples], s.data.y_train[:samples]) if hasattr(s.data, "x_train") else s.data.head(samples)
-    report: dict[str, Any] = {"run_id": record.id, "samples": int(len(x))}
+    x, y = (s.data.x_train[:samples], s.data.y_train[:samples]) if hasattr(s.data, "x_train") else s.data.head(samples)  # type: ignore[attr-defined]
+    report: dict[str, Any] = {"run_id": record.id, "samples": len(x)}
     console = _console()
 
     if flops:
         from trainlab.diagnose.flops import count_flops
 
         count = count_flops(s.model, x[:1])
-        report["flops"] = {"per_sample": count.total_flops, "rows": [vars(r) | {"flops": r.flops} for r in count.rows], "unsupported": count.unsupported}
+        report["flops"] = {
+            "per_sample": count.total_flops,
+            "rows": [vars(r) | {"flops": r.flops} for r in count.rows],
+            "unsupported": count.unsupported,
+        }
         console.print("[bold]FLOPs of one forward pass, one sample[/bold]")
         console.print(count.table(), markup=False, highlight=False)
     if gradcheck:
@@ -119,7 +144,16 @@ def diagnose(
         from trainlab.diagnose.sharpness import measure_sharpness
 
         with console.status("sharpness: power iteration, Hutchinson, L-BFGS-B ..."):
-            values = measure_sharpness(s.model, s.loss_fn, x, y, epsilon=epsilon, power_iters=power_iters, trace_samples=trace_samples, seed=record.seed or 0)
+            values = measure_sharpness(
+                s.model,
+                s.loss_fn,
+                x,
+                y,
+                epsilon=epsilon,
+                power_iters=power_iters,
+                trace_samples=trace_samples,
+                seed=record.seed or 0,
+            )
         report["sharpness"] = values
         step = int(record.final.get("step") or 0)
         st.log_metrics(record.id, [(step, f"sharpness/{k}", v) for k, v in values.items() if math.isfinite(v)])

@@ -72,7 +72,16 @@ class FlopCount:
     def table(self) -> str:
         headers = ("layer", "type", "mults", "adds", "nonlinear", "flops")
         body = [(r.name, r.kind, f"{r.mults:,}", f"{r.adds:,}", f"{r.nonlinear:,}", f"{r.flops:,}") for r in self.rows]
-        body.append(("total", "", f"{self.total_mults:,}", f"{self.total_adds:,}", f"{sum(r.nonlinear for r in self.rows):,}", f"{self.total_flops:,}"))
+        body.append(
+            (
+                "total",
+                "",
+                f"{self.total_mults:,}",
+                f"{self.total_adds:,}",
+                f"{sum(r.nonlinear for r in self.rows):,}",
+                f"{self.total_flops:,}",
+            )
+        )
         widths = [max(len(h), *(len(row[i]) for row in body)) for i, h in enumerate(headers)]
         lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths))]
         lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in body]

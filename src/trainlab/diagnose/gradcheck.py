@@ -65,7 +65,17 @@ class GradCheckResult:
     def table(self) -> str:
         """A plain-text table: one row per parameter."""
         headers = ("parameter", "shape", "checked", "max abs err", "max rel err", "ok")
-        body = [(r.name, "x".join(map(str, r.shape)) or "scalar", str(r.checked), f"{r.max_abs_error:.2e}", f"{r.max_rel_error:.2e}", "yes" if r.ok else "NO") for r in self.rows]
+        body = [
+            (
+                r.name,
+                "x".join(map(str, r.shape)) or "scalar",
+                str(r.checked),
+                f"{r.max_abs_error:.2e}",
+                f"{r.max_rel_error:.2e}",
+                "yes" if r.ok else "NO",
+            )
+            for r in self.rows
+        ]
         widths = [max(len(h), *(len(row[i]) for row in body)) if body else len(h) for i, h in enumerate(headers)]
         lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths))]
         lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in body]
@@ -104,7 +114,9 @@ def gradcheck(
         raise ValueError(f"h must be > 0 (a finite-difference step such as 1e-6), got {h!r}")
     if not rtol > 0:
         raise ValueError(f"rtol must be > 0, got {rtol!r}")
-    if max_per_param is not None and (isinstance(max_per_param, bool) or not isinstance(max_per_param, int) or max_per_param < 1):
+    if max_per_param is not None and (
+        isinstance(max_per_param, bool) or not isinstance(max_per_param, int) or max_per_param < 1
+    ):
         raise ValueError(f"max_per_param must be an integer >= 1 or None, got {max_per_param!r}")
     x, y = batch
     net = copy.deepcopy(model).double().eval()
@@ -121,7 +133,11 @@ def gradcheck(
     for (name, p), g in zip(named, grads):
         analytic = torch.zeros_like(p) if g is None else g.detach()
         n = p.numel()
-        idx = torch.arange(n) if max_per_param is None or n <= max_per_param else torch.randperm(n, generator=gen)[:max_per_param]
+        idx = (
+            torch.arange(n)
+            if max_per_param is None or n <= max_per_param
+            else torch.randperm(n, generator=gen)[:max_per_param]
+        )
         numeric = torch.empty(len(idx), dtype=torch.float64)
         flat = p.data.view(-1)
         with torch.no_grad():
@@ -136,5 +152,9 @@ def gradcheck(
         a = analytic.reshape(-1)[idx]
         err = (a - numeric).abs()
         ok = bool((err <= atol + rtol * torch.maximum(a.abs(), numeric.abs())).all())
-        result.rows.append(ParamCheck(name, tuple(p.shape), len(idx), float(err.max()), float(relative_error(a, numeric, atol).max()), ok))
+        result.rows.append(
+            ParamCheck(
+                name, tuple(p.shape), len(idx), float(err.max()), float(relative_error(a, numeric, atol).max()), ok
+            )
+        )
     return result

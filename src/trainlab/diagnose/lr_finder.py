@@ -104,7 +104,9 @@ def _batches(data: Any) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         while True:
             yield data
     if not isinstance(data, Iterable):
-        raise ValueError(f"data must be a (x, y) pair of tensors or an iterable of (x, y) batches, got {type(data).__name__}")
+        raise ValueError(
+            f"data must be a (x, y) pair of tensors or an iterable of (x, y) batches, got {type(data).__name__}"
+        )
     while True:
         empty = True
         for batch in data:

@@ -72,7 +72,9 @@ class SharpnessResult:
     epsilon: float
 
 
-def batch_closure(model: nn.Module, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> Closure:
+def batch_closure(
+    model: nn.Module, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor
+) -> Closure:
     """``lambda: loss_fn(model(x), y)`` — the loss whose curvature the functions below measure."""
     return lambda: loss_fn(model(x), y)
 
@@ -90,7 +92,9 @@ class HessianVectorProduct:
 
     def __call__(self, vectors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         # (∂g/∂θ)ᵀ v = Hᵀ v = H v: the Hessian is symmetric.
-        out = torch.autograd.grad(self.grads, self.params, grad_outputs=list(vectors), retain_graph=True, allow_unused=True)
+        out = torch.autograd.grad(
+            self.grads, self.params, grad_outputs=list(vectors), retain_graph=True, allow_unused=True
+        )
         return [torch.zeros_like(p) if h is None else h.detach() for h, p in zip(out, self.params)]
 
 
@@ -103,7 +107,9 @@ def _check_positive_int(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
 
 
-def top_hessian_eigenvalue(closure: Closure, params: Sequence[torch.Tensor], *, iters: int = 100, tol: float = 1e-5, seed: int = 0) -> EigenResult:
+def top_hessian_eigenvalue(
+    closure: Closure, params: Sequence[torch.Tensor], *, iters: int = 100, tol: float = 1e-5, seed: int = 0
+) -> EigenResult:
     """The Hessian's eigenvalue of largest magnitude and its unit eigenvector, by power iteration."""
     _check_positive_int("iters", iters)
     if not tol > 0:
@@ -127,14 +133,18 @@ def top_hessian_eigenvalue(closure: Closure, params: Sequence[torch.Tensor], *, 
     return EigenResult(value, v, iters, False)
 
 
-def hessian_trace(closure: Closure, params: Sequence[torch.Tensor], *, samples: int = 100, seed: int = 0) -> TraceResult:
+def hessian_trace(
+    closure: Closure, params: Sequence[torch.Tensor], *, samples: int = 100, seed: int = 0
+) -> TraceResult:
     """Hutchinson's estimate of tr(H) with ``samples`` Rademacher vectors, and its standard error."""
     _check_positive_int("samples", samples)
     hvp = HessianVectorProduct(closure, params)
     gen = torch.Generator().manual_seed(seed)
     values = []
     for _ in range(samples):
-        v = [(torch.randint(0, 2, p.shape, generator=gen) * 2 - 1).to(dtype=p.dtype, device=p.device) for p in hvp.params]
+        v = [
+            (torch.randint(0, 2, p.shape, generator=gen) * 2 - 1).to(dtype=p.dtype, device=p.device) for p in hvp.params
+        ]
         values.append(_dot(v, hvp(v)))
     arr = np.asarray(values)
     stderr = float(arr.std(ddof=1) / math.sqrt(samples)) if samples > 1 else math.nan
@@ -142,7 +152,13 @@ def hessian_trace(closure: Closure, params: Sequence[torch.Tensor], *, samples: 
 
 
 def epsilon_sharpness(
-    closure: Closure, params: Sequence[torch.Tensor], *, epsilon: float = 1e-3, max_iter: int = 10, restarts: int = 1, seed: int = 0
+    closure: Closure,
+    params: Sequence[torch.Tensor],
+    *,
+    epsilon: float = 1e-3,
+    max_iter: int = 10,
+    restarts: int = 1,
+    seed: int = 0,
 ) -> SharpnessResult:
     """Keskar et al.'s φ(θ, ε) (A = I); the parameters are restored exactly afterwards.
 

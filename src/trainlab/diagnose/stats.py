@@ -130,7 +130,9 @@ class LayerStats(Callback):
     of the training batch.
     """
 
-    def __init__(self, model: nn.Module, every: int = 1, *, layers: Iterable[str] | None = None, saturation: float = 0.99):
+    def __init__(
+        self, model: nn.Module, every: int = 1, *, layers: Iterable[str] | None = None, saturation: float = 0.99
+    ):
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ValueError(f"every must be an integer >= 1 (record every N steps), got {every!r}")
         if not 0 < saturation < 1:
@@ -139,9 +141,12 @@ class LayerStats(Callback):
         self.modules = self._select(model, layers)
         saturating, dying = _saturating_types(), _dying_types()
         self._kinds = {
-            name: saturating.get(type(m)) or ("dying" if isinstance(m, dying) else None) for name, m in self.modules.items()
+            name: saturating.get(type(m)) or ("dying" if isinstance(m, dying) else None)
+            for name, m in self.modules.items()
         }
-        self._params = {name: [p for p in m.parameters(recurse=False) if p.requires_grad] for name, m in self.modules.items()}
+        self._params = {
+            name: [p for p in m.parameters(recurse=False) if p.requires_grad] for name, m in self.modules.items()
+        }
         self._handles: list[Any] = []
         self._armed = True  # by hand: record the next forward; the callback arms per step
         self._acts: dict[str, dict[str, torch.Tensor]] = {}
@@ -155,9 +160,15 @@ class LayerStats(Callback):
             layers = list(layers)
             unknown = [n for n in layers if n not in named]
             if unknown:
-                raise ValueError(f"layers: no module named {unknown[0]!r} in the model; choose from: {', '.join(n for n in named if n)}")
+                raise ValueError(
+                    f"layers: no module named {unknown[0]!r} in the model; choose from: {', '.join(n for n in named if n)}"
+                )
             return {n: named[n] for n in layers}
-        return {(name or "model"): m for name, m in named.items() if _is_activation(m) or any(True for _ in m.parameters(recurse=False))}
+        return {
+            (name or "model"): m
+            for name, m in named.items()
+            if _is_activation(m) or any(True for _ in m.parameters(recurse=False))
+        }
 
     # -- by hand --------------------------------------------------------------------------
     def attach(self) -> LayerStats:
@@ -179,7 +190,11 @@ class LayerStats(Callback):
         self._before = {name: [p.detach().clone() for p in ps] for name, ps in self._params.items() if ps}
 
     def _current_grad_norms(self) -> dict[str, float]:
-        return {name: _norm(p.grad for p in ps if p.grad is not None) for name, ps in self._params.items() if any(p.grad is not None for p in ps)}
+        return {
+            name: _norm(p.grad for p in ps if p.grad is not None)
+            for name, ps in self._params.items()
+            if any(p.grad is not None for p in ps)
+        }
 
     def collect(self) -> dict[str, float]:
         """The statistics recorded since the last collect, as ``{"layer/<name>/<stat>": value}``;

@@ -165,11 +165,8 @@ def get_activation(name: str, **kw: Any) -> nn.Module:
     num_features = kw.pop("num_features", None)
     unexpected = sorted(set(kw) - set(spec.defaults))
     if unexpected:
-        takes = ", ".join(sorted(spec.defaults) + ["num_features"])
-        raise ConfigError(
-            f"activation '{name}' does not take option(s) {', '.join(unexpected)}; "
-            f"it takes: {takes}"
-        )
+        takes = ", ".join([*sorted(spec.defaults), "num_features"])
+        raise ConfigError(f"activation '{name}' does not take option(s) {', '.join(unexpected)}; it takes: {takes}")
     options = {**spec.defaults, **kw}
     if "num_features" in spec.defaults:
         options["num_features"] = num_features

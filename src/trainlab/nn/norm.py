@@ -43,9 +43,7 @@ def group_count(num_channels: int, num_groups: int) -> int:
     return 1  # unreachable for num_channels >= 1; keeps type checkers happy
 
 
-def make_norm(
-    kind: str, num_features: int, spatial_dims: int = 0, num_groups: int = 8
-) -> nn.Module:
+def make_norm(kind: str, num_features: int, spatial_dims: int = 0, num_groups: int = 8) -> nn.Module:
     """A normalization layer for ``num_features`` channels, by name (one of :data:`NORMS`).
 
     ``spatial_dims``: 0 for ``(N, C)`` features after a Linear layer, 1 for ``(N, C, L)``,
@@ -68,9 +66,7 @@ def make_norm(
     if not (isinstance(num_features, int) and num_features >= 1):
         raise ConfigError(f"num_features must be an int >= 1, got {num_features!r}")
     if spatial_dims not in (0, 1, 2):
-        raise ConfigError(
-            f"spatial_dims must be 0 (N, C), 1 (N, C, L) or 2 (N, C, H, W), got {spatial_dims!r}"
-        )
+        raise ConfigError(f"spatial_dims must be 0 (N, C), 1 (N, C, L) or 2 (N, C, H, W), got {spatial_dims!r}")
     if not (isinstance(num_groups, int) and num_groups >= 1):
         raise ConfigError(f"num_groups must be an int >= 1, got {num_groups!r}")
 
@@ -130,9 +126,7 @@ class WeightNorm(nn.Module):
         super().__init__()
         conv = isinstance(module, nn.modules.conv._ConvNd)
         if not isinstance(module, nn.Linear) and not (conv and not module.transposed):
-            raise ValueError(
-                f"WeightNorm wraps nn.Linear or nn.Conv1d/2d/3d, got {type(module).__name__}"
-            )
+            raise ValueError(f"WeightNorm wraps nn.Linear or nn.Conv1d/2d/3d, got {type(module).__name__}")
         weight = module.weight.detach()  # type: ignore[operator]  # Linear/conv: a Parameter
         if dim is not None and not -weight.dim() <= dim < weight.dim():
             raise ValueError(
@@ -161,9 +155,7 @@ class WeightNorm(nn.Module):
         init_fn(self.v.data)
         self.g.copy_(_norm_except_dim(self.v, self.dim))
 
-    def _apply_layer(
-        self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
-    ) -> torch.Tensor:
+    def _apply_layer(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         if isinstance(self.module, nn.Linear):
             return F.linear(x, weight, bias)
         return self.module._conv_forward(x, weight, bias)  # type: ignore[operator]
@@ -282,7 +274,4 @@ class LocalResponseNorm(nn.Module):
         return y[..., 0] if x.dim() == 2 else y
 
     def extra_repr(self) -> str:
-        return (
-            f"size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}, "
-            f"style={self.style!r}"
-        )
+        return f"size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}, style={self.style!r}"

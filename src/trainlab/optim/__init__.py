@@ -56,7 +56,9 @@ def option_types(name: str) -> dict[str, Any]:
     return {k: hints.get(k, Any) for k in options(name)}
 
 
-def create(name: str, params_or_model: nn.Module | Any, *, decay_norm_and_bias: bool = False, **kwargs: Any) -> torch.optim.Optimizer:
+def create(
+    name: str, params_or_model: nn.Module | Any, *, decay_norm_and_bias: bool = False, **kwargs: Any
+) -> torch.optim.Optimizer:
     """Build optimizer ``name`` (one of ``OPTIMIZERS``, any case) with ``kwargs``.
 
     Given an ``nn.Module``, biases, normalization parameters and gains get no weight decay

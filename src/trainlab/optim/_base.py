@@ -232,7 +232,11 @@ class MultiTensorOptimizer(torch.optim.Optimizer):
 
 def _is_member_group(group: dict[str, Any]) -> bool:
     """A tensor hyperparameter (one value per member) makes a group a population's."""
-    return any(isinstance(v, Tensor) or (isinstance(v, tuple) and any(isinstance(x, Tensor) for x in v)) for k, v in group.items() if k != "params")
+    return any(
+        isinstance(v, Tensor) or (isinstance(v, tuple) and any(isinstance(x, Tensor) for x in v))
+        for k, v in group.items()
+        if k != "params"
+    )
 
 
 def fused_supported(batch: ParamBatch) -> bool:

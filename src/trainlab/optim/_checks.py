@@ -19,7 +19,9 @@ def _per_member(check: Callable[[str, Any], None]) -> Callable[[str, Any], None]
     def wrapper(name: str, value: Any, *args: Any) -> None:
         if hasattr(value, "dim") and hasattr(value, "tolist"):
             if value.dim() != 1:
-                raise ValueError(f"{name} as a tensor holds one value per member (shape [K]), got shape {tuple(value.shape)}")
+                raise ValueError(
+                    f"{name} as a tensor holds one value per member (shape [K]), got shape {tuple(value.shape)}"
+                )
             for k, v in enumerate(value.tolist()):
                 check(f"{name}[{k}]", v, *args)
             return

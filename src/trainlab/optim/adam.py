@@ -132,7 +132,15 @@ class AdamW(Adam):
         fused: bool | None = None,
     ) -> None:
         super().__init__(
-            params, lr, betas, eps, weight_decay, amsgrad, eps_inside_sqrt=eps_inside_sqrt, maximize=maximize, fused=fused
+            params,
+            lr,
+            betas,
+            eps,
+            weight_decay,
+            amsgrad,
+            eps_inside_sqrt=eps_inside_sqrt,
+            maximize=maximize,
+            fused=fused,
         )
 
     def _decoupled_decay(self, group: dict[str, Any]) -> bool:

@@ -192,7 +192,9 @@ class AdaDelta(MultiTensorOptimizer):
         eps_inside_sqrt: bool = True,
         maximize: bool = False,
     ) -> None:
-        defaults = dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, eps_inside_sqrt=eps_inside_sqrt, maximize=maximize)
+        defaults = dict(
+            lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, eps_inside_sqrt=eps_inside_sqrt, maximize=maximize
+        )
         super().__init__(params, defaults)
 
     def _check(self, group: dict[str, Any]) -> None:

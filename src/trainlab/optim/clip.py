@@ -28,7 +28,9 @@ def clip_grad_value_(params: Params, clip_value: float) -> None:
         torch._foreach_clamp_max_(grads, clip_value)
 
 
-def clip_grad_norm_(params: Params, max_norm: float, norm_type: float = 2.0, error_if_nonfinite: bool = False) -> Tensor:
+def clip_grad_norm_(
+    params: Params, max_norm: float, norm_type: float = 2.0, error_if_nonfinite: bool = False
+) -> Tensor:
     """Clip by norm: if ‖g‖ > b, g ← (b / ‖g‖) g; returns ‖g‖ *before* clipping.
 
     ‖g‖ is the global p-norm of all gradients together, as if concatenated into one vector

@@ -86,7 +86,9 @@ def prepare_grad(group: Group, p: Tensor, g: Tensor, decoupled: bool) -> Tensor:
 def _buffer(state: dict[str, Any], name: str, p: Tensor, fill: Any = 0.0) -> Tensor:
     buf = state.get(name)
     if buf is None:
-        buf = state[name] = torch.zeros_like(p) + per_member(fill, p) if isinstance(fill, Tensor) else torch.full_like(p, fill)
+        buf = state[name] = (
+            torch.zeros_like(p) + per_member(fill, p) if isinstance(fill, Tensor) else torch.full_like(p, fill)
+        )
     return buf
 
 

@@ -12,7 +12,14 @@ from __future__ import annotations
 
 from trainlab._lazy import lazy_exports
 
-_EXPORTS = {"build_report": "build", "write_report": "build", "figure_to_svg": "plots", "page": "html", "table": "html", "write_html": "html"}
+_EXPORTS = {
+    "build_report": "build",
+    "write_report": "build",
+    "figure_to_svg": "plots",
+    "page": "html",
+    "table": "html",
+    "write_html": "html",
+}
 
 __all__ = sorted(_EXPORTS)
 

@@ -47,5 +47,7 @@ def mean_ci(matrix: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.nda
         mean = np.where(n > 0, np.nansum(matrix, axis=0) / np.maximum(n, 1), np.nan)
         dev = np.where(np.isfinite(matrix), matrix - mean, 0.0)
         sd = np.sqrt(np.sum(dev**2, axis=0) / np.maximum(n - 1, 1))
-        half = np.where(n >= 2, stats.t.ppf((1 + level) / 2, np.maximum(n - 1, 1)) * sd / np.sqrt(np.maximum(n, 1)), np.nan)
+        half = np.where(
+            n >= 2, stats.t.ppf((1 + level) / 2, np.maximum(n - 1, 1)) * sd / np.sqrt(np.maximum(n, 1)), np.nan
+        )
     return mean, mean - half, mean + half

@@ -51,7 +51,11 @@ CURVES = (
     ("lr", "learning rate"),
 )
 LAYER_HEATMAPS = (("act_std", "activation std", False), ("grad_norm", "gradient norm", True))
-SHARPNESS = (("hessian_top", "Hessian top eigenvalue"), ("hessian_trace", "Hessian trace (Hutchinson)"), ("epsilon_sharpness", "ε-sharpness (%)"))
+SHARPNESS = (
+    ("hessian_top", "Hessian top eigenvalue"),
+    ("hessian_trace", "Hessian trace (Hutchinson)"),
+    ("epsilon_sharpness", "ε-sharpness (%)"),
+)
 
 
 @dataclass
@@ -159,11 +163,37 @@ SMALL_MULTIPLES_ABOVE = 5  # more variants than this: one panel each instead of 
 
 
 def runs_section(runs: Sequence[RunData]) -> str:
-    headers = ["run", "name", "seed", "status", "step", "val_loss", "val_acc", "best_val_acc", "test_acc", "seconds", "message"]
+    headers = [
+        "run",
+        "name",
+        "seed",
+        "status",
+        "step",
+        "val_loss",
+        "val_acc",
+        "best_val_acc",
+        "test_acc",
+        "seconds",
+        "message",
+    ]
     rows = []
     for run in runs:
         r, f = run.record, run.record.final
-        rows.append([r.id, r.name, r.seed, r.status, f.get("step"), f.get("val_loss"), f.get("val_acc"), f.get("best_val_acc"), f.get("test_acc"), f.get("seconds"), r.message or ""])
+        rows.append(
+            [
+                r.id,
+                r.name,
+                r.seed,
+                r.status,
+                f.get("step"),
+                f.get("val_loss"),
+                f.get("val_acc"),
+                f.get("best_val_acc"),
+                f.get("test_acc"),
+                f.get("seconds"),
+                r.message or "",
+            ]
+        )
     return H.section("Runs", H.details(f"all {len(rows)} runs", H.table(rows, headers)), anchor="runs")
 
 
@@ -179,13 +209,18 @@ def _summary(name: str, store: Store) -> list[dict[str, Any]] | str:
 
 def answer_section(found: Targets, summaries: dict[str, list[dict[str, Any]] | str]) -> str:
     """The answer first: one sentence per comparison, lone run and study."""
-    sentences = [f"{name}: {A.comparison_sentence(rows)}" if isinstance(rows, list) else f"{name}: {rows}" for name, rows in summaries.items()]
+    sentences = [
+        f"{name}: {A.comparison_sentence(rows)}" if isinstance(rows, list) else f"{name}: {rows}"
+        for name, rows in summaries.items()
+    ]
     grouped = {r.group for r in found.runs if r.group in summaries}
     lone = [r for r in found.runs if r.group not in grouped]
     if len(lone) <= 3:
         sentences += [A.run_sentence(r) for r in lone]
     else:
-        sentences.append(f"{len(lone)} runs outside any comparison; their final metrics are in the runs table at the end.")
+        sentences.append(
+            f"{len(lone)} runs outside any comparison; their final metrics are in the runs table at the end."
+        )
     sentences += [A.study_sentence(s) for s in found.studies]
     body = "".join(f'<p class="answer">{H.escape(s)}</p>' for s in sentences)
     return H.section("Answer", H.Markup(body), anchor="answer")
@@ -252,7 +287,9 @@ def curves_section(variants: Sequence[Variant], best: str | None = None) -> str 
     ``best`` (the comparison's best variant, else the first) drawn faintly in each panel."""
     figures = []
     for key, label in CURVES:
-        series = {v.label: [c for c in (run.curve(key) for run in v.runs) if c is not None and len(c[0])] for v in variants}
+        series = {
+            v.label: [c for c in (run.curve(key) for run in v.runs) if c is not None and len(c[0])] for v in variants
+        }
         series = {k: c for k, c in series.items() if c}
         if not series:
             continue
@@ -300,9 +337,15 @@ def layers_section(variants: Sequence[Variant]) -> str | None:
             data = _layer_matrix(run.metrics, stat)
             if data is not None:
                 fig = P.heatmap_figure(*data, title=f"{variant.label}: {label}", log=log)
-                figs.append(H.figure(P.figure_to_svg(fig), f"{label} per layer (rows, input first) over steps; run {run.record.id}, seed {run.record.seed}" + (", log colour scale" if log else "")))
+                figs.append(
+                    H.figure(
+                        P.figure_to_svg(fig),
+                        f"{label} per layer (rows, input first) over steps; run {run.record.id}, seed {run.record.seed}"
+                        + (", log colour scale" if log else ""),
+                    )
+                )
         if figs:
-            parts.append(H.Markup(f"<h3>{H.escape(variant.label)}</h3><div class=\"grid\">{''.join(figs)}</div>"))
+            parts.append(H.Markup(f'<h3>{H.escape(variant.label)}</h3><div class="grid">{"".join(figs)}</div>'))
     if not parts:
         return None
     note = "Vanishing gradients show as a fade from the output rows to the input rows; saturation or dying as an activation std collapsing."
@@ -321,7 +364,12 @@ def lr_find_section(runs: Sequence[RunData]) -> str | None:
         smoothed = run.metrics.get("lr_find/smoothed", (None, losses))[1]
         suggested = run.record.final.get("suggested_lr") or suggest_lr(lrs, smoothed)[0]
         fig = P.lr_find_figure(lrs, losses, smoothed, float(suggested), title=f"{run.record.name} ({run.record.id})")
-        parts.append(H.figure(P.figure_to_svg(fig), f"exponential LR range test; suggested lr {float(suggested):.3g} (steepest descent of the smoothed loss)"))
+        parts.append(
+            H.figure(
+                P.figure_to_svg(fig),
+                f"exponential LR range test; suggested lr {float(suggested):.3g} (steepest descent of the smoothed loss)",
+            )
+        )
     return H.section("LR finder", *parts, anchor="lr-finder") if parts else None
 
 
@@ -339,15 +387,40 @@ def sharpness_section(variants: Sequence[Variant]) -> str | None:
             if not any(k.startswith("sharpness/") for k in m):
                 continue
             got = {key: _last(m, f"sharpness/{key}") for key, _ in SHARPNESS}
-            rows.append([variant.label, run.record.id, run.record.seed, got["hessian_top"], got["hessian_trace"], _last(m, "sharpness/hessian_trace_stderr"), got["epsilon_sharpness"], _last(m, "sharpness/epsilon"), _last(m, "sharpness/loss")])
+            rows.append(
+                [
+                    variant.label,
+                    run.record.id,
+                    run.record.seed,
+                    got["hessian_top"],
+                    got["hessian_trace"],
+                    _last(m, "sharpness/hessian_trace_stderr"),
+                    got["epsilon_sharpness"],
+                    _last(m, "sharpness/epsilon"),
+                    _last(m, "sharpness/loss"),
+                ]
+            )
             for key, _ in SHARPNESS:
                 values.setdefault(key, {}).setdefault(variant.label, []).append(got[key])
     if not rows:
         return None
     headers = ["variant", "run", "seed", "λ_max(H)", "tr(H)", "± s.e.", "ε-sharpness %", "ε", "loss"]
-    figs = [H.figure(P.figure_to_svg(P.points_figure(values[key], title=label, ylabel=label)), f"{label}: one dot per run, bar = mean") for key, label in SHARPNESS if key in values]
+    figs = [
+        H.figure(
+            P.figure_to_svg(P.points_figure(values[key], title=label, ylabel=label)),
+            f"{label}: one dot per run, bar = mean",
+        )
+        for key, label in SHARPNESS
+        if key in values
+    ]
     note = "Flat minima generalize better (notes 000 §7.1; Keskar et al. 2017): smaller values are flatter."
-    return H.section("Sharpness", note, H.table(rows, headers), H.Markup(f'<div class="grid">{"".join(figs)}</div>'), anchor="sharpness")
+    return H.section(
+        "Sharpness",
+        note,
+        H.table(rows, headers),
+        H.Markup(f'<div class="grid">{"".join(figs)}</div>'),
+        anchor="sharpness",
+    )
 
 
 # -- the page -----------------------------------------------------------------------------------
@@ -367,7 +440,16 @@ def build_report(targets: Sequence[str], store: Store | None = None, *, title: s
         best = next((rows[0]["variant"] for rows in summaries.values() if isinstance(rows, list)), None)
         if best is not None:  # the comparison's variant label as the report labels it (name/variant)
             best = next((v.label for v in variants if v.label.split("/", 1)[-1] == best), best)
-        sections += [s for s in (curves_section(variants, best), layers_section(variants), lr_find_section(runs), sharpness_section(variants)) if s]
+        sections += [
+            s
+            for s in (
+                curves_section(variants, best),
+                layers_section(variants),
+                lr_find_section(runs),
+                sharpness_section(variants),
+            )
+            if s
+        ]
     sections += [study_section(study) for study in found.studies]
     if runs:
         sections.append(runs_section(runs))
@@ -379,6 +461,12 @@ def build_report(targets: Sequence[str], store: Store | None = None, *, title: s
     return H.page(title, sections, subtitle=subtitle)
 
 
-def write_report(targets: Sequence[str], output: str | os.PathLike = "report.html", store: Store | None = None, *, title: str | None = None) -> Path:
+def write_report(
+    targets: Sequence[str],
+    output: str | os.PathLike = "report.html",
+    store: Store | None = None,
+    *,
+    title: str | None = None,
+) -> Path:
     """Build the report and write it atomically to ``output``; returns the path."""
     return H.write_html(output, build_report(targets, store, title=title))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -13,7 +13,7 @@ from trainlab.cli_options import StoreOpt
 def report(
     targets: Annotated[list[str], typer.Argument(help="run ids (or unique prefixes), study names or comparison names")],
     output: Annotated[Path, typer.Option("-o", "--output", help="HTML file to write")] = Path("report.html"),
-    title: Annotated[Optional[str], typer.Option(help="page title (default: the targets)")] = None,
+    title: Annotated[str | None, typer.Option(help="page title (default: the targets)")] = None,
     store: StoreOpt = None,
 ) -> None:
     """Write one self-contained HTML report (inline SVG, no script, opens from disk); prints its path."""

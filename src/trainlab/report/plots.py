@@ -36,7 +36,9 @@ def new_figure(width: float = 6.4, height: float = 3.4, **subplots: Any):
 
 
 # matplotlib names its groups figure_1, axes_1, ...: the same ids in every inline SVG of a page
-_GROUP_IDS = re.compile(r'\sid="(?:figure|axes|patch|line2d|text|legend|matplotlib\.axis|xtick|ytick|PolyCollection|QuadMesh|PathCollection|LineCollection|image|BarContainer|Rectangle)_\d+"')
+_GROUP_IDS = re.compile(
+    r'\sid="(?:figure|axes|patch|line2d|text|legend|matplotlib\.axis|xtick|ytick|PolyCollection|QuadMesh|PathCollection|LineCollection|image|BarContainer|Rectangle)_\d+"'
+)
 
 
 def figure_to_svg(fig) -> str:
@@ -110,7 +112,9 @@ def small_multiples_figure(
     ``best`` label's mean drawn faintly in grey for reference; shared axes."""
     labels = list(series)
     rows = -(-len(labels) // cols)
-    fig, axes = new_figure(3.0 * cols, 2.1 * rows + 0.4, nrows=rows, ncols=cols, squeeze=False, sharex=True, sharey=True)
+    fig, axes = new_figure(
+        3.0 * cols, 2.1 * rows + 0.4, nrows=rows, ncols=cols, squeeze=False, sharex=True, sharey=True
+    )
     stats: dict[str, tuple | None] = {}
     for label, curves in series.items():
         grid, matrix = align(curves)
@@ -159,7 +163,16 @@ def heatmap_figure(steps: np.ndarray, layers: Sequence[str], matrix: np.ndarray,
         edges = np.concatenate([[2 * x[0] - mid[0]], mid, [2 * x[-1] - mid[-1]]])
     else:
         edges = np.array([x[0] - 0.5, x[0] + 0.5])
-    mesh = ax.pcolormesh(edges, np.arange(len(layers) + 1), data, norm=norm, cmap="viridis", shading="flat", edgecolors="face", linewidth=0.3)  # no seams between cells in SVG
+    mesh = ax.pcolormesh(
+        edges,
+        np.arange(len(layers) + 1),
+        data,
+        norm=norm,
+        cmap="viridis",
+        shading="flat",
+        edgecolors="face",
+        linewidth=0.3,
+    )  # no seams between cells in SVG
     ax.set_yticks(np.arange(len(layers)) + 0.5, [mpl_text(name) for name in layers], fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel("step")
@@ -169,7 +182,9 @@ def heatmap_figure(steps: np.ndarray, layers: Sequence[str], matrix: np.ndarray,
     return fig
 
 
-def lr_find_figure(lrs: np.ndarray, losses: np.ndarray, smoothed: np.ndarray, suggested: float, *, title: str = "LR range test"):
+def lr_find_figure(
+    lrs: np.ndarray, losses: np.ndarray, smoothed: np.ndarray, suggested: float, *, title: str = "LR range test"
+):
     """Loss against learning rate (log x): raw losses faint, smoothed loss, the suggestion marked."""
     fig, ax = new_figure()
     ax.plot(lrs, losses, color="#999999", linewidth=0.8, alpha=0.6, label="loss per batch")
@@ -206,7 +221,13 @@ def points_figure(values: Mapping[str, Sequence[float | None]], *, title: str, y
 
 
 def best_so_far_figure(
-    numbers: Sequence[int], values: Sequence[float | None], direction: str, *, title: str, ylabel: str = "objective", states: Sequence[str] | None = None
+    numbers: Sequence[int],
+    values: Sequence[float | None],
+    direction: str,
+    *,
+    title: str,
+    ylabel: str = "objective",
+    states: Sequence[str] | None = None,
 ):
     """Each finished trial's value (dots; pruned trials as grey crosses at their last reported
     value) and the best value so far over the complete trials (a step line)."""
@@ -229,7 +250,9 @@ def best_so_far_figure(
     return fig
 
 
-def intermediate_figure(curves: Mapping[int, tuple[Sequence[int], Sequence[float], str]], rungs: Sequence[float], *, title: str, ylabel: str):
+def intermediate_figure(
+    curves: Mapping[int, tuple[Sequence[int], Sequence[float], str]], rungs: Sequence[float], *, title: str, ylabel: str
+):
     """Every trial's intermediate values against the step (complete trials in colour, pruned
     ones grey and ending in a cross), with the pruner's rungs as dashed vertical lines."""
     from matplotlib.lines import Line2D
@@ -249,7 +272,9 @@ def intermediate_figure(curves: Mapping[int, tuple[Sequence[int], Sequence[float
     ]
     if rungs:
         handles.append(Line2D([], [], color=COLORS[3], linestyle="--", label="rung"))
-    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False)
+    ax.legend(
+        handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False
+    )
     ax.set_xlabel("step (resource)")
     ax.set_ylabel(mpl_text(ylabel))
     ax.set_title(mpl_text(title), fontsize=10)
@@ -271,7 +296,15 @@ def importance_figure(importances: Mapping[str, tuple[float, float]], *, title: 
     return fig
 
 
-def parallel_coordinates_figure(axes_values: Mapping[str, Sequence[float] | np.ndarray], ticks: Mapping[str, tuple[Sequence[float], Sequence[str]]], values: Sequence[float], *, title: str, ylabel: str, direction: str):
+def parallel_coordinates_figure(
+    axes_values: Mapping[str, Sequence[float] | np.ndarray],
+    ticks: Mapping[str, tuple[Sequence[float], Sequence[str]]],
+    values: Sequence[float],
+    *,
+    title: str,
+    ylabel: str,
+    direction: str,
+):
     """One line per trial through one vertical axis per parameter (each scaled to [0, 1]) and a
     last axis for the objective, coloured by the objective (the best end of the colour map is
     drawn last, on top)."""
@@ -309,7 +342,14 @@ def parallel_coordinates_figure(axes_values: Mapping[str, Sequence[float] | np.n
     return fig
 
 
-def params_figure(params: Mapping[str, Sequence[Any]], values: Sequence[float | None], *, title: str, log_params: Sequence[str] = (), ylabel: str = "objective"):
+def params_figure(
+    params: Mapping[str, Sequence[Any]],
+    values: Sequence[float | None],
+    *,
+    title: str,
+    log_params: Sequence[str] = (),
+    ylabel: str = "objective",
+):
     """One panel per parameter: the trials' parameter values against their objective values.
     Categorical (non-numeric) parameters are placed at their category index."""
     names = list(params)

@@ -130,7 +130,14 @@ def seeds_for(exp: Experiment, seeds: int | None, quick: bool) -> int:
 
 
 def run_experiment(
-    name: str, *, seeds: int | None = None, quick: bool = False, store: Store | None = None, out_dir: Path | str = "gallery", log=print, jobs: int = 1
+    name: str,
+    *,
+    seeds: int | None = None,
+    quick: bool = False,
+    store: Store | None = None,
+    out_dir: Path | str = "gallery",
+    log=print,
+    jobs: int = 1,
 ) -> tuple[Experiment, Outcome, int]:
     exp = get(name)
     n = seeds_for(exp, seeds, quick)

@@ -52,7 +52,16 @@ def sweep_figure(
         values = [np.asarray(v, dtype=np.float64) for v in per_x]
         mean = [v.mean() for v in values]
         std = [v.std(ddof=1) if v.size > 1 else 0.0 for v in values]
-        ax.errorbar(xs, mean, yerr=std, marker="o", markersize=4, capsize=3, color=COLORS[i % len(COLORS)], label=mpl_text(label))
+        ax.errorbar(
+            xs,
+            mean,
+            yerr=std,
+            marker="o",
+            markersize=4,
+            capsize=3,
+            color=COLORS[i % len(COLORS)],
+            label=mpl_text(label),
+        )
     if baseline is not None:
         ax.axhline(float(np.mean(baseline)), color="#7f7f7f", linestyle="--", linewidth=1, label="off (0)")
     ax.set_xscale("log")

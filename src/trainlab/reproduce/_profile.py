@@ -5,7 +5,7 @@ measured with :class:`trainlab.diagnose.stats.LayerStats`."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -23,7 +23,7 @@ def init_profile(config: dict[str, Any], samples: int = 512) -> dict[str, list[f
     block's linear layer (weight and bias), on the first ``samples`` training samples, for
     the model ``config`` builds (seeded by ``config["seed"]``), before any training step."""
     s = setup(config)
-    n = len(s.model.blocks)
+    n = len(s.model.blocks)  # type: ignore[arg-type]
     acts = [f"blocks.{i}.act" for i in range(n)]
     linears = [f"blocks.{i}.layer" for i in range(n)]
     stats = LayerStats(s.model, layers=acts + linears).attach()
@@ -52,7 +52,13 @@ def geometric_mean(per_seed: Sequence[Sequence[float]]) -> np.ndarray:
     return np.exp(np.log(v).mean(axis=0))
 
 
-def per_layer_figure(series: dict[str, Sequence[Sequence[float]]], *, title: str, ylabel: str, theory: dict[str, np.ndarray] | None = None):
+def per_layer_figure(
+    series: Mapping[str, Sequence[Sequence[float]]],
+    *,
+    title: str,
+    ylabel: str,
+    theory: dict[str, np.ndarray] | None = None,
+):
     """One line per label: the geometric mean over seeds of a per-layer quantity (log y),
     each seed faint behind it; ``theory`` lines dashed in the same colour."""
     from trainlab.report.plots import COLORS, mpl_text, new_figure
@@ -63,9 +69,24 @@ def per_layer_figure(series: dict[str, Sequence[Sequence[float]]], *, title: str
         layers = np.arange(1, len(per_seed[0]) + 1)
         for seed_values in per_seed:
             ax.plot(layers, np.maximum(seed_values, FLOAT32_TINY), color=color, alpha=0.25, linewidth=0.8)
-        ax.plot(layers, geometric_mean(per_seed), color=color, linewidth=1.6, marker="o", markersize=2.5, label=mpl_text(label))
+        ax.plot(
+            layers,
+            geometric_mean(per_seed),
+            color=color,
+            linewidth=1.6,
+            marker="o",
+            markersize=2.5,
+            label=mpl_text(label),
+        )
         if theory and label in theory:
-            ax.plot(layers, np.maximum(theory[label], FLOAT32_TINY), color=color, linestyle="--", linewidth=1, label=mpl_text(f"{label}: theory"))
+            ax.plot(
+                layers,
+                np.maximum(theory[label], FLOAT32_TINY),
+                color=color,
+                linestyle="--",
+                linewidth=1,
+                label=mpl_text(f"{label}: theory"),
+            )
     ax.set_yscale("log")
     ax.set_xlabel("hidden layer")
     ax.set_ylabel(mpl_text(ylabel))

@@ -61,7 +61,9 @@ def select(val_acc: dict[float, list[float]]) -> float:
 def _run(ctx: Context) -> Outcome:
     grid = QUICK_GRID if ctx.quick else GRID
     # metrics[arm][λ] = per-seed values; λ = 0 is plain Adam, run once and shared by both arms
-    metrics: dict[str, dict[str, dict[float, list[float]]]] = {arm: {k: {} for k in ("val_acc", "test_acc", "weight_norm")} for arm in ARMS}
+    metrics: dict[str, dict[str, dict[float, list[float]]]] = {
+        arm: {k: {} for k in ("val_acc", "test_acc", "weight_norm")} for arm in ARMS
+    }
     jobs = [("both", "adam", 0.0)] + [(arm, opt, lam) for arm, opt in ARMS.items() for lam in grid]
     for seed in range(ctx.seeds):
         for arm, optimizer, lam in jobs:
@@ -70,7 +72,7 @@ def _run(ctx: Context) -> Outcome:
             values = {
                 "val_acc": result.final["val_acc"],
                 "test_acc": result.final["test_acc"],
-                "weight_norm": float(np.linalg.norm(regularized_weights(result.model))),
+                "weight_norm": float(np.linalg.norm(regularized_weights(result.model))),  # type: ignore[arg-type]
             }
             for target in ARMS if arm == "both" else (arm,):
                 for key, value in values.items():
@@ -92,7 +94,10 @@ def _run(ctx: Context) -> Outcome:
     figures = {
         "grid": [0.0, *grid],
         "chosen_lambda": chosen,
-        **{arm: {key: {f"{lam:g}": v for lam, v in per.items()} for key, per in m.items()} for arm, m in metrics.items()},
+        **{
+            arm: {key: {f"{lam:g}": v for lam, v in per.items()} for key, per in m.items()}
+            for arm, m in metrics.items()
+        },
         "check": check.as_dict(),
     }
     return Outcome(
@@ -115,7 +120,12 @@ def _plots(grid: tuple[float, ...], metrics: dict[str, dict[str, dict[float, lis
 
     plots = []
     for key, title, ylabel, caption in (
-        ("test_acc", "Test accuracy vs λ", "test accuracy", "Test accuracy vs λ (mean ± std over seeds; dashed: λ = 0)"),
+        (
+            "test_acc",
+            "Test accuracy vs λ",
+            "test accuracy",
+            "Test accuracy vs λ (mean ± std over seeds; dashed: λ = 0)",
+        ),
         (
             "weight_norm",
             "Final weight norm vs λ",
@@ -125,7 +135,9 @@ def _plots(grid: tuple[float, ...], metrics: dict[str, dict[str, dict[float, lis
         ),
     ):
         series = {arm: [m[key][lam] for lam in grid] for arm, m in metrics.items()}
-        fig = sweep_figure(grid, series, title=title, xlabel="weight decay λ", ylabel=ylabel, baseline=metrics["AdamW"][key][0.0])
+        fig = sweep_figure(
+            grid, series, title=title, xlabel="weight decay λ", ylabel=ylabel, baseline=metrics["AdamW"][key][0.0]
+        )
         plots.append((caption, figure_to_svg(fig)))
     return plots
 
@@ -140,10 +152,19 @@ EXPERIMENT = Experiment(
         '000 §7.7.2: "权重衰减（Weight Decay）：θ_t ← (1 − β) θ_{t−1} − α g_t … 在 SGD 中，权重衰减与 l2 效果相同，在 Adam 等较复杂优化中，则不等价". Loshchilov & Hutter (2019) §1–3 and Fig. 2 (paraphrased): decoupling weight decay from the gradient step makes the best weight decay largely independent of the learning rate (the lr × λ heat maps of Fig. 2: diagonal basins for Adam + L2, separable ones for AdamW), and AdamW generalizes better than Adam with L2 (Fig. 3, 4).'
     ),
     protocol=(
-        Protocol('claim tested', 'AdamW at its best λ beats Adam + L2 at its best λ (λ chosen on validation)', "Fig. 2: the best λ decouples from the lr; Fig. 3–4: AdamW's better test error", "ours tests the second statement; the first (the heat maps' shape) needs an lr × λ grid, not run"),
-        Protocol('model', 'MLP 40 → 100 → 100 → 10', '26 2×64d ResNet (shake-shake) on CIFAR-10', 'CPU scale'),
-        Protocol('optimizer', 'Adam/AdamW lr 1e-3, λ ∈ {1e-4 … 10}, no schedule', 'Adam/AdamW with cosine annealing and normalized λ'),
-        Protocol('budget', '100 epochs', '100–1800 epochs', 'CPU budget'),
-        Protocol('runs', '5 seeds', 'one run per grid point (as we read Fig. 2)'),
+        Protocol(
+            "claim tested",
+            "AdamW at its best λ beats Adam + L2 at its best λ (λ chosen on validation)",
+            "Fig. 2: the best λ decouples from the lr; Fig. 3–4: AdamW's better test error",
+            "ours tests the second statement; the first (the heat maps' shape) needs an lr × λ grid, not run",
+        ),
+        Protocol("model", "MLP 40 → 100 → 100 → 10", "26 2×64d ResNet (shake-shake) on CIFAR-10", "CPU scale"),
+        Protocol(
+            "optimizer",
+            "Adam/AdamW lr 1e-3, λ ∈ {1e-4 … 10}, no schedule",
+            "Adam/AdamW with cosine annealing and normalized λ",
+        ),
+        Protocol("budget", "100 epochs", "100–1800 epochs", "CPU budget"),
+        Protocol("runs", "5 seeds", "one run per grid point (as we read Fig. 2)"),
     ),
 )

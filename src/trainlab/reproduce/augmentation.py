@@ -45,7 +45,9 @@ def config(augment: list[str], quick: bool) -> dict[str, Any]:
 
 
 def _run(ctx: Context) -> Outcome:
-    metrics: dict[str, dict[str, list[float]]] = {arm: {"val_acc": [], "best_val_acc": [], "test_acc": [], "train_acc": []} for arm in ARMS}
+    metrics: dict[str, dict[str, list[float]]] = {
+        arm: {"val_acc": [], "best_val_acc": [], "test_acc": [], "train_acc": []} for arm in ARMS
+    }
     curves: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {arm: [] for arm in ARMS}
     runs = sweep(ctx, NAME, {arm: config(augment, ctx.quick) for arm, augment in ARMS.items()})
     for arm in ARMS:
@@ -53,8 +55,13 @@ def _run(ctx: Context) -> Outcome:
             metrics[arm][key] = runs.final(arm, key)
         curves[arm] = runs.metric(arm, "val_acc")
     none, augmented = ARMS
-    check = greater(metrics[augmented]["val_acc"], metrics[none]["val_acc"], margin=MARGIN, what="final val acc, augmented - none")
-    rows = [[arm] + [mean_std(m[k]) for k in ("val_acc", "best_val_acc", "test_acc", "train_acc")] for arm, m in metrics.items()]
+    check = greater(
+        metrics[augmented]["val_acc"], metrics[none]["val_acc"], margin=MARGIN, what="final val acc, augmented - none"
+    )
+    rows = [
+        [arm] + [mean_std(m[k]) for k in ("val_acc", "best_val_acc", "test_acc", "train_acc")]
+        for arm, m in metrics.items()
+    ]
     return Outcome(
         holds=check.holds,
         statement=check.statement,
@@ -70,11 +77,17 @@ def _run(ctx: Context) -> Outcome:
     )
 
 
-def _plots(curves: dict[str, list[tuple[np.ndarray, np.ndarray]]], metrics: dict[str, dict[str, list[float]]], quick: bool) -> list[tuple[str, str]]:
+def _plots(
+    curves: dict[str, list[tuple[np.ndarray, np.ndarray]]], metrics: dict[str, dict[str, list[float]]], quick: bool
+) -> list[tuple[str, str]]:
     from trainlab.report.plots import band_figure, figure_to_svg, points_figure
 
     bands = band_figure(curves, title="Validation accuracy during training", ylabel="val accuracy")
-    points = points_figure({arm: m["val_acc"] for arm, m in metrics.items()}, title="Final validation accuracy per seed", ylabel="val accuracy")
+    points = points_figure(
+        {arm: m["val_acc"] for arm, m in metrics.items()},
+        title="Final validation accuracy per seed",
+        ylabel="val accuracy",
+    )
     return [
         ("Validation accuracy (mean and 95% band over seeds)", figure_to_svg(bands)),
         ("Final validation accuracy per seed (bar: mean)", figure_to_svg(points)),
@@ -87,7 +100,7 @@ def _examples_figure(quick: bool, draws: int = 3):
 
     s = setup({**config(AUGMENT, quick), "seed": 0})
     x = s.data.x_train[:1].repeat(draws, 1)
-    augmented = s.augment(x, torch.Generator().manual_seed(0))
+    augmented = s.augment(x, torch.Generator().manual_seed(0))  # type: ignore[misc]
     fig, ax = new_figure(5.2, 3.0)
     ax.plot(x[0].numpy(), color="black", linewidth=2, label=f"original (class {int(s.data.y_train[0])})")
     for i in range(draws):
@@ -110,9 +123,16 @@ EXPERIMENT = Experiment(
         '000 §7.7.5: "数据增强（Data Augmentation）：目前主要在图像上使用 1. 旋转 2. 翻转 3. 缩放 4. 平移 5. 加噪声".'
     ),
     protocol=(
-        Protocol('transforms', 'shift ±3, stretch 0.9–1.1, noise 0.05 (a fresh draw per sample and batch)', 'rotation, flip, zoom, shift, noise (images)', "flip and rotation change an MNIST-1D digit's class; the others are the 1-D analogues"),
-        Protocol('data', 'the first 500 MNIST-1D training samples', 'images', 'a small set, where augmentation should matter'),
-        Protocol('metric', 'final validation accuracy, same step budget', '—'),
-        Protocol('runs', '5 seeds', '—'),
+        Protocol(
+            "transforms",
+            "shift ±3, stretch 0.9–1.1, noise 0.05 (a fresh draw per sample and batch)",
+            "rotation, flip, zoom, shift, noise (images)",
+            "flip and rotation change an MNIST-1D digit's class; the others are the 1-D analogues",
+        ),
+        Protocol(
+            "data", "the first 500 MNIST-1D training samples", "images", "a small set, where augmentation should matter"
+        ),
+        Protocol("metric", "final validation accuracy, same step budget", "—"),
+        Protocol("runs", "5 seeds", "—"),
     ),
 )

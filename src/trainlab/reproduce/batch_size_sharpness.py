@@ -71,7 +71,9 @@ def config(batch_size: int, quick: bool) -> dict[str, Any]:
 
 
 @torch.no_grad()
-def interpolation_losses(model_a: torch.nn.Module, model_b: torch.nn.Module, alphas: np.ndarray, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
+def interpolation_losses(
+    model_a: torch.nn.Module, model_b: torch.nn.Module, alphas: np.ndarray, x: torch.Tensor, y: torch.Tensor
+) -> np.ndarray:
     """Cross-entropy of the model with parameters α θ_b + (1 − α) θ_a at each α (Keskar et al. Fig. 3)."""
     probe = copy.deepcopy(model_a).eval()
     theta_a = [p.detach().clone() for p in model_a.parameters()]
@@ -84,7 +86,9 @@ def interpolation_losses(model_a: torch.nn.Module, model_b: torch.nn.Module, alp
     return np.asarray(losses)
 
 
-def gap_at_equal_loss(small: dict[str, tuple[np.ndarray, np.ndarray]], large: dict[str, tuple[np.ndarray, np.ndarray]]) -> tuple[float, float, int | None]:
+def gap_at_equal_loss(
+    small: dict[str, tuple[np.ndarray, np.ndarray]], large: dict[str, tuple[np.ndarray, np.ndarray]]
+) -> tuple[float, float, int | None]:
     """Keskar et al. compare minima of equal training loss: the large batch's last logged
     ``train_acc − val_acc`` and the small batch's at its first evaluation whose ``train_loss``
     is at or below the large batch's last one. Each argument maps ``train_loss``,
@@ -110,10 +114,17 @@ def _run(ctx: Context) -> Outcome:
     keys = ("train_acc", "test_acc", "gap", "loss", "hessian_top", "hessian_trace", "epsilon_sharpness")
     m: dict[str, dict[str, list[float]]] = {arm: {k: [] for k in keys} for arm in sizes}
     line: dict[str, np.ndarray] = {}
-    data = setup({**config(sizes["small"], ctx.quick), "seed": 0}).data  # the split is fixed across seeds and batch sizes
+    data = setup(
+        {**config(sizes["small"], ctx.quick), "seed": 0}
+    ).data  # the split is fixed across seeds and batch sizes
     runs = sweep(ctx, NAME, {arm: config(k, ctx.quick) for arm, k in sizes.items()})
     histories = {
-        arm: [{"train_loss": a, "train_acc": b, "val_acc": c} for a, b, c in zip(runs.metric(arm, "train_loss"), runs.metric(arm, "train_acc"), runs.metric(arm, "val_acc"))]
+        arm: [
+            {"train_loss": a, "train_acc": b, "val_acc": c}
+            for a, b, c in zip(
+                runs.metric(arm, "train_loss"), runs.metric(arm, "train_acc"), runs.metric(arm, "val_acc")
+            )
+        ]
         for arm in sizes
     }
     equal_loss: dict[str, list[Any]] = {"small": [], "large": [], "small_step": []}
@@ -121,7 +132,9 @@ def _run(ctx: Context) -> Outcome:
         models = {}
         for arm in sizes:
             model = runs.model(arm, i)
-            sharp = measure_sharpness(model, torch.nn.functional.cross_entropy, data.x_train, data.y_train, epsilon=EPSILON, seed=seed)
+            sharp = measure_sharpness(
+                model, torch.nn.functional.cross_entropy, data.x_train, data.y_train, epsilon=EPSILON, seed=seed
+            )
             train_acc = accuracy(model, data.x_train, data.y_train)
             record = m[arm]
             test_acc = runs.final(arm, "test_acc")[i]
@@ -141,11 +154,24 @@ def _run(ctx: Context) -> Outcome:
 
     small, large = m["small"], m["large"]
     gap = greater(small["test_acc"], large["test_acc"], margin=GAP_MARGIN, what="test acc (small K) − (large K)")
-    diagnostic = greater(equal_loss["large"], equal_loss["small"], margin=0.0, what="diagnostic, train − val accuracy gap at equal training loss, (large K) − (small K)")
+    diagnostic = greater(
+        equal_loss["large"],
+        equal_loss["small"],
+        margin=0.0,
+        what="diagnostic, train − val accuracy gap at equal training loss, (large K) − (small K)",
+    )
     log10 = np.log10
-    eig = greater(log10(large["hessian_top"]), log10(small["hessian_top"]), margin=SHARPNESS_MARGIN, what="log10 λ_max (large K) − (small K)")
+    eig = greater(
+        log10(large["hessian_top"]),
+        log10(small["hessian_top"]),
+        margin=SHARPNESS_MARGIN,
+        what="log10 λ_max (large K) − (small K)",
+    )
     eps = greater(
-        log10(large["epsilon_sharpness"]), log10(small["epsilon_sharpness"]), margin=SHARPNESS_MARGIN, what=f"log10 ε-sharpness (ε={EPSILON:g}) (large K) − (small K)"
+        log10(large["epsilon_sharpness"]),
+        log10(small["epsilon_sharpness"]),
+        margin=SHARPNESS_MARGIN,
+        what=f"log10 ε-sharpness (ε={EPSILON:g}) (large K) − (small K)",
     )
     holds, statement = all_hold(gap, eig, eps)
     notes = ""
@@ -158,7 +184,8 @@ def _run(ctx: Context) -> Outcome:
             "loss lowers the gap and raises the curvature. Keskar et al. compare runs that both fit their training sets."
         )
     rows = [
-        [f"K = {sizes[arm]}"] + [mean_std(m[arm][k], 4 if k in ("train_acc", "test_acc", "gap", "loss") else 3) for k in keys]
+        [f"K = {sizes[arm]}"]
+        + [mean_std(m[arm][k], 4 if k in ("train_acc", "test_acc", "gap", "loss") else 3) for k in keys]
         for arm in sizes
     ]
     return Outcome(
@@ -168,7 +195,11 @@ def _run(ctx: Context) -> Outcome:
             "batch_sizes": sizes,
             "epsilon": EPSILON,
             **m,
-            "interpolation": {"alpha": ALPHAS.tolist(), "train_loss": line["train"].tolist(), "test_loss": line["test"].tolist()},
+            "interpolation": {
+                "alpha": ALPHAS.tolist(),
+                "train_loss": line["train"].tolist(),
+                "test_loss": line["test"].tolist(),
+            },
             "gap_at_equal_training_loss": equal_loss,
             "checks": {"gap": gap.as_dict(), "hessian_top": eig.as_dict(), "epsilon_sharpness": eps.as_dict()},
             "diagnostic": diagnostic.as_dict(),
@@ -180,7 +211,11 @@ def _run(ctx: Context) -> Outcome:
                 "(the small batch at its first evaluation whose training loss is at or below the large batch's final one)",
                 ["batch", "gap (mean ± std)", "at step"],
                 [
-                    [f"K = {sizes['small']}", mean_std([g for g in equal_loss["small"] if math.isfinite(g)] or [math.nan], 4), ", ".join(str(s) for s in equal_loss["small_step"])],
+                    [
+                        f"K = {sizes['small']}",
+                        mean_std([g for g in equal_loss["small"] if math.isfinite(g)] or [math.nan], 4),
+                        ", ".join(str(s) for s in equal_loss["small_step"]),
+                    ],
                     [f"K = {sizes['large']}", mean_std(equal_loss["large"], 4), "its last evaluation"],
                     ["difference (large − small)", diagnostic.statement, ""],
                 ],
@@ -191,7 +226,9 @@ def _run(ctx: Context) -> Outcome:
     )
 
 
-def _plots(sizes: dict[str, int], m: dict[str, dict[str, list[float]]], line: dict[str, np.ndarray]) -> list[tuple[str, str]]:
+def _plots(
+    sizes: dict[str, int], m: dict[str, dict[str, list[float]]], line: dict[str, np.ndarray]
+) -> list[tuple[str, str]]:
     from trainlab.report.plots import COLORS, figure_to_svg, new_figure, points_figure
 
     fig, ax = new_figure(5.2, 3.4)
@@ -199,16 +236,30 @@ def _plots(sizes: dict[str, int], m: dict[str, dict[str, list[float]]], line: di
         ax.plot(ALPHAS, line[split], color=COLORS[i], label=f"{split} loss")
     for alpha, arm in ((0.0, "small"), (1.0, "large")):
         ax.axvline(alpha, color="#999999", linestyle=":", linewidth=1)
-        ax.annotate(f"K={sizes[arm]}", (alpha, 0.97), xycoords=("data", "axes fraction"), ha="center", va="top", fontsize=7)
+        ax.annotate(
+            f"K={sizes[arm]}", (alpha, 0.97), xycoords=("data", "axes fraction"), ha="center", va="top", fontsize=7
+        )
     ax.set_xlabel("α   (θ = α θ_large + (1 − α) θ_small)")
     ax.set_ylabel("cross-entropy")
     ax.set_title("Loss on the line between the two minima (seed 0)", fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
     labels = {f"K={sizes[arm]}": arm for arm in sizes}
-    eig = points_figure({label: m[arm]["hessian_top"] for label, arm in labels.items()}, title="Top Hessian eigenvalue per seed", ylabel="λ_max")
-    eps = points_figure({label: m[arm]["epsilon_sharpness"] for label, arm in labels.items()}, title=f"ε-sharpness (ε={EPSILON:g}) per seed", ylabel="φ (percent)")
-    gap = points_figure({label: m[arm]["gap"] for label, arm in labels.items()}, title="Generalization gap per seed", ylabel="train acc − test acc")
+    eig = points_figure(
+        {label: m[arm]["hessian_top"] for label, arm in labels.items()},
+        title="Top Hessian eigenvalue per seed",
+        ylabel="λ_max",
+    )
+    eps = points_figure(
+        {label: m[arm]["epsilon_sharpness"] for label, arm in labels.items()},
+        title=f"ε-sharpness (ε={EPSILON:g}) per seed",
+        ylabel="φ (percent)",
+    )
+    gap = points_figure(
+        {label: m[arm]["gap"] for label, arm in labels.items()},
+        title="Generalization gap per seed",
+        ylabel="train acc − test acc",
+    )
     return [
         ("Keskar et al.'s Fig. 3: the loss rises faster around the sharper minimum", figure_to_svg(fig)),
         ("λ_max of the training loss's Hessian (bar: mean)", figure_to_svg(eig)),
@@ -230,12 +281,32 @@ EXPERIMENT = Experiment(
         '000 §7.2.2: "大批量越可能收敛到尖锐最小值，小批量越可能收敛到平坦最小值（泛化更好）[Keskar et al., 2016]". Keskar et al. (2017), abstract (paraphrased): large-batch methods tend to converge to sharp minimizers of the training function, and sharp minima lead to poorer generalization; their "generalization gap" is the large batch\'s drop in *test accuracy* against the small batch, both trained to a high training accuracy (Table 2), sharpness by their eq. 4 (Fig. 3: the loss along the line between the two minima).'
     ),
     protocol=(
-        Protocol('model', 'MLP 40 → 100 → 100 → 10, ReLU', 'F1 (MNIST MLP), F2, C1–C4 (conv nets on CIFAR), Table 1', 'CPU scale'),
-        Protocol('data', 'MNIST-1D, 3600 training samples', 'MNIST, TIMIT, CIFAR-10/100', 'CPU scale'),
-        Protocol('batches', '32 vs 900 (a quarter of the training set)', '256 vs 10% of the training set', 'the small batch matches theirs in spirit; 900 is the nearest that keeps 4 steps an epoch'),
-        Protocol('optimizer', 'Adam lr 1e-3, the same for both', 'Adam (their Table 2 runs)'),
-        Protocol('budget', '200 epochs for both', 'trained until the training accuracy stops improving (both near 100%)', "an equal-epoch budget: the large batch does not reach the small batch's training loss in it, which changes the train − test gap (see the page)"),
-        Protocol('metric', 'train − test accuracy gap; λ_max; ε-sharpness (ε = 1e-3)', 'test accuracy of LB vs SB; ε-sharpness (eq. 4)', 'our gap is train − test, which differs from theirs when the training accuracies differ'),
-        Protocol('runs', '5 seeds', 'mean ± std over repeated runs (Table 2)'),
+        Protocol(
+            "model",
+            "MLP 40 → 100 → 100 → 10, ReLU",
+            "F1 (MNIST MLP), F2, C1–C4 (conv nets on CIFAR), Table 1",
+            "CPU scale",
+        ),
+        Protocol("data", "MNIST-1D, 3600 training samples", "MNIST, TIMIT, CIFAR-10/100", "CPU scale"),
+        Protocol(
+            "batches",
+            "32 vs 900 (a quarter of the training set)",
+            "256 vs 10% of the training set",
+            "the small batch matches theirs in spirit; 900 is the nearest that keeps 4 steps an epoch",
+        ),
+        Protocol("optimizer", "Adam lr 1e-3, the same for both", "Adam (their Table 2 runs)"),
+        Protocol(
+            "budget",
+            "200 epochs for both",
+            "trained until the training accuracy stops improving (both near 100%)",
+            "an equal-epoch budget: the large batch does not reach the small batch's training loss in it, which changes the train − test gap (see the page)",
+        ),
+        Protocol(
+            "metric",
+            "train − test accuracy gap; λ_max; ε-sharpness (ε = 1e-3)",
+            "test accuracy of LB vs SB; ε-sharpness (eq. 4)",
+            "our gap is train − test, which differs from theirs when the training accuracies differ",
+        ),
+        Protocol("runs", "5 seeds", "mean ± std over repeated runs (Table 2)"),
     ),
 )

@@ -82,24 +82,52 @@ def _run(ctx: Context) -> Outcome:
                 by_lr[norm][lr].append(_score(result))
                 diverged[norm][lr] += result.status == "diverged"
                 if lr == LRS[0]:
-                    curves.setdefault(f"{norm}, lr {lr:g}", []).append(ctx.store.metrics(result.run_id, ["val_acc"])["val_acc"])
+                    curves.setdefault(f"{norm}, lr {lr:g}", []).append(
+                        ctx.store.metrics(result.run_id, ["val_acc"])["val_acc"]
+                    )
     by_batch: dict[str, dict[int, list[float]]] = {n: {b: [] for b in BATCHES} for n in ("batch", "group")}
     for norm in ("batch", "group"):
         for b in BATCHES:
             for seed in range(ctx.seeds):
                 ctx.log(f"{NAME}: norm={norm}, batch {b}, seed {seed}")
-                by_batch[norm][b].append(_score(run(batch_config(norm, b, seed, ctx.quick), store=ctx.store, group=group)))
+                by_batch[norm][b].append(
+                    _score(run(batch_config(norm, b, seed, ctx.quick), store=ctx.store, group=group))
+                )
     small, large = BATCHES
     bn_drop = [hi - lo for hi, lo in zip(by_batch["batch"][large], by_batch["batch"][small])]
     gn_drop = [hi - lo for hi, lo in zip(by_batch["group"][large], by_batch["group"][small])]
     checks: dict[str, Check] = {
-        "faster": greater(by_lr["batch"][LRS[0]], by_lr["none"][LRS[0]], margin=FASTER, what=f"val acc at lr {LRS[0]:g}: BN − none"),
-        "high_lr": greater(by_lr["batch"][LRS[-1]], by_lr["none"][LRS[-1]], margin=HIGH_LR, what=f"val acc at lr {LRS[-1]:g}: BN − none"),
-        "small_batch": greater(by_batch["group"][small], by_batch["batch"][small], margin=SMALL_BATCH, what=f"val acc at batch {small}: GN − BN"),
-        "bn_degrades": greater(bn_drop, gn_drop, margin=SMALL_BATCH, what=f"loss of val acc from batch {large} to {small}: BN − GN"),
+        "faster": greater(
+            by_lr["batch"][LRS[0]], by_lr["none"][LRS[0]], margin=FASTER, what=f"val acc at lr {LRS[0]:g}: BN − none"
+        ),
+        "high_lr": greater(
+            by_lr["batch"][LRS[-1]],
+            by_lr["none"][LRS[-1]],
+            margin=HIGH_LR,
+            what=f"val acc at lr {LRS[-1]:g}: BN − none",
+        ),
+        "small_batch": greater(
+            by_batch["group"][small],
+            by_batch["batch"][small],
+            margin=SMALL_BATCH,
+            what=f"val acc at batch {small}: GN − BN",
+        ),
+        "bn_degrades": greater(
+            bn_drop, gn_drop, margin=SMALL_BATCH, what=f"loss of val acc from batch {large} to {small}: BN − GN"
+        ),
     }
-    lr_rows = [[f"{lr:g}"] + [mean_std(by_lr[n][lr]) + (f" ({diverged[n][lr]} diverged)" if diverged[n][lr] else "") for n in ("none", "batch")] for lr in LRS]
-    batch_rows = [[str(b), f"{BASE_LR * b / BASE_BATCH:g}", mean_std(by_batch["batch"][b]), mean_std(by_batch["group"][b])] for b in BATCHES]
+    lr_rows = [
+        [f"{lr:g}"]
+        + [
+            mean_std(by_lr[n][lr]) + (f" ({diverged[n][lr]} diverged)" if diverged[n][lr] else "")
+            for n in ("none", "batch")
+        ]
+        for lr in LRS
+    ]
+    batch_rows = [
+        [str(b), f"{BASE_LR * b / BASE_BATCH:g}", mean_std(by_batch["batch"][b]), mean_std(by_batch["group"][b])]
+        for b in BATCHES
+    ]
     holds, statement = all_hold(*checks.values())
     return Outcome(
         holds=holds,
@@ -113,8 +141,16 @@ def _run(ctx: Context) -> Outcome:
             "checks": {k: c.as_dict() for k, c in checks.items()},
         },
         tables=[
-            ("(a) Final val accuracy by learning rate, batch 64 (mean ± std over seeds; diverged runs score 0.1)", ["lr", "no norm", "batch norm"], lr_rows),
-            ("(b) Final val accuracy by batch size, lr = 0.1·B/64, equal epochs", ["batch", "lr", "batch norm", "group norm"], batch_rows),
+            (
+                "(a) Final val accuracy by learning rate, batch 64 (mean ± std over seeds; diverged runs score 0.1)",
+                ["lr", "no norm", "batch norm"],
+                lr_rows,
+            ),
+            (
+                "(b) Final val accuracy by batch size, lr = 0.1·B/64, equal epochs",
+                ["batch", "lr", "batch norm", "group norm"],
+                batch_rows,
+            ),
         ],
         plots=_plots(by_lr, by_batch, curves),
     )
@@ -126,7 +162,16 @@ def _plots(by_lr, by_batch, curves) -> list[tuple[str, str]]:
     def sweep(ax, xs, series, xlabel):
         for i, (label, values) in enumerate(series.items()):
             v = [np.asarray(values[x], dtype=np.float64) for x in xs]
-            ax.errorbar(xs, [a.mean() for a in v], yerr=[a.std(ddof=1) if a.size > 1 else 0.0 for a in v], marker="o", markersize=4, capsize=3, color=COLORS[i], label=label)
+            ax.errorbar(
+                xs,
+                [a.mean() for a in v],
+                yerr=[a.std(ddof=1) if a.size > 1 else 0.0 for a in v],
+                marker="o",
+                markersize=4,
+                capsize=3,
+                color=COLORS[i],
+                label=label,
+            )
         ax.axhline(CHANCE, color="#7f7f7f", linestyle=":", linewidth=1, label="chance")
         ax.set_xscale("log")
         ax.set_xlabel(xlabel)
@@ -137,7 +182,9 @@ def _plots(by_lr, by_batch, curves) -> list[tuple[str, str]]:
     fig, (ax1, ax2) = new_figure(8.0, 3.4, ncols=2)
     sweep(ax1, LRS, {"no norm": by_lr["none"], "batch norm": by_lr["batch"]}, "learning rate (batch 64)")
     ax1.set_title("(a) BN tolerates higher learning rates", fontsize=10)
-    sweep(ax2, BATCHES, {"batch norm": by_batch["batch"], "group norm": by_batch["group"]}, "batch size (lr = 0.1·B/64)")
+    sweep(
+        ax2, BATCHES, {"batch norm": by_batch["batch"], "group norm": by_batch["group"]}, "batch size (lr = 0.1·B/64)"
+    )
     ax2.set_xticks(BATCHES, [str(b) for b in BATCHES])
     ax2.set_title("(b) BN at small batches (Wu & He 2018)", fontsize=10)
     speed = band_figure(curves, title=f"Validation accuracy at lr {LRS[0]:g}", ylabel="val accuracy")
@@ -156,11 +203,26 @@ EXPERIMENT = Experiment(
         '000 §7.5.1: "批量归一化不但提高优化效率，还是一种隐形的正则化方法". 001 Batch Normalization 的优点: "更快地收敛 - 降低初始权重的重要性 - 鲁棒的超参数"; 缺点: "Batch Normalization 在使用 batch size 的时候不稳定 … 随着 batch 减小，估计的准确性持续减小". Ioffe & Szegedy (2015) §4.2 (paraphrased): BN reaches the baseline\'s accuracy in far fewer training steps and allows much higher learning rates. Wu & He (2018) Fig. 1: BN\'s error rises sharply below 8 images per GPU, GN\'s stays flat.'
     ),
     protocol=(
-        Protocol('model', 'MLP 40 → 4 × [Linear 100, norm, ReLU] → 10, He normal', 'Inception (Ioffe & Szegedy); ResNet-50 (Wu & He)', 'CPU scale'),
-        Protocol('data', 'MNIST-1D', 'ImageNet', 'CPU scale'),
-        Protocol('faster', 'validation accuracy after 10 epochs at lr 0.01, BN − none > 2 points', "steps to reach the baseline's accuracy (Ioffe & Szegedy Fig. 2/3)", 'ours is accuracy at a fixed budget, not time to a target'),
-        Protocol('higher lr', 'lr 1: BN − none > 10 points', '5× and 30× the baseline lr with BN'),
-        Protocol('small batch', 'batch 4 vs 64, lr 0.1 · B/64, 6 epochs, BN vs GN', 'batch 2–32 per GPU, lr scaled linearly with the batch, ResNet-50', 'CPU scale'),
-        Protocol('runs', '3 seeds', 'single runs'),
+        Protocol(
+            "model",
+            "MLP 40 → 4 × [Linear 100, norm, ReLU] → 10, He normal",
+            "Inception (Ioffe & Szegedy); ResNet-50 (Wu & He)",
+            "CPU scale",
+        ),
+        Protocol("data", "MNIST-1D", "ImageNet", "CPU scale"),
+        Protocol(
+            "faster",
+            "validation accuracy after 10 epochs at lr 0.01, BN − none > 2 points",
+            "steps to reach the baseline's accuracy (Ioffe & Szegedy Fig. 2/3)",
+            "ours is accuracy at a fixed budget, not time to a target",
+        ),
+        Protocol("higher lr", "lr 1: BN − none > 10 points", "5× and 30× the baseline lr with BN"),
+        Protocol(
+            "small batch",
+            "batch 4 vs 64, lr 0.1 · B/64, 6 epochs, BN vs GN",
+            "batch 2–32 per GPU, lr scaled linearly with the batch, ResNet-50",
+            "CPU scale",
+        ),
+        Protocol("runs", "3 seeds", "single runs"),
     ),
 )

@@ -25,7 +25,9 @@ class Check:
         return {"holds": self.holds, "diff": self.diff, "ci": list(self.ci), "statement": self.statement}
 
 
-def diff_ci(a, b, confidence: float = 0.95, n_resamples: int = 10_000, seed: int = 0) -> tuple[float, tuple[float, float]]:
+def diff_ci(
+    a, b, confidence: float = 0.95, n_resamples: int = 10_000, seed: int = 0
+) -> tuple[float, tuple[float, float]]:
     """Mean difference and its percentile-bootstrap CI, each group resampled on its own."""
     a = np.asarray([v for v in a if v is not None and math.isfinite(v)], dtype=np.float64)
     b = np.asarray([v for v in b if v is not None and math.isfinite(v)], dtype=np.float64)
@@ -42,7 +44,9 @@ def greater(a, b, *, margin: float = 0.0, what: str = "A - B", confidence: float
     """``mean(a) > mean(b) + margin`` with the CI of the difference above ``margin``."""
     diff, (lo, hi) = diff_ci(a, b, confidence)
     holds = bool(math.isfinite(lo) and lo > margin)
-    statement = f"{what} = {diff:.4g}, {int(confidence * 100)}% CI [{lo:.4g}, {hi:.4g}] {'>' if holds else 'not >'} {margin:g}"
+    statement = (
+        f"{what} = {diff:.4g}, {int(confidence * 100)}% CI [{lo:.4g}, {hi:.4g}] {'>' if holds else 'not >'} {margin:g}"
+    )
     return Check(holds, diff, (lo, hi), statement)
 
 
@@ -50,7 +54,9 @@ def less(a, b, *, margin: float = 0.0, what: str = "A - B", confidence: float = 
     """``mean(a) < mean(b) - margin`` with the CI of the difference below ``-margin``."""
     diff, (lo, hi) = diff_ci(a, b, confidence)
     holds = bool(math.isfinite(hi) and hi < -margin)
-    statement = f"{what} = {diff:.4g}, {int(confidence * 100)}% CI [{lo:.4g}, {hi:.4g}] {'<' if holds else 'not <'} {-margin:g}"
+    statement = (
+        f"{what} = {diff:.4g}, {int(confidence * 100)}% CI [{lo:.4g}, {hi:.4g}] {'<' if holds else 'not <'} {-margin:g}"
+    )
     return Check(holds, diff, (lo, hi), statement)
 
 

@@ -69,20 +69,40 @@ def _run(ctx: Context) -> Outcome:
             train_acc[role].append(result.final["train_acc"])
             curves[role].append(ctx.store.metrics(result.run_id, ["val_acc"])["val_acc"])
     check = greater(
-        test_acc["student (distilled)"], test_acc["student (labels)"], margin=MARGIN, what="student test acc, distilled - labels only"
+        test_acc["student (distilled)"],
+        test_acc["student (labels)"],
+        margin=MARGIN,
+        what="student test acc, distilled - labels only",
     )
     spread = {role: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for role, v in test_acc.items()}
-    rows = [[role, f"{np.mean(test_acc[role]):.3f} ± {spread[role]:.3f}", f"{np.mean(train_acc[role]):.3f}"] for role in roles]
+    rows = [
+        [role, f"{np.mean(test_acc[role]):.3f} ± {spread[role]:.3f}", f"{np.mean(train_acc[role]):.3f}"]
+        for role in roles
+    ]
     return Outcome(
         holds=check.holds,
         statement=check.statement,
-        figures={"temperature": TEMPERATURE, "alpha": ALPHA, "test_acc": test_acc, "train_acc": train_acc, "check": check.as_dict()},
-        tables=[("MNIST-1D accuracy (mean ± std over seeds; train accuracy averaged over the last log window)", ["model", "test accuracy", "train accuracy"], rows)],
+        figures={
+            "temperature": TEMPERATURE,
+            "alpha": ALPHA,
+            "test_acc": test_acc,
+            "train_acc": train_acc,
+            "check": check.as_dict(),
+        },
+        tables=[
+            (
+                "MNIST-1D accuracy (mean ± std over seeds; train accuracy averaged over the last log window)",
+                ["model", "test accuracy", "train accuracy"],
+                rows,
+            )
+        ],
         plots=_plots(test_acc, curves),
     )
 
 
-def _plots(test_acc: dict[str, list[float]], curves: dict[str, list[tuple[np.ndarray, np.ndarray]]]) -> list[tuple[str, str]]:
+def _plots(
+    test_acc: dict[str, list[float]], curves: dict[str, list[tuple[np.ndarray, np.ndarray]]]
+) -> list[tuple[str, str]]:
     from trainlab.report.plots import band_figure, figure_to_svg, points_figure
 
     points = points_figure(test_acc, title="Test accuracy per seed", ylabel="test accuracy")
@@ -99,13 +119,23 @@ EXPERIMENT = Experiment(
     source="000 §7.7.6 (标签平滑 → 知识蒸馏); Hinton, Vinyals & Dean 2015",
     run=_run,
     quote=(
-        '000 §7.7.6: "更好的办法是按照类别相关性赋予其他标签不同概率，如教师网络（Teacher Network）的输出作为软目标训练学生网络（Student Network），即知识蒸馏". Hinton, Vinyals & Dean (2015) §3 (paraphrased): a small MNIST net trained on a large net\'s soft targets at a high temperature makes far fewer test errors than the same net trained on the labels (their §3: 146 test errors for the small net on the labels, 74 when it also matches the large net\'s soft targets at T = 20).'
+        "000 §7.7.6: \"更好的办法是按照类别相关性赋予其他标签不同概率，如教师网络（Teacher Network）的输出作为软目标训练学生网络（Student Network），即知识蒸馏\". Hinton, Vinyals & Dean (2015) §3 (paraphrased): a small MNIST net trained on a large net's soft targets at a high temperature makes far fewer test errors than the same net trained on the labels (their §3: 146 test errors for the small net on the labels, 74 when it also matches the large net's soft targets at T = 20)."
     ),
     protocol=(
-        Protocol('teacher', 'CNN, 3 × Conv1d 25 channels (7.7k parameters)', '2 × 1200 ReLU units with dropout (MNIST)', 'a spatial prior the student lacks, at CPU scale'),
-        Protocol('student', 'MLP 40 → 32 → 32 → 10 (2.7k parameters)', '2 × 800 units, no regularization', 'CPU scale'),
-        Protocol('loss', 'α T² KL + (1 − α) CE, T = 4, α = 0.9', 'soft targets at T = 20 plus a small weight on the hard targets', 'a T from their range; fixed before running'),
-        Protocol('metric', 'student test accuracy, distilled − labels > 2 points', 'test errors of the student'),
-        Protocol('runs', '3 seeds', 'single runs'),
+        Protocol(
+            "teacher",
+            "CNN, 3 × Conv1d 25 channels (7.7k parameters)",
+            "2 × 1200 ReLU units with dropout (MNIST)",
+            "a spatial prior the student lacks, at CPU scale",
+        ),
+        Protocol("student", "MLP 40 → 32 → 32 → 10 (2.7k parameters)", "2 × 800 units, no regularization", "CPU scale"),
+        Protocol(
+            "loss",
+            "α T² KL + (1 − α) CE, T = 4, α = 0.9",
+            "soft targets at T = 20 plus a small weight on the hard targets",
+            "a T from their range; fixed before running",
+        ),
+        Protocol("metric", "student test accuracy, distilled − labels > 2 points", "test errors of the student"),
+        Protocol("runs", "3 seeds", "single runs"),
     ),
 )

@@ -78,7 +78,9 @@ def mc_uncertainty(model: torch.nn.Module, x: torch.Tensor, samples: int = MC_SA
     return std.gather(1, mean.argmax(1, keepdim=True)).squeeze(1).double().numpy()
 
 
-def ensemble_vs_weight_scaling(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, samples: int = MC_SAMPLES) -> dict[str, float]:
+def ensemble_vs_weight_scaling(
+    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, samples: int = MC_SAMPLES
+) -> dict[str, float]:
     """Test accuracy and cross-entropy of the geometric-mean ensemble of ``samples`` dropout
     subnetworks and of the weight-scaling rule (eval mode), and how often they agree."""
     with torch.no_grad():
@@ -95,15 +97,19 @@ def ensemble_vs_weight_scaling(model: torch.nn.Module, x: torch.Tensor, y: torch
 
 def _run(ctx: Context) -> Outcome:
     data = setup({**config(0.0, ctx.quick), "seed": 0}).data  # the split and subset are the same for every seed
-    metrics: dict[str, dict[str, list[float]]] = {arm: {"train_acc": [], "val_acc": [], "test_acc": [], "gap": []} for arm in ARMS}
-    curves: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {f"{arm}: {split}": [] for arm in ARMS for split in ("train loss", "val loss")}
+    metrics: dict[str, dict[str, list[float]]] = {
+        arm: {"train_acc": [], "val_acc": [], "test_acc": [], "gap": []} for arm in ARMS
+    }
+    curves: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {
+        f"{arm}: {split}": [] for arm in ARMS for split in ("train loss", "val loss")
+    }
     uncertainty: dict[str, list[np.ndarray]] = {"test digits": [], "noise inputs": []}
     ensemble: dict[str, list[float]] = {}
     runs = sweep(ctx, NAME, {arm: config(drop, ctx.quick) for arm, drop in ARMS.items()})
     for arm, drop in ARMS.items():
         m = metrics[arm]
         m["test_acc"] = runs.final(arm, "test_acc")
-        for i, seed in enumerate(runs.seeds):
+        for i in range(len(runs.seeds)):
             model = runs.model(arm, i)
             m["train_acc"].append(accuracy(model, data.x_train, data.y_train))
             m["val_acc"].append(accuracy(model, data.x_val, data.y_val))
@@ -116,13 +122,20 @@ def _run(ctx: Context) -> Outcome:
                 generator = torch.Generator().manual_seed(seed)
                 torch.manual_seed(seed)  # the MC masks
                 uncertainty["test digits"].append(mc_uncertainty(model, data.x_test))
-                uncertainty["noise inputs"].append(mc_uncertainty(model, noise_like(data.x_train, len(data.x_test), generator)))
+                uncertainty["noise inputs"].append(
+                    mc_uncertainty(model, noise_like(data.x_train, len(data.x_test), generator))
+                )
                 torch.manual_seed(seed)  # the same masks for the geometric mean
                 for k, v in ensemble_vs_weight_scaling(model, data.x_test, data.y_test).items():
                     ensemble.setdefault(k, []).append(v)
     none, dropped = ARMS
     ratio = [float(o.mean() / i.mean()) for o, i in zip(uncertainty["noise inputs"], uncertainty["test digits"])]
-    gap = less(metrics[dropped]["gap"], metrics[none]["gap"], margin=GAP_MARGIN, what="train - val accuracy gap, dropout - none")
+    gap = less(
+        metrics[dropped]["gap"],
+        metrics[none]["gap"],
+        margin=GAP_MARGIN,
+        what="train - val accuracy gap, dropout - none",
+    )
     ood = greater(ratio, [1.0], margin=OOD_MARGIN, what="MC uncertainty ratio (noise / test digits) - 1")
     holds, statement = all_hold(gap, ood)
     rows = [[arm] + [mean_std(m[k]) for k in ("train_acc", "val_acc", "gap", "test_acc")] for arm, m in metrics.items()]
@@ -155,7 +168,10 @@ def _run(ctx: Context) -> Outcome:
                 f"The dropout net's ensemble (003): the renormalized geometric mean of {MC_SAMPLES} sampled subnetworks "
                 "beside the weight-scaling rule (eval mode), on the 1000 test samples (mean ± std over seeds; no verdict)",
                 ["inference", "test acc", "test cross-entropy"],
-                [[k, mean_std(ensemble[f"{k} acc"]), mean_std(ensemble[f"{k} nll"])] for k in ("geometric mean", "weight scaling")]
+                [
+                    [k, mean_std(ensemble[f"{k} acc"]), mean_std(ensemble[f"{k} nll"])]
+                    for k in ("geometric mean", "weight scaling")
+                ]
                 + [["same class picked", mean_std(ensemble["agreement"]), "—"]],
             ),
         ],
@@ -163,14 +179,24 @@ def _run(ctx: Context) -> Outcome:
     )
 
 
-def _plots(curves: dict[str, list[tuple[np.ndarray, np.ndarray]]], uncertainty: dict[str, list[np.ndarray]]) -> list[tuple[str, str]]:
+def _plots(
+    curves: dict[str, list[tuple[np.ndarray, np.ndarray]]], uncertainty: dict[str, list[np.ndarray]]
+) -> list[tuple[str, str]]:
     from trainlab.report.plots import COLORS, band_figure, figure_to_svg, new_figure
 
     losses = band_figure(curves, title="Training and validation loss", ylabel="cross-entropy", log_y=True)
     fig, ax = new_figure(5.2, 3.4)
     bins = np.linspace(0.0, max(float(np.concatenate(v).max()) for v in uncertainty.values()), 40)
     for i, (label, values) in enumerate(uncertainty.items()):
-        ax.hist(np.concatenate(values), bins=bins, histtype="step", density=True, linewidth=1.4, color=COLORS[i], label=label)
+        ax.hist(
+            np.concatenate(values),
+            bins=bins,
+            histtype="step",
+            density=True,
+            linewidth=1.4,
+            color=COLORS[i],
+            label=label,
+        )
     ax.set_xlabel("MC std of the predicted class's probability")
     ax.set_ylabel("density")
     ax.set_title("MC-dropout uncertainty per input, all seeds", fontsize=10)
@@ -192,9 +218,9 @@ EXPERIMENT = Experiment(
     run=_run,
     default_seeds=5,
     quote=(
-        "000 §7.7.4: \"丢弃法（Dropout Method）[Srivastava et al., 2014]：训练时随机丢弃一部分神经元\" — train m ⊙ x, test p x; "
-        "\"对于隐藏层神经单元，保留率 p 取 0.5 效果最好\". 003 §Dropout: the ensemble is the renormalized geometric mean "
-        "p_ensemble(y|x) ∝ (Π_μ p(y|x,μ))^(1/2^d), approximated by \"权重比例推断规则\"; \"在训练样本极少时，Dropout不会很有效\". "
+        '000 §7.7.4: "丢弃法（Dropout Method）[Srivastava et al., 2014]：训练时随机丢弃一部分神经元" — train m ⊙ x, test p x; '
+        '"对于隐藏层神经单元，保留率 p 取 0.5 效果最好". 003 §Dropout: the ensemble is the renormalized geometric mean '
+        'p_ensemble(y|x) ∝ (Π_μ p(y|x,μ))^(1/2^d), approximated by "权重比例推断规则"; "在训练样本极少时，Dropout不会很有效". '
         "Srivastava et al. (2014) §6–7: dropout reduces overfitting (test error) on small and large data sets. "
         "Gal & Ghahramani (2016) §5: MC dropout's predictive variance expresses model uncertainty (paraphrased)."
     ),
@@ -204,11 +230,26 @@ EXPERIMENT = Experiment(
             "the first 500 MNIST-1D training samples",
             "Srivastava: MNIST, SVHN, CIFAR, TIMIT, … (full sets and, §7.3 Fig. 10, MNIST subsets of 100 to 50k samples)",
             "CPU scale; note that Srivastava et al. §7.3 report no gain from dropout on their smallest sets (100, 500 samples), "
-            "and 003 says \"在训练样本极少时，Dropout不会很有效\": 500 samples is the regime where the source expects little",
+            'and 003 says "在训练样本极少时，Dropout不会很有效": 500 samples is the regime where the source expects little',
         ),
-        Protocol("model", "MLP 40-256-256-10, ReLU, drop 0.5 after each hidden layer", "MLPs of 2–4 layers of 1024–8192 units, drop 0.5 hidden, 0.2 input, max-norm", "CPU scale; no input dropout and no max-norm (one knob at a time)"),
-        Protocol("optimizer", "Adam lr 1e-3, batch 50, 150 epochs", "SGD with momentum, large decaying lr, max-norm c ∈ [3, 4]", "Adam needs no lr schedule to tune at this scale"),
-        Protocol("metric", "train − validation accuracy gap; MC std ratio noise / test digits", "test error (Srivastava); predictive variance off the data (Gal & Ghahramani)", "the notes' claim is about overfitting, i.e. the gap"),
+        Protocol(
+            "model",
+            "MLP 40-256-256-10, ReLU, drop 0.5 after each hidden layer",
+            "MLPs of 2–4 layers of 1024–8192 units, drop 0.5 hidden, 0.2 input, max-norm",
+            "CPU scale; no input dropout and no max-norm (one knob at a time)",
+        ),
+        Protocol(
+            "optimizer",
+            "Adam lr 1e-3, batch 50, 150 epochs",
+            "SGD with momentum, large decaying lr, max-norm c ∈ [3, 4]",
+            "Adam needs no lr schedule to tune at this scale",
+        ),
+        Protocol(
+            "metric",
+            "train − validation accuracy gap; MC std ratio noise / test digits",
+            "test error (Srivastava); predictive variance off the data (Gal & Ghahramani)",
+            "the notes' claim is about overfitting, i.e. the gap",
+        ),
         Protocol("runs", "5 seeds, 95% bootstrap CIs", "single runs / mean of several", ""),
     ),
 )

@@ -88,9 +88,16 @@ def _run(ctx: Context) -> Outcome:
             else:
                 best_step.append(int(result.final["early_stopping_best_step"]))
     u_shape = greater(depth, [0.0], margin=U_MARGIN, what="U depth of the validation loss (nats)")
-    better = less(final["early-stopped"]["test_loss"], final["full"]["test_loss"], margin=TEST_MARGIN, what="test loss, early-stopped - full")
+    better = less(
+        final["early-stopped"]["test_loss"],
+        final["full"]["test_loss"],
+        margin=TEST_MARGIN,
+        what="test loss, early-stopped - full",
+    )
     holds, statement = all_hold(u_shape, better)
-    rows = [[arm, mean_std(f["test_loss"]), mean_std(f["test_acc"]), mean_std(f["steps"], 0)] for arm, f in final.items()]
+    rows = [
+        [arm, mean_std(f["test_loss"]), mean_std(f["test_acc"]), mean_std(f["steps"], 0)] for arm, f in final.items()
+    ]
     acc_diff = float(np.mean(final["early-stopped"]["test_acc"]) - np.mean(final["full"]["test_acc"]))
     notes = (
         f"Test accuracy, early-stopped − full: {acc_diff:+.3f} (not part of the claim). Past the bottom of the loss U the "
@@ -116,7 +123,12 @@ def _run(ctx: Context) -> Outcome:
             ),
             (
                 "Where it stops: the full run's lowest validation loss vs the early-stopped run's best and last step",
-                ["seed", "full run: lowest val loss at step", "early stopping: best step", "early stopping: stopped at step"],
+                [
+                    "seed",
+                    "full run: lowest val loss at step",
+                    "early stopping: best step",
+                    "early stopping: stopped at step",
+                ],
                 [[s, lowest_step[s], best_step[s], int(final["early-stopped"]["steps"][s])] for s in range(ctx.seeds)],
             ),
         ],
@@ -125,10 +137,16 @@ def _run(ctx: Context) -> Outcome:
     )
 
 
-def _plots(curves: dict[str, list[tuple[np.ndarray, np.ndarray]]], best_step: list[int], stopped: list[float]) -> list[tuple[str, str]]:
+def _plots(
+    curves: dict[str, list[tuple[np.ndarray, np.ndarray]]], best_step: list[int], stopped: list[float]
+) -> list[tuple[str, str]]:
     from trainlab.report.plots import band_figure, figure_to_svg
 
-    fig = band_figure(curves, title="The full runs' losses; early stopping's best (dotted) and stop (dashed) per seed", ylabel="cross-entropy")
+    fig = band_figure(
+        curves,
+        title="The full runs' losses; early stopping's best (dotted) and stop (dashed) per seed",
+        ylabel="cross-entropy",
+    )
     ax = fig.axes[0]
     for best, stop in zip(best_step, stopped):
         ax.axvline(best, color="#2ca02c", linestyle=":", linewidth=1)
@@ -147,9 +165,18 @@ EXPERIMENT = Experiment(
         '000 §7.7.3: "提前停止（Early Stop）：验证集错误不再下降则停止". 002 提前终止 (paraphrased): stop when the validation error rises, keeping the model that was best on the validation set.'
     ),
     protocol=(
-        Protocol('model', 'MLP 40 → 256 → 256 → 10 on the first 1000 MNIST-1D samples, Adam 1e-3, 150 epochs', '—', 'a small set so the validation loss turns up'),
-        Protocol('rule', 'patience 10 evaluations on the validation loss, restore the best weights', 'stop when the validation error stops falling'),
-        Protocol('metric', 'U depth of the validation loss; test loss early − full', '—'),
-        Protocol('runs', '5 seeds', '—'),
+        Protocol(
+            "model",
+            "MLP 40 → 256 → 256 → 10 on the first 1000 MNIST-1D samples, Adam 1e-3, 150 epochs",
+            "—",
+            "a small set so the validation loss turns up",
+        ),
+        Protocol(
+            "rule",
+            "patience 10 evaluations on the validation loss, restore the best weights",
+            "stop when the validation error stops falling",
+        ),
+        Protocol("metric", "U depth of the validation loss; test loss early − full", "—"),
+        Protocol("runs", "5 seeds", "—"),
     ),
 )

@@ -37,7 +37,11 @@ def render_page(exp: Experiment, outcome: Outcome, seeds: int, quick: bool) -> s
         )
     ]
     if exp.protocol:
-        parts.append(section("Protocol: ours beside the source's", table(protocol_rows(exp), PROTOCOL_HEADERS), anchor="protocol"))
+        parts.append(
+            section(
+                "Protocol: ours beside the source's", table(protocol_rows(exp), PROTOCOL_HEADERS), anchor="protocol"
+            )
+        )
     if outcome.notes:
         parts.append(section("Notes", paragraph(outcome.notes), anchor="notes"))
     for i, (caption, headers, rows) in enumerate(outcome.tables):
@@ -46,7 +50,13 @@ def render_page(exp: Experiment, outcome: Outcome, seeds: int, quick: bool) -> s
         figs = "".join(figure(svg, caption) for caption, svg in outcome.plots)
         parts.append(section("Figures", Markup(f'<div class="grid">{figs}</div>'), anchor="figures"))
     numbers = json.dumps(to_jsonable(outcome.figures), indent=1)
-    parts.append(section("Measured figures", Markup(f"<details><summary>JSON</summary><pre>{escape(numbers)}</pre></details>"), anchor="data"))
+    parts.append(
+        section(
+            "Measured figures",
+            Markup(f"<details><summary>JSON</summary><pre>{escape(numbers)}</pre></details>"),
+            anchor="data",
+        )
+    )
     parts.append(Markup('<p><a href="index.html">← all claims</a></p>'))
     return page(exp.name, parts, subtitle=exp.claim, toc=False)
 
@@ -91,7 +101,13 @@ def protocol_markdown(exp: Experiment) -> str:
 
 def render_index(summaries: list[dict[str, Any]]) -> str:
     rows = [
-        [Markup(f'<a href="{escape(page_name(s["name"]))}">{escape(s["name"])}</a>'), s["claim"], s["source"], verdict(s["holds"]), s["seeds"] if not s["quick"] else f"{s['seeds']} (quick)"]
+        [
+            Markup(f'<a href="{escape(page_name(s["name"]))}">{escape(s["name"])}</a>'),
+            s["claim"],
+            s["source"],
+            verdict(s["holds"]),
+            s["seeds"] if not s["quick"] else f"{s['seeds']} (quick)",
+        ]
         for s in summaries
     ]
     held = sum(s["holds"] for s in summaries)
@@ -99,7 +115,11 @@ def render_index(summaries: list[dict[str, Any]]) -> str:
         f"Each claim of the notes rerun over several seeds and checked with a confidence interval: {held} of {len(summaries)} hold here. "
         "A claim that does not hold is reported with its figures, not tuned until it passes."
     )
-    return page("trainlab gallery", [section("Claims", intro, table(rows, ["experiment", "claim", "source", "verdict", "seeds"]), anchor="claims")], toc=False)
+    return page(
+        "trainlab gallery",
+        [section("Claims", intro, table(rows, ["experiment", "claim", "source", "verdict", "seeds"]), anchor="claims")],
+        toc=False,
+    )
 
 
 def write_gallery(entries: list[tuple[Experiment, Outcome, int, bool]], out_dir: str | Path) -> Path:

@@ -75,12 +75,22 @@ def config(lr: float, clip: float | None, seed: int, quick: bool) -> dict[str, A
         "data": {"name": "adding", "seq_len": 30, "n_samples": 2000 if quick else 10000, "batch_size": 64},
         "model": {"name": "rnn", "hidden": [64]},
         "optim": {"name": "sgd", "lr": lr},
-        "train": {"max_steps": 150 if quick else 1200, "eval_every": 50 if quick else 100, "threads": 1, **({"clip_norm": clip} if clip else {})},
+        "train": {
+            "max_steps": 150 if quick else 1200,
+            "eval_every": 50 if quick else 100,
+            "threads": 1,
+            **({"clip_norm": clip} if clip else {}),
+        },
     }
 
 
 def is_diverged(status: str, final_val_mse: float | None) -> bool:
-    return status == "diverged" or final_val_mse is None or not math.isfinite(final_val_mse) or final_val_mse > DIVERGED_MSE
+    return (
+        status == "diverged"
+        or final_val_mse is None
+        or not math.isfinite(final_val_mse)
+        or final_val_mse > DIVERGED_MSE
+    )
 
 
 def _run(ctx: Context) -> Outcome:
@@ -92,7 +102,9 @@ def _run(ctx: Context) -> Outcome:
         for arm, clip in ARMS.items():
             for lr in lrs:
                 ctx.log(f"{NAME}: {arm}, lr {lr:g}, seed {seed}")
-                result = run(config(lr, clip, seed, ctx.quick), store=ctx.store, group=ctx.group(NAME), callbacks=[GradNorm()])
+                result = run(
+                    config(lr, clip, seed, ctx.quick), store=ctx.store, group=ctx.group(NAME), callbacks=[GradNorm()]
+                )
                 failed = is_diverged(result.status, result.final.get("val_loss"))
                 diverged[arm][lr].append(failed)
                 error[arm][lr].append(MEAN_PREDICTOR_MSE if failed else result.final["test_loss"])
@@ -102,8 +114,15 @@ def _run(ctx: Context) -> Outcome:
     rate = {arm: [float(np.mean([diverged[arm][lr][s] for lr in lrs])) for s in range(ctx.seeds)] for arm in ARMS}
     mean_error = {arm: [float(np.mean([error[arm][lr][s] for lr in lrs])) for s in range(ctx.seeds)] for arm in ARMS}
     plain, clipped = ARMS
-    fewer = greater(rate[plain], rate[clipped], margin=0.0, what="divergence rate over the lr grid (no clipping) − (clipped)")
-    lower = less(mean_error[clipped], mean_error[plain], margin=0.0, what="final test MSE averaged over the lr grid (clipped) − (no clipping)")
+    fewer = greater(
+        rate[plain], rate[clipped], margin=0.0, what="divergence rate over the lr grid (no clipping) − (clipped)"
+    )
+    lower = less(
+        mean_error[clipped],
+        mean_error[plain],
+        margin=0.0,
+        what="final test MSE averaged over the lr grid (clipped) − (no clipping)",
+    )
     learned = [e for arm in ARMS for lr in lrs for e, d in zip(error[arm][lr], diverged[arm][lr]) if not d]
     notes = ""
     if not learned or min(learned) > 0.9 * MEAN_PREDICTOR_MSE:
@@ -113,7 +132,14 @@ def _run(ctx: Context) -> Outcome:
             "the divergence rate is the part of the claim this budget can test."
         )
     rows = [
-        [arm, f"{lr:g}", f"{sum(diverged[arm][lr])}/{ctx.seeds}", mean_std([e for e, d in zip(error[arm][lr], diverged[arm][lr]) if not d], 4) if not all(diverged[arm][lr]) else "—"]
+        [
+            arm,
+            f"{lr:g}",
+            f"{sum(diverged[arm][lr])}/{ctx.seeds}",
+            mean_std([e for e, d in zip(error[arm][lr], diverged[arm][lr]) if not d], 4)
+            if not all(diverged[arm][lr])
+            else "—",
+        ]
         for arm in ARMS
         for lr in lrs
     ]
@@ -160,7 +186,14 @@ def _plots(lrs, error, diverged, norms) -> list[tuple[str, str]]:
             n_bad = sum(diverged[arm][lr])
             if n_bad:
                 ax.scatter([lr * shift], [DIVERGED_MSE * 0.9], marker="x", color=COLORS[i], s=30)
-                ax.annotate(str(n_bad), (lr * shift, DIVERGED_MSE * 0.9), textcoords="offset points", xytext=(4, 2), fontsize=7, color=COLORS[i])
+                ax.annotate(
+                    str(n_bad),
+                    (lr * shift, DIVERGED_MSE * 0.9),
+                    textcoords="offset points",
+                    xytext=(4, 2),
+                    fontsize=7,
+                    color=COLORS[i],
+                )
     ax.axhline(MEAN_PREDICTOR_MSE, color="#999999", linestyle="--", linewidth=1, label="predict the mean")
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -198,11 +231,30 @@ EXPERIMENT = Experiment(
         '000 §7.2.4: "按模截断：二范数超过阈值时整体缩放，适合 RNN"; 003: "梯度爆炸 … 梯度剪切". Pascanu, Mikolov & Bengio (2013) §3.2, Alg. 1 (the same rule); §5 (paraphrased): with clipping (and their regularizer) an RNN trained by SGD solves the pathological long-term tasks, among them the adding problem, at a higher success rate and for longer sequences than without.'
     ),
     protocol=(
-        Protocol('model', 'tanh RNN, 64 units, linear read-out of the last state', 'a small tanh RNN (the set-up of Martens & Sutskever 2011)'),
-        Protocol('task', 'adding problem, T = 30, 10,000 sequences', 'adding problem and other long-term tasks, longer sequences', 'CPU budget'),
-        Protocol('optimizer', 'plain SGD, batch 64, lr ∈ {0.1, 0.3, 1, 3}, clip at b = 1', 'SGD, lr and clipping threshold searched per task (§5)', 'our lrs and b fixed before running'),
-        Protocol('budget', '1200 steps', 'far longer training (§5)', 'CPU budget'),
-        Protocol('metric', 'divergence rate; final test MSE (diverged runs count as the mean predictor)', 'success rate (error below a threshold) per task and length', 'a success rate at our budget was not measured; the final error is ours'),
-        Protocol('runs', '5 seeds × 4 lrs', 'several seeds per setting'),
+        Protocol(
+            "model",
+            "tanh RNN, 64 units, linear read-out of the last state",
+            "a small tanh RNN (the set-up of Martens & Sutskever 2011)",
+        ),
+        Protocol(
+            "task",
+            "adding problem, T = 30, 10,000 sequences",
+            "adding problem and other long-term tasks, longer sequences",
+            "CPU budget",
+        ),
+        Protocol(
+            "optimizer",
+            "plain SGD, batch 64, lr ∈ {0.1, 0.3, 1, 3}, clip at b = 1",
+            "SGD, lr and clipping threshold searched per task (§5)",
+            "our lrs and b fixed before running",
+        ),
+        Protocol("budget", "1200 steps", "far longer training (§5)", "CPU budget"),
+        Protocol(
+            "metric",
+            "divergence rate; final test MSE (diverged runs count as the mean predictor)",
+            "success rate (error below a threshold) per task and length",
+            "a success rate at our budget was not measured; the final error is ours",
+        ),
+        Protocol("runs", "5 seeds × 4 lrs", "several seeds per setting"),
     ),
 )

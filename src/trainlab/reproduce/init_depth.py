@@ -61,7 +61,13 @@ def config(scheme: str, seed: int, quick: bool) -> dict[str, Any]:
         "name": f"{NAME}/{scheme}",
         "seed": seed,
         "data": {"name": "mnist1d", "batch_size": 128, "preprocess": "standardize"},
-        "model": {"name": "mlp", "hidden": [WIDTH] * DEPTH, "activation": "relu", "init": scheme, **({"init_std": SMALL_STD} if scheme == "normal" else {})},
+        "model": {
+            "name": "mlp",
+            "hidden": [WIDTH] * DEPTH,
+            "activation": "relu",
+            "init": scheme,
+            **({"init_std": SMALL_STD} if scheme == "normal" else {}),
+        },
         "optim": {"name": "sgd", "lr": 0.01, "momentum": 0.9},
         # quick: the same data, half the epochs — 4 epochs on 1000 samples (32 steps) were too few
         # for the He net to learn (quick verdict "does not hold" where the full one holds)
@@ -95,7 +101,9 @@ def _run(ctx: Context) -> Outcome:
         "he_constant": less(abs_he, [0.0], margin=-HE_BAND, what="|r(He)|"),
         "xavier_shrinks": less(ratios["xavier_normal"], [0.0], margin=XAVIER_SHRINK, what="r(Xavier)"),
         "small_collapses": less(ratios["normal"], [0.0], margin=COLLAPSE, what="r(σ=0.01)"),
-        "he_trains": greater(val_acc["he_normal"], val_acc["normal"], margin=TRAIN_MARGIN, what="val acc (He) − (σ=0.01)"),
+        "he_trains": greater(
+            val_acc["he_normal"], val_acc["normal"], margin=TRAIN_MARGIN, what="val acc (He) − (σ=0.01)"
+        ),
     }
     xavier_vs_he = greater(val_acc["he_normal"], val_acc["xavier_normal"], margin=0.0, what="val acc (He) − (Xavier)")
     holds = all_hold(*checks.values())[0]
@@ -128,7 +136,15 @@ def _run(ctx: Context) -> Outcome:
         tables=[
             (
                 f"Signal through {DEPTH} ReLU layers of width {WIDTH} at init (r = log10 std₃₀/std₁, mean ± std over seeds) and after training",
-                ["init", "std factor per layer (notes)", "std layer 1", f"std layer {DEPTH} (geo. mean)", "r measured", "r notes' recursion", "final val acc"],
+                [
+                    "init",
+                    "std factor per layer (notes)",
+                    "std layer 1",
+                    f"std layer {DEPTH} (geo. mean)",
+                    "r measured",
+                    "r notes' recursion",
+                    "final val acc",
+                ],
                 rows,
             )
         ],
@@ -137,17 +153,34 @@ def _run(ctx: Context) -> Outcome:
     )
 
 
-def _plots(profiles: dict[str, list[dict[str, list[float]]]], val_acc: dict[str, list[float]], curves: dict[str, list[tuple[np.ndarray, np.ndarray]]]) -> list[tuple[str, str]]:
+def _plots(
+    profiles: dict[str, list[dict[str, list[float]]]],
+    val_acc: dict[str, list[float]],
+    curves: dict[str, list[tuple[np.ndarray, np.ndarray]]],
+) -> list[tuple[str, str]]:
     from trainlab.report.plots import band_figure, figure_to_svg
 
     label = {s: SCHEMES[s][0] for s in SCHEMES}
     stds = {label[s]: [p["act_std"] for p in profiles[s]] for s in SCHEMES}
-    theory = {label[s]: theory_std(float(np.mean([p["act_std"][0] for p in profiles[s]])), SCHEMES[s][1]) for s in SCHEMES}
-    std_fig = per_layer_figure(stds, title="Std of each hidden layer's output at init", ylabel="activation std", theory=theory)
-    grad_fig = per_layer_figure({label[s]: [p["grad_norm"] for p in profiles[s]] for s in SCHEMES}, title="Gradient norm of each layer at init", ylabel="‖∂L/∂θ_l‖")
-    acc_fig = band_figure({label[s]: curves[s] for s in SCHEMES}, title=f"{DEPTH}-layer ReLU MLP on MNIST-1D", ylabel="val accuracy")
+    theory = {
+        label[s]: theory_std(float(np.mean([p["act_std"][0] for p in profiles[s]])), SCHEMES[s][1]) for s in SCHEMES
+    }
+    std_fig = per_layer_figure(
+        stds, title="Std of each hidden layer's output at init", ylabel="activation std", theory=theory
+    )
+    grad_fig = per_layer_figure(
+        {label[s]: [p["grad_norm"] for p in profiles[s]] for s in SCHEMES},
+        title="Gradient norm of each layer at init",
+        ylabel="‖∂L/∂θ_l‖",
+    )
+    acc_fig = band_figure(
+        {label[s]: curves[s] for s in SCHEMES}, title=f"{DEPTH}-layer ReLU MLP on MNIST-1D", ylabel="val accuracy"
+    )
     return [
-        ("Activation std per layer at init (solid: geometric mean over seeds, faint: each seed; dashed: the notes' recursion from layer 1, floor 1e-45 = float32 underflow)", figure_to_svg(std_fig)),
+        (
+            "Activation std per layer at init (solid: geometric mean over seeds, faint: each seed; dashed: the notes' recursion from layer 1, floor 1e-45 = float32 underflow)",
+            figure_to_svg(std_fig),
+        ),
         ("Gradient norm per layer at init, same batch", figure_to_svg(grad_fig)),
         ("Validation accuracy while training, same lr for every init (mean, 95% band)", figure_to_svg(acc_fig)),
     ]
@@ -162,12 +195,33 @@ EXPERIMENT = Experiment(
         '004 参数初始化: "权重 W:均值 0、方差 1 的正态分布生成,并乘以较小常数(如:0.01) … 但较小权值可能导致梯度弥散,无法学习"; "He 初始化:适合 ReLU 激活函数的参数初始化方式 … 基于 Xavier 初始化在 ReLU 上的改进,实际中二者都可以使用". 000 §7.3.2: var(z^(l)) = ½ M_{l−1} var(w) var(z^(l−1)) for ReLU. He et al. (2015) §2.2 (paraphrased): with var(w) = 2/n the variance of the responses is kept from layer to layer; Fig. 3: a 30-layer ReLU net converges from their init, and stalls from Xavier\'s.'
     ),
     protocol=(
-        Protocol('model', 'MLP 40 → 30 × [100, ReLU] → 10, zero biases', 'He Fig. 3: a 30-layer plain ReLU conv net', 'CPU scale; the recursion is the same per layer'),
-        Protocol('data', 'MNIST-1D, standardized', 'ImageNet', 'CPU scale'),
-        Protocol('inits', "N(0, 0.01²) (004's example), Xavier normal, He normal", 'Xavier vs He (He Fig. 3); 0.01 from 004'),
-        Protocol('measure at init', "std of each hidden layer's output on 512 samples; r = log10 std₃₀/std₁", 'the variance recursion (He eq. 7, 10)'),
-        Protocol('training', 'SGD lr 0.01, momentum 0.9, batch 128, 20 epochs, the same lr for all inits', 'SGD with momentum, their ImageNet schedule', 'CPU budget; one lr fixed before running'),
-        Protocol('metric', "validation accuracy He − σ=0.01 > 0.2; Xavier's shown, not tested", 'training/validation error curves (He Fig. 3)', "004 says Xavier and He both work in practice, so Xavier's training is shown beside, not claimed"),
-        Protocol('runs', '3 seeds, 95% bootstrap CIs', 'one run per init', 'seeds to tell an effect from noise'),
+        Protocol(
+            "model",
+            "MLP 40 → 30 × [100, ReLU] → 10, zero biases",
+            "He Fig. 3: a 30-layer plain ReLU conv net",
+            "CPU scale; the recursion is the same per layer",
+        ),
+        Protocol("data", "MNIST-1D, standardized", "ImageNet", "CPU scale"),
+        Protocol(
+            "inits", "N(0, 0.01²) (004's example), Xavier normal, He normal", "Xavier vs He (He Fig. 3); 0.01 from 004"
+        ),
+        Protocol(
+            "measure at init",
+            "std of each hidden layer's output on 512 samples; r = log10 std₃₀/std₁",
+            "the variance recursion (He eq. 7, 10)",
+        ),
+        Protocol(
+            "training",
+            "SGD lr 0.01, momentum 0.9, batch 128, 20 epochs, the same lr for all inits",
+            "SGD with momentum, their ImageNet schedule",
+            "CPU budget; one lr fixed before running",
+        ),
+        Protocol(
+            "metric",
+            "validation accuracy He − σ=0.01 > 0.2; Xavier's shown, not tested",
+            "training/validation error curves (He Fig. 3)",
+            "004 says Xavier and He both work in practice, so Xavier's training is shown beside, not claimed",
+        ),
+        Protocol("runs", "3 seeds, 95% bootstrap CIs", "one run per init", "seeds to tell an effect from noise"),
     ),
 )

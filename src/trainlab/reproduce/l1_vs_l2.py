@@ -80,13 +80,15 @@ def _layers(model: torch.nn.Module) -> list[np.ndarray]:
 
 
 def _run(ctx: Context) -> Outcome:
-    metrics: dict[str, dict[str, list[float]]] = {arm: {"near_zero": [], "rms": [], "val_acc": [], "test_acc": []} for arm in ARMS}
+    metrics: dict[str, dict[str, list[float]]] = {
+        arm: {"near_zero": [], "rms": [], "val_acc": [], "test_acc": []} for arm in ARMS
+    }
     first_layer: dict[str, list[np.ndarray]] = {arm: [] for arm in ARMS}
     for seed in range(ctx.seeds):
         for arm in ARMS:
             ctx.log(f"{NAME}: {arm}, seed {seed}")
             result = run(config(arm, seed, ctx.quick), store=ctx.store, group=ctx.group(NAME))
-            layers = _layers(result.model)
+            layers = _layers(result.model)  # type: ignore[arg-type]
             m = metrics[arm]
             m["near_zero"].append(near_zero_share(layers))
             m["rms"].append(rms(layers))
@@ -94,11 +96,21 @@ def _run(ctx: Context) -> Outcome:
             m["test_acc"].append(result.final["test_acc"])
             first_layer[arm].append(np.abs(layers[0]).ravel())
     shrink = [1.0 - a / b for a, b in zip(metrics["L2"]["rms"], metrics["none"]["rms"])]
-    sparse = greater(metrics["L1"]["near_zero"], metrics["L2"]["near_zero"], margin=SPARSITY_MARGIN, what="near-zero share, L1 - L2")
+    sparse = greater(
+        metrics["L1"]["near_zero"], metrics["L2"]["near_zero"], margin=SPARSITY_MARGIN, what="near-zero share, L1 - L2"
+    )
     shrinks = greater(shrink, [0.0], margin=SHRINK_MARGIN, what="L2 shrinkage 1 - RMS(L2)/RMS(none)")
-    dense = less(metrics["L2"]["near_zero"], metrics["none"]["near_zero"], margin=-DENSE_MARGIN, what="near-zero share, L2 - none")
+    dense = less(
+        metrics["L2"]["near_zero"],
+        metrics["none"]["near_zero"],
+        margin=-DENSE_MARGIN,
+        what="near-zero share, L2 - none",
+    )
     holds, statement = all_hold(sparse, shrinks, dense)
-    rows = [[arm, mean_std(m["near_zero"]), mean_std(m["rms"], 4), mean_std(m["val_acc"]), mean_std(m["test_acc"])] for arm, m in metrics.items()]
+    rows = [
+        [arm, mean_std(m["near_zero"]), mean_std(m["rms"], 4), mean_std(m["val_acc"]), mean_std(m["test_acc"])]
+        for arm, m in metrics.items()
+    ]
     return Outcome(
         holds=holds,
         statement=statement,
@@ -120,7 +132,9 @@ def _run(ctx: Context) -> Outcome:
     )
 
 
-def _plots(first_layer: dict[str, list[np.ndarray]], metrics: dict[str, dict[str, list[float]]]) -> list[tuple[str, str]]:
+def _plots(
+    first_layer: dict[str, list[np.ndarray]], metrics: dict[str, dict[str, list[float]]]
+) -> list[tuple[str, str]]:
     from trainlab.report.plots import COLORS, figure_to_svg, new_figure, points_figure
 
     fig, ax = new_figure(5.6, 3.4)
@@ -138,7 +152,10 @@ def _plots(first_layer: dict[str, list[np.ndarray]], metrics: dict[str, dict[str
     shares = {arm: m["near_zero"] for arm, m in metrics.items()}
     share = points_figure(shares, title="Near-zero share per seed", ylabel=f"share |w| < {RELATIVE_ZERO:g}·RMS")
     return [
-        ("L1 piles weights up near 0 (left tail); L2 moves the whole distribution left without a pile at 0", figure_to_svg(fig)),
+        (
+            "L1 piles weights up near 0 (left tail); L2 moves the whole distribution left without a pile at 0",
+            figure_to_svg(fig),
+        ),
         ("Share of near-zero weights per seed (bar: mean)", figure_to_svg(share)),
     ]
 
@@ -153,9 +170,14 @@ EXPERIMENT = Experiment(
         '001 L1 正则与 L2 正则的区别: "所以有如下结论，L1范数可以导致稀疏解，L2范数导致稠密解". 003: "L1正则化会产生更稀疏的解，即一些参数为0，只要有足够大的α".'
     ),
     protocol=(
-        Protocol("source's evidence", 'an MLP trained with each penalty; share of near-zero weights', "a geometric argument (the L1 ball's corners) and the diagonal-Hessian solution (003)", 'the argument made measurable'),
-        Protocol('model', 'MLP 40 → 100 → 100 → 10, SGD momentum 0.9, cosine to 0, 60 epochs', '—'),
-        Protocol('strengths', 'λ = 1e-3 for both', '"只要有足够大的α"', 'one strength for both, fixed before running'),
-        Protocol('runs', '5 seeds', '—'),
+        Protocol(
+            "source's evidence",
+            "an MLP trained with each penalty; share of near-zero weights",
+            "a geometric argument (the L1 ball's corners) and the diagonal-Hessian solution (003)",
+            "the argument made measurable",
+        ),
+        Protocol("model", "MLP 40 → 100 → 100 → 10, SGD momentum 0.9, cosine to 0, 60 epochs", "—"),
+        Protocol("strengths", "λ = 1e-3 for both", '"只要有足够大的α"', "one strength for both, fixed before running"),
+        Protocol("runs", "5 seeds", "—"),
     ),
 )

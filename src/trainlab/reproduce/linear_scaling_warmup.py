@@ -49,7 +49,11 @@ ARMS = ("small batch", "large, no warm-up", "large + warm-up")
 
 def sizes(quick: bool) -> dict[str, int]:
     """Large batch, epochs and warm-up epochs."""
-    return {"large_batch": 256, "epochs": 10, "warmup_epochs": 2} if quick else {"large_batch": 512, "epochs": 40, "warmup_epochs": 5}
+    return (
+        {"large_batch": 256, "epochs": 10, "warmup_epochs": 2}
+        if quick
+        else {"large_batch": 512, "epochs": 40, "warmup_epochs": 5}
+    )
 
 
 def config(arm: str, seed: int, quick: bool) -> dict[str, Any]:
@@ -86,7 +90,12 @@ def within(a, b, tolerance: float, what: str) -> Check:
     """Equivalence: the 95% bootstrap CI of mean(a) − mean(b) lies inside ±tolerance."""
     diff, (lo, hi) = diff_ci(a, b)
     holds = bool(math.isfinite(lo) and -tolerance < lo and hi < tolerance)
-    return Check(holds, diff, (lo, hi), f"{what} = {diff:.4g}, 95% CI [{lo:.4g}, {hi:.4g}] {'inside' if holds else 'not inside'} ±{tolerance:g}")
+    return Check(
+        holds,
+        diff,
+        (lo, hi),
+        f"{what} = {diff:.4g}, 95% CI [{lo:.4g}, {hi:.4g}] {'inside' if holds else 'not inside'} ±{tolerance:g}",
+    )
 
 
 def _run(ctx: Context) -> Outcome:
@@ -110,8 +119,15 @@ def _run(ctx: Context) -> Outcome:
             lrs[arm] = SMALL_LR * cfg["data"]["batch_size"] / SMALL_BATCH
     early = {arm: [float(c[: s["warmup_epochs"]].mean()) for c in curves[arm]] for arm in ARMS}
     small, cold, warm = ARMS
-    fails = greater(early[cold], early[small], margin=EARLY_MARGIN, what=f"mean val loss over epochs 1–{s['warmup_epochs']} (large, no warm-up) − (small batch)")
-    matches = within(test_acc[warm], test_acc[small], MATCH_TOLERANCE, what="final test accuracy (large + warm-up) − (small batch)")
+    fails = greater(
+        early[cold],
+        early[small],
+        margin=EARLY_MARGIN,
+        what=f"mean val loss over epochs 1–{s['warmup_epochs']} (large, no warm-up) − (small batch)",
+    )
+    matches = within(
+        test_acc[warm], test_acc[small], MATCH_TOLERANCE, what="final test accuracy (large + warm-up) − (small batch)"
+    )
     k = s["large_batch"] // SMALL_BATCH
     notes = ""
     if not any(x == "diverged" for x in status[cold]):
@@ -121,7 +137,15 @@ def _run(ctx: Context) -> Outcome:
             "not unstable; the warm-up, which starts from the small-batch rate, is slower still over the same epochs."
         )
     rows = [
-        [arm, SMALL_BATCH if arm == small else s["large_batch"], f"{lrs[arm]:g}", mean_std(early[arm]), mean_std([c[-1] for c in curves[arm]]), mean_std(test_acc[arm]), sum(x == "diverged" for x in status[arm])]
+        [
+            arm,
+            SMALL_BATCH if arm == small else s["large_batch"],
+            f"{lrs[arm]:g}",
+            mean_std(early[arm]),
+            mean_std([c[-1] for c in curves[arm]]),
+            mean_std(test_acc[arm]),
+            sum(x == "diverged" for x in status[arm]),
+        ]
         for arm in ARMS
     ]
     holds, statement = all_hold(fails, matches)
@@ -142,12 +166,25 @@ def _run(ctx: Context) -> Outcome:
         tables=[
             (
                 f"Small batch vs k = {k} times larger (mean ± std over seeds; diverged runs count as chance, ln 10)",
-                ["arm", "batch", "lr", f"val loss, epochs 1–{s['warmup_epochs']}", "final val loss", "test acc", "diverged"],
+                [
+                    "arm",
+                    "batch",
+                    "lr",
+                    f"val loss, epochs 1–{s['warmup_epochs']}",
+                    "final val loss",
+                    "test acc",
+                    "diverged",
+                ],
                 rows,
             )
         ],
         notes=notes,
-        plots=[("Validation loss per epoch: mean over seeds, 95% band (Goyal et al. Fig. 2)", _curve_svg(curves, s["warmup_epochs"]))],
+        plots=[
+            (
+                "Validation loss per epoch: mean over seeds, 95% band (Goyal et al. Fig. 2)",
+                _curve_svg(curves, s["warmup_epochs"]),
+            )
+        ],
     )
 
 
@@ -155,7 +192,13 @@ def _curve_svg(curves: dict[str, list[np.ndarray]], warmup_epochs: int) -> str:
     from trainlab.report.plots import band_figure, figure_to_svg
 
     series = {arm: [(np.arange(1, len(c) + 1), c) for c in runs] for arm, runs in curves.items()}
-    fig = band_figure(series, title="Linear scaling rule with and without warm-up", ylabel="validation loss", xlabel="epoch", log_y=True)
+    fig = band_figure(
+        series,
+        title="Linear scaling rule with and without warm-up",
+        ylabel="validation loss",
+        xlabel="epoch",
+        log_y=True,
+    )
     ax = fig.axes[0]
     ax.axvspan(0, warmup_epochs, color="#bbbbbb", alpha=0.25, label="warm-up")
     ax.legend(fontsize=7)
@@ -172,13 +215,22 @@ EXPERIMENT = Experiment(
         '000 §7.2.2: "Batch Size 较小时候可以采用线性缩放规则（Linear Scaling Rule）：Batch Size 和学习率同比率增大 [Goyal et al., 2017]"; §7.2.3: "逐渐预热（Gradual Warmup）… α\'_t = t/T\' α0". Goyal et al. (2017) §2.1: "Linear Scaling Rule: When the minibatch size is multiplied by k, multiply the learning rate by k." §2.2 and Fig. 2 (paraphrased): without warm-up the large batch\'s early training error is much higher; with gradual warm-up its training curve closely matches the small batch\'s after a few epochs, and the final error matches.'
     ),
     protocol=(
-        Protocol('model', 'MLP 40 → 100 → 100 → 10, ReLU', 'ResNet-50', 'CPU scale'),
-        Protocol('data', 'MNIST-1D', 'ImageNet', 'CPU scale'),
-        Protocol('batches', '32 vs 512 (k = 16)', '256 vs 8192 (k = 32)', 'the training set has 3600 samples'),
-        Protocol('optimizer', 'SGD momentum 0.9, η = 0.03 (best of 4 at batch 32), kη = 0.48, constant', 'SGD momentum 0.9, η = 0.1 · kn/256, step decay', "no decay, so the warm-up's effect is not mixed with the schedule's"),
-        Protocol('warm-up', 'linear from η to kη over 5 epochs', 'linear from η to kη over 5 epochs'),
-        Protocol('budget', '40 epochs for every arm', '90 epochs', 'CPU budget; equal epochs as theirs'),
-        Protocol('metric', 'early: validation loss over epochs 1–5; final: test accuracy within ±2 points', 'training error curves (Fig. 2) and final validation error (Table 1)'),
-        Protocol('runs', '5 seeds', 'repeated runs, mean ± std (Table 1)'),
+        Protocol("model", "MLP 40 → 100 → 100 → 10, ReLU", "ResNet-50", "CPU scale"),
+        Protocol("data", "MNIST-1D", "ImageNet", "CPU scale"),
+        Protocol("batches", "32 vs 512 (k = 16)", "256 vs 8192 (k = 32)", "the training set has 3600 samples"),
+        Protocol(
+            "optimizer",
+            "SGD momentum 0.9, η = 0.03 (best of 4 at batch 32), kη = 0.48, constant",
+            "SGD momentum 0.9, η = 0.1 · kn/256, step decay",
+            "no decay, so the warm-up's effect is not mixed with the schedule's",
+        ),
+        Protocol("warm-up", "linear from η to kη over 5 epochs", "linear from η to kη over 5 epochs"),
+        Protocol("budget", "40 epochs for every arm", "90 epochs", "CPU budget; equal epochs as theirs"),
+        Protocol(
+            "metric",
+            "early: validation loss over epochs 1–5; final: test accuracy within ±2 points",
+            "training error curves (Fig. 2) and final validation error (Table 1)",
+        ),
+        Protocol("runs", "5 seeds", "repeated runs, mean ± std (Table 1)"),
     ),
 )

@@ -49,7 +49,14 @@ PAPER = {"logistic regression": 0.32, "MLP": 0.68, "CNN": 0.94, "GRU": 0.91}
 MODELS: dict[str, dict[str, Any]] = {
     "logistic regression": {"name": "linear"},
     "MLP": {"name": "mlp", "hidden": [100, 100], "activation": "relu", "residual": True},
-    "CNN": {"name": "cnn", "channels": [25, 25, 25], "kernel_size": [5, 3, 3], "padding": 1, "stride": 2, "activation": "relu"},
+    "CNN": {
+        "name": "cnn",
+        "channels": [25, 25, 25],
+        "kernel_size": [5, 3, 3],
+        "padding": 1,
+        "stride": 2,
+        "activation": "relu",
+    },
     "GRU": {"name": "gru", "hidden": [6], "bidirectional": True, "readout": "all"},
 }
 STEPS = 8000  # the paper's total_steps
@@ -76,7 +83,9 @@ def _run(ctx: Context) -> Outcome:
     seconds = {m: runs.final(m, "seconds") for m in MODELS}
     curves = {m: runs.metric(m, "val_acc") for m in MODELS}
     checks = [
-        greater(test_acc["MLP"], test_acc["logistic regression"], margin=MARGIN, what="test acc MLP - logistic regression"),
+        greater(
+            test_acc["MLP"], test_acc["logistic regression"], margin=MARGIN, what="test acc MLP - logistic regression"
+        ),
         greater(test_acc["CNN"], test_acc["MLP"], margin=MARGIN, what="test acc CNN - MLP"),
         greater(test_acc["GRU"], test_acc["MLP"], margin=MARGIN, what="test acc GRU - MLP"),
     ]
@@ -113,17 +122,30 @@ def _table(test_acc: dict[str, list[float]], seconds: dict[str, list[float]]) ->
         mean = float(np.mean(values))
         std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
         paper = PAPER[model]
-        rows.append([model, f"{mean:.3f} ± {std:.3f}", f"[{lo:.3f}, {hi:.3f}]", f"{paper:.2f}", f"{mean - paper:+.3f}", f"{np.mean(seconds[model]):.1f}"])
+        rows.append(
+            [
+                model,
+                f"{mean:.3f} ± {std:.3f}",
+                f"[{lo:.3f}, {hi:.3f}]",
+                f"{paper:.2f}",
+                f"{mean - paper:+.3f}",
+                f"{np.mean(seconds[model]):.1f}",
+            ]
+        )
     headers = ["model", "test acc (mean ± std)", "95% CI", "paper", "ours − paper", "seconds per run"]
     return "MNIST-1D test accuracy beside Greydanus (2020)", headers, rows
 
 
-def _plots(test_acc: dict[str, list[float]], curves: dict[str, list[tuple[np.ndarray, np.ndarray]]]) -> list[tuple[str, str]]:
+def _plots(
+    test_acc: dict[str, list[float]], curves: dict[str, list[tuple[np.ndarray, np.ndarray]]]
+) -> list[tuple[str, str]]:
     from trainlab.report.plots import band_figure, figure_to_svg, points_figure
 
     fig = points_figure(test_acc, title="MNIST-1D test accuracy (dots: seeds; x: the paper)", ylabel="test accuracy")
     ax = fig.axes[0]
-    ax.scatter(range(len(PAPER)), [PAPER[m] for m in test_acc], marker="x", color="black", s=40, zorder=4, label="paper")
+    ax.scatter(
+        range(len(PAPER)), [PAPER[m] for m in test_acc], marker="x", color="black", s=40, zorder=4, label="paper"
+    )
     ax.legend(fontsize=7)
     bands = band_figure(curves, title="Validation accuracy during training", ylabel="val accuracy")
     return [
@@ -141,16 +163,30 @@ EXPERIMENT = Experiment(
     source="Greydanus (2020), Scaling down deep learning (arXiv:2011.14439); greydanus/mnist1d README and notebooks",
     run=_run,
     quote=(
-        "greydanus/mnist1d README: \"MNIST-1D, is 20x smaller and does a better job of separating between models "
-        "with/without nonlinearity and models with/without spatial inductive biases.\" Its table, row MNIST-1D: "
-        "logistic regression 32%, MLP 68%, CNN 94%, GRU* 91% (\"*Training the GRU takes at least 10x the walltime of the CNN\")."
+        'greydanus/mnist1d README: "MNIST-1D, is 20x smaller and does a better job of separating between models '
+        'with/without nonlinearity and models with/without spatial inductive biases." Its table, row MNIST-1D: '
+        'logistic regression 32%, MLP 68%, CNN 94%, GRU* 91% ("*Training the GRU takes at least 10x the walltime of the CNN").'
     ),
     protocol=(
-        Protocol("data", "MNIST-1D, 3800 training (200 held out for validation) / 1000 test samples", "4000 training / 1000 test (default make_dataset)", "trainlab's trainer evaluates on a validation split; 5% kept small"),
-        Protocol("models", "linear; MLP 100-100 with a skip; CNN 25 channels, kernels 5-3-3, stride 2, padding 1; bidirectional GRU, hidden 6, linear readout on all 40 steps", "the same (notebooks/models.py)"),
+        Protocol(
+            "data",
+            "MNIST-1D, 3800 training (200 held out for validation) / 1000 test samples",
+            "4000 training / 1000 test (default make_dataset)",
+            "trainlab's trainer evaluates on a validation split; 5% kept small",
+        ),
+        Protocol(
+            "models",
+            "linear; MLP 100-100 with a skip; CNN 25 channels, kernels 5-3-3, stride 2, padding 1; bidirectional GRU, hidden 6, linear readout on all 40 steps",
+            "the same (notebooks/models.py)",
+        ),
         Protocol("optimizer", "Adam, lr 1e-2, no weight decay, torch's default init", "the same (notebooks/train.py)"),
         Protocol("budget", f"{STEPS} steps of batch 100", f"{STEPS} steps of batch 100"),
-        Protocol("batch order", "reshuffled every epoch", "the training set in order, batch k = samples 100k mod 4000", "trainlab's loader always shuffles; a fixed order is not an option of the trainer"),
+        Protocol(
+            "batch order",
+            "reshuffled every epoch",
+            "the training set in order, batch k = samples 100k mod 4000",
+            "trainlab's loader always shuffles; a fixed order is not an option of the trainer",
+        ),
         Protocol("metric", "test accuracy after the last step", "test accuracy (the README's table)"),
         Protocol("runs", "3 seeds, a 95% bootstrap CI of each gap", "one run", "seeds to tell a gap from seed noise"),
     ),

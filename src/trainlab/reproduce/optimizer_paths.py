@@ -67,7 +67,16 @@ OPTIMIZERS: dict[str, tuple[str, dict[str, Any]]] = {
     "Adam": ("adam", {}),
     "Nadam": ("nadam", {}),
 }
-MNIST1D_LR = {"SGD": 0.1, "momentum": 0.01, "Nesterov": 0.01, "AdaGrad": 0.01, "RMSprop": 0.01, "AdaDelta": 1.0, "Adam": 1e-3, "Nadam": 2e-3}
+MNIST1D_LR = {
+    "SGD": 0.1,
+    "momentum": 0.01,
+    "Nesterov": 0.01,
+    "AdaGrad": 0.01,
+    "RMSprop": 0.01,
+    "AdaDelta": 1.0,
+    "Adam": 1e-3,
+    "Nadam": 2e-3,
+}
 
 
 def rosenbrock(p: torch.Tensor) -> torch.Tensor:
@@ -113,7 +122,9 @@ def starts(name: str, seeds: list[int]) -> np.ndarray:
     return np.asarray(out, dtype=np.float64)
 
 
-def trajectories(f: Callable[[torch.Tensor], torch.Tensor], start: np.ndarray, optimizer: str, lrs: list[float], steps: int) -> np.ndarray:
+def trajectories(
+    f: Callable[[torch.Tensor], torch.Tensor], start: np.ndarray, optimizer: str, lrs: list[float], steps: int
+) -> np.ndarray:
     """Positions (len(lrs), starts, steps + 1, 2) of ``optimizer`` from every start at every lr.
 
     One param group per lr, its tensor holding every start: the update rules are elementwise,
@@ -126,9 +137,9 @@ def trajectories(f: Callable[[torch.Tensor], torch.Tensor], start: np.ndarray, o
     path[:, :, 0] = start
     for t in range(1, steps + 1):
         opt.zero_grad(set_to_none=True)
-        sum(f(p).sum() for p in params).backward()
+        sum(f(p).sum() for p in params).backward()  # type: ignore[union-attr]
         for p in params:  # a diverged run must not feed inf/NaN back as a step
-            p.grad.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
+            p.grad.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)  # type: ignore[union-attr]
         opt.step()
         with torch.no_grad():
             for i, p in enumerate(params):
@@ -161,7 +172,9 @@ def race(function: str, optimizer: str, lrs: list[float], seeds: list[int], step
     The tuning start and the seeds' starts share one loop (the rules are elementwise), but
     only the tuning start's row chooses the lr."""
     f = FUNCTIONS[function]
-    paths = trajectories(f.f, np.concatenate([starts(function, [TUNING_SEED]), starts(function, seeds)]), optimizer, lrs, steps)
+    paths = trajectories(
+        f.f, np.concatenate([starts(function, [TUNING_SEED]), starts(function, seeds)]), optimizer, lrs, steps
+    )
     tuning = f_values(f.f, paths[:, 0])
     hit = steps_to_target(tuning, f.f_min)
     final = np.nan_to_num(tuning[:, -1], nan=np.inf)
@@ -200,8 +213,21 @@ def _run(ctx: Context) -> Outcome:
             final_gap[fname][opt] = (values[:, -1] - fn.f_min).tolist()
             shown[fname][opt] = np.concatenate([path[0], values[0][:, None]], axis=1)
     log_hits = {fname: {opt: np.log10(h).tolist() for opt, h in per.items()} for fname, per in hits.items()}
-    valley = less(log_hits["Rosenbrock"]["momentum"], log_hits["Rosenbrock"]["SGD"], margin=SPEEDUP, what="Rosenbrock: log10 steps (momentum) − (SGD)")
-    escapes = {opt: less(log_hits["saddle"][opt], log_hits["saddle"]["SGD"], margin=SPEEDUP, what=f"saddle: log10 steps ({opt}) − (SGD)") for opt in ("RMSprop", "Adam")}
+    valley = less(
+        log_hits["Rosenbrock"]["momentum"],
+        log_hits["Rosenbrock"]["SGD"],
+        margin=SPEEDUP,
+        what="Rosenbrock: log10 steps (momentum) − (SGD)",
+    )
+    escapes = {
+        opt: less(
+            log_hits["saddle"][opt],
+            log_hits["saddle"]["SGD"],
+            margin=SPEEDUP,
+            what=f"saddle: log10 steps ({opt}) − (SGD)",
+        )
+        for opt in ("RMSprop", "Adam")
+    }
     holds, statement = all_hold(valley, *escapes.values())
 
     mnist_acc: dict[str, list[float]] = {opt: [] for opt in OPTIMIZERS}
@@ -218,7 +244,12 @@ def _run(ctx: Context) -> Outcome:
         if any(min(hits["saddle"][opt]) <= 3 for opt in ("AdaGrad", "RMSprop", "Adam"))
         else ""
     )
-    rows = [[opt] + [f"{lrs[fn][opt]:.3g} / {np.mean(hits[fn][opt]):.0f}" for fn in FUNCTIONS] + [MNIST1D_LR[opt], mean_std(mnist_acc[opt])] for opt in OPTIMIZERS]
+    rows = [
+        [opt]
+        + [f"{lrs[fn][opt]:.3g} / {np.mean(hits[fn][opt]):.0f}" for fn in FUNCTIONS]
+        + [MNIST1D_LR[opt], mean_std(mnist_acc[opt])]
+        for opt in OPTIMIZERS
+    ]
     return Outcome(
         holds=holds,
         statement=statement,
@@ -231,7 +262,10 @@ def _run(ctx: Context) -> Outcome:
             "final_gap": final_gap,
             "mnist1d_lr": MNIST1D_LR,
             "mnist1d_test_acc": mnist_acc,
-            "checks": {"Rosenbrock momentum": valley.as_dict(), **{f"saddle {opt}": c.as_dict() for opt, c in escapes.items()}},
+            "checks": {
+                "Rosenbrock momentum": valley.as_dict(),
+                **{f"saddle {opt}": c.as_dict() for opt, c in escapes.items()},
+            },
         },
         tables=[
             (
@@ -253,7 +287,13 @@ def _plots(shown: dict[str, dict[str, np.ndarray]], mnist_acc: dict[str, list[fl
     for curve, (fname, paths) in zip(axes, shown.items()):
         fn = FUNCTIONS[fname]
         for i, (opt, p) in enumerate(paths.items()):
-            curve.plot(np.arange(len(p)), np.maximum(p[:, 2] - fn.f_min, 1e-12), color=COLORS[i % len(COLORS)], linewidth=1.0, label=opt)
+            curve.plot(
+                np.arange(len(p)),
+                np.maximum(p[:, 2] - fn.f_min, 1e-12),
+                color=COLORS[i % len(COLORS)],
+                linewidth=1.0,
+                label=opt,
+            )
         curve.set_xscale("symlog", linthresh=10)
         curve.set_yscale("log")
         curve.axhline(TOLERANCE, color="#999999", linestyle=":", linewidth=1)
@@ -294,10 +334,20 @@ EXPERIMENT = Experiment(
         '000 §7.1: "高维空间的非凸优化：难点是逃离鞍点 … 随机梯度下降可以有效逃离鞍点"; §7.2.4 动量法: "当前梯度叠加部分上次梯度，可以近似看作二阶梯度"; §7.2.3: AdaGrad/RMSprop/AdaDelta "对每个参数设置不同学习率". The notes do not say that RMSprop or Adam leave a saddle faster than SGD; that part of our claim comes from the usual 2-D animations of the optimizers, not from the notes or the papers cited.'
     ),
     protocol=(
-        Protocol('functions', 'Rosenbrock, Beale, a 2-D saddle x² + y⁴/4 − y²/2', 'the notes: no experiment'),
-        Protocol('learning rates', "each optimizer's best of a half-decade grid on a separate start", '—', 'a fair race, fixed before running'),
-        Protocol('starts', '5 seeds move the start; saddle y0 = 10^(−6 ± 1)', '—'),
-        Protocol('metric', 'log10 steps until f − f* ≤ 1e-3', '—'),
-        Protocol('claim', 'momentum < SGD on Rosenbrock; RMSprop and Adam < SGD at the saddle (each at least 2× fewer steps)', 'momentum speeds descent (notes); SGD escapes saddles (notes)', 'the adaptive-at-a-saddle part is stronger than the notes; kept as run, marked here'),
+        Protocol("functions", "Rosenbrock, Beale, a 2-D saddle x² + y⁴/4 − y²/2", "the notes: no experiment"),
+        Protocol(
+            "learning rates",
+            "each optimizer's best of a half-decade grid on a separate start",
+            "—",
+            "a fair race, fixed before running",
+        ),
+        Protocol("starts", "5 seeds move the start; saddle y0 = 10^(−6 ± 1)", "—"),
+        Protocol("metric", "log10 steps until f − f* ≤ 1e-3", "—"),
+        Protocol(
+            "claim",
+            "momentum < SGD on Rosenbrock; RMSprop and Adam < SGD at the saddle (each at least 2× fewer steps)",
+            "momentum speeds descent (notes); SGD escapes saddles (notes)",
+            "the adaptive-at-a-saddle part is stronger than the notes; kept as run, marked here",
+        ),
     ),
 )

@@ -81,7 +81,12 @@ def _run(ctx: Context) -> Outcome:
         for d in ds:
             for seed in range(ctx.seeds):
                 ctx.log(f"{NAME}: {arm}, depth {d}, seed {seed}")
-                result = run(config(scheme, d, seed, ctx.quick, lr0 / d), store=ctx.store, group=ctx.group(NAME), callbacks=[StepLoss()])
+                result = run(
+                    config(scheme, d, seed, ctx.quick, lr0 / d),
+                    store=ctx.store,
+                    group=ctx.group(NAME),
+                    callbacks=[StepLoss()],
+                )
                 steps, loss = loss_curve(ctx.store, result.run_id)
                 hit = first_step_at_or_below(steps, loss, TARGET_LOSS) if result.status == "completed" else None
                 log2_t[arm][d].append(math.log2(hit if hit is not None else budget))
@@ -91,13 +96,26 @@ def _run(ctx: Context) -> Outcome:
     shallow, deep = ds[0], ds[-1]
     orth, gauss = log2_t["orthogonal"], log2_t["scaled Gaussian"]
     checks: dict[str, Check] = {
-        "orthogonal_flat": less([abs(a - b) for a, b in zip(orth[deep], orth[shallow])], [0.0], margin=-MARGIN, what=f"|log2 T_orth({deep}) − log2 T_orth({shallow})|"),
-        "gaussian_slows": greater(gauss[deep], gauss[shallow], margin=MARGIN, what=f"log2 T_gauss({deep}) − log2 T_gauss({shallow})"),
-        "gaussian_slower": greater(gauss[deep], orth[deep], margin=MARGIN, what=f"log2 T_gauss({deep}) − log2 T_orth({deep})"),
+        "orthogonal_flat": less(
+            [abs(a - b) for a, b in zip(orth[deep], orth[shallow])],
+            [0.0],
+            margin=-MARGIN,
+            what=f"|log2 T_orth({deep}) − log2 T_orth({shallow})|",
+        ),
+        "gaussian_slows": greater(
+            gauss[deep], gauss[shallow], margin=MARGIN, what=f"log2 T_gauss({deep}) − log2 T_gauss({shallow})"
+        ),
+        "gaussian_slower": greater(
+            gauss[deep], orth[deep], margin=MARGIN, what=f"log2 T_gauss({deep}) − log2 T_orth({deep})"
+        ),
     }
     rows = [
         [str(d), f"{lr0 / d:.4g}"]
-        + [f"{np.mean(np.exp2(log2_t[arm][d])):.0f}" + ("" if reached[arm][d] == ctx.seeds else f" ({reached[arm][d]}/{ctx.seeds} reached)") for arm in INITS]
+        + [
+            f"{np.mean(np.exp2(log2_t[arm][d])):.0f}"
+            + ("" if reached[arm][d] == ctx.seeds else f" ({reached[arm][d]}/{ctx.seeds} reached)")
+            for arm in INITS
+        ]
         for d in ds
     ]
     holds, statement = all_hold(*checks.values())
@@ -113,7 +131,13 @@ def _run(ctx: Context) -> Outcome:
             "reached": {arm: {str(d): v for d, v in per.items()} for arm, per in reached.items()},
             "checks": {k: c.as_dict() for k, c in checks.items()},
         },
-        tables=[(f"Steps of full-batch gradient descent to a training loss ≤ {TARGET_LOSS:.3f} nats (mean over seeds; budget {budget})", ["depth N_l", "lr", *INITS], rows)],
+        tables=[
+            (
+                f"Steps of full-batch gradient descent to a training loss ≤ {TARGET_LOSS:.3f} nats (mean over seeds; budget {budget})",
+                ["depth N_l", "lr", *INITS],
+                rows,
+            )
+        ],
         plots=_plots(ds, log2_t, curves, budget),
     )
 
@@ -124,7 +148,16 @@ def _plots(ds, log2_t, curves, budget) -> list[tuple[str, str]]:
     fig, ax = new_figure(5.2, 3.4)
     for i, arm in enumerate(INITS):
         t = [np.exp2(np.asarray(log2_t[arm][d])) for d in ds]
-        ax.errorbar(ds, [v.mean() for v in t], yerr=[v.std(ddof=1) if v.size > 1 else 0.0 for v in t], marker="o", markersize=4, capsize=3, color=COLORS[i], label=arm)
+        ax.errorbar(
+            ds,
+            [v.mean() for v in t],
+            yerr=[v.std(ddof=1) if v.size > 1 else 0.0 for v in t],
+            marker="o",
+            markersize=4,
+            capsize=3,
+            color=COLORS[i],
+            label=arm,
+        )
     ax.axhline(budget, color="#7f7f7f", linestyle=":", linewidth=1, label="budget")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
@@ -147,7 +180,10 @@ def _plots(ds, log2_t, curves, budget) -> list[tuple[str, str]]:
     axes[0].set_ylabel("training loss (nats)")
     axes[1].legend(fontsize=7)
     return [
-        ("Steps to the target loss by depth (mean ± std over seeds; a run that does not reach it counts as the budget)", figure_to_svg(fig)),
+        (
+            "Steps to the target loss by depth (mean ± std over seeds; a run that does not reach it counts as the budget)",
+            figure_to_svg(fig),
+        ),
         ("Training loss per step, seed 0 (dotted: the target)", figure_to_svg(loss_fig)),
     ]
 
@@ -161,12 +197,40 @@ EXPERIMENT = Experiment(
         '000 §7.3.3: "为避免梯度消失或梯度爆炸，希望在误差项反向传播中具有范数保持性 … 可以将 W^(l) 初始化为正交矩阵，即正交初始化". Saxe, McClelland & Ganguli (2014), abstract and the MNIST deep-linear experiments (paraphrased): random orthogonal initial conditions give depth-independent learning times, while scaled random Gaussian initializations learn more slowly as depth grows.'
     ),
     protocol=(
-        Protocol('model', 'deep linear net 40 → 40 → … → 10, no biases, 1–32 weight matrices', 'deep linear nets on MNIST', 'CPU scale'),
-        Protocol('loss', 'softmax cross-entropy', 'squared error', "the lab's classification loss; the dynamics argument does not depend on it qualitatively"),
-        Protocol('optimizer', 'full-batch GD, lr = 2/(λmax(E[xxᵀ]) · depth)', 'GD with a learning rate chosen per depth (as we read §3)', 'a rule fixed before running instead of a tuned lr per depth'),
-        Protocol('inits', 'orthogonal (gain 1), LeCun normal (variance 1/fan_in)', 'random orthogonal, scaled Gaussian (variance 1/N)'),
-        Protocol('metric', "T = steps until the training loss is halfway from ln 10 to the best linear map's loss", 'time (epochs) to a training-error criterion'),
-        Protocol('test', 'orthogonal: |log2 T(32) − log2 T(1)| < 1; Gaussian: log2 T(32) − log2 T(1) > 1 (at least twice as slow)', 'qualitative: flat vs growing with depth', "our margins (a factor 2) are fixed in code, stronger than the source's qualitative statement; not relaxed after the run"),
-        Protocol('runs', '3 seeds', 'single curves'),
+        Protocol(
+            "model",
+            "deep linear net 40 → 40 → … → 10, no biases, 1–32 weight matrices",
+            "deep linear nets on MNIST",
+            "CPU scale",
+        ),
+        Protocol(
+            "loss",
+            "softmax cross-entropy",
+            "squared error",
+            "the lab's classification loss; the dynamics argument does not depend on it qualitatively",
+        ),
+        Protocol(
+            "optimizer",
+            "full-batch GD, lr = 2/(λmax(E[xxᵀ]) · depth)",
+            "GD with a learning rate chosen per depth (as we read §3)",
+            "a rule fixed before running instead of a tuned lr per depth",
+        ),
+        Protocol(
+            "inits",
+            "orthogonal (gain 1), LeCun normal (variance 1/fan_in)",
+            "random orthogonal, scaled Gaussian (variance 1/N)",
+        ),
+        Protocol(
+            "metric",
+            "T = steps until the training loss is halfway from ln 10 to the best linear map's loss",
+            "time (epochs) to a training-error criterion",
+        ),
+        Protocol(
+            "test",
+            "orthogonal: |log2 T(32) − log2 T(1)| < 1; Gaussian: log2 T(32) − log2 T(1) > 1 (at least twice as slow)",
+            "qualitative: flat vs growing with depth",
+            "our margins (a factor 2) are fixed in code, stronger than the source's qualitative statement; not relaxed after the run",
+        ),
+        Protocol("runs", "3 seeds", "single curves"),
     ),
 )

@@ -91,7 +91,12 @@ def _run(ctx: Context) -> Outcome:
             ctx.log(f"{NAME}: {arm}, seed {seed}")
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
-                result = run(config(preprocess, seed, ctx.quick, lrs[arm]), store=ctx.store, group=ctx.group(NAME), callbacks=[StepLoss()])
+                result = run(
+                    config(preprocess, seed, ctx.quick, lrs[arm]),
+                    store=ctx.store,
+                    group=ctx.group(NAME),
+                    callbacks=[StepLoss()],
+                )
             s, loss = loss_curve(ctx.store, result.run_id)
             hit = first_step_at_or_below(s, loss, TARGET_LOSS)
             steps[arm].append(hit if hit is not None else budget)
@@ -102,15 +107,27 @@ def _run(ctx: Context) -> Outcome:
                 curves[arm] = (s, loss)
     log2 = {arm: [float(np.log2(v)) for v in steps[arm]] for arm in ARMS}
     checks: dict[str, Check] = {
-        "standardize": greater(log2["raw"], log2["standardized"], margin=MARGIN, what="log2 T(raw) − log2 T(standardized)"),
-        "whiten": greater(log2["standardized"], log2["PCA-whitened"], margin=MARGIN, what="log2 T(standardized) − log2 T(PCA-whitened)"),
+        "standardize": greater(
+            log2["raw"], log2["standardized"], margin=MARGIN, what="log2 T(raw) − log2 T(standardized)"
+        ),
+        "whiten": greater(
+            log2["standardized"],
+            log2["PCA-whitened"],
+            margin=MARGIN,
+            what="log2 T(standardized) − log2 T(PCA-whitened)",
+        ),
     }
     rows = [
         [
             arm,
             f"{kappa[arm]:.3g}",
             f"{lrs[arm]:.3g}",
-            f"{np.mean(steps[arm]):.0f}" + ("" if all(reached[arm]) else f" ({sum(reached[arm])}/{len(reached[arm])} reached; others count {budget})"),
+            f"{np.mean(steps[arm]):.0f}"
+            + (
+                ""
+                if all(reached[arm])
+                else f" ({sum(reached[arm])}/{len(reached[arm])} reached; others count {budget})"
+            ),
             mean_std(final_loss[arm], 4),
             mean_std(val_acc[arm]),
         ]
@@ -160,7 +177,16 @@ def _plots(curves: dict[str, tuple[np.ndarray, np.ndarray]], spectra: dict[str, 
     spec, ax2 = new_figure(5.6, 3.2)
     for i, (arm, ev) in enumerate(spectra.items()):
         ev = ev[::-1]
-        ax2.plot(np.arange(1, len(ev) + 1), np.maximum(ev, 1e-12), color=COLORS[i], marker="o", markersize=2, linewidth=1, linestyle="--" if arm == "ZCA-whitened" else "-", label=arm)
+        ax2.plot(
+            np.arange(1, len(ev) + 1),
+            np.maximum(ev, 1e-12),
+            color=COLORS[i],
+            marker="o",
+            markersize=2,
+            linewidth=1,
+            linestyle="--" if arm == "ZCA-whitened" else "-",
+            label=arm,
+        )
     ax2.set_yscale("log")
     ax2.set_xlabel("eigenvalue rank")
     ax2.set_ylabel("eigenvalue of E[x̃x̃ᵀ]")
@@ -169,7 +195,10 @@ def _plots(curves: dict[str, tuple[np.ndarray, np.ndarray]], spectra: dict[str, 
     ax2.legend(fontsize=7)
     return [
         ("Training loss per step (seed 0); the whitened inputs reach the target first", figure_to_svg(fig)),
-        ("Eigenvalues of the inputs' second-moment matrix: their spread (κ) sets how many steps gradient descent needs", figure_to_svg(spec)),
+        (
+            "Eigenvalues of the inputs' second-moment matrix: their spread (κ) sets how many steps gradient descent needs",
+            figure_to_svg(spec),
+        ),
     ]
 
 
@@ -182,8 +211,13 @@ EXPERIMENT = Experiment(
         '000 §7.4 数据预处理: "标准化 … x̂ = (x − μ)/σ"; "白化（Whitening）：降低输入数据之间的冗余性，并使所有特征具有相同方差。主要实现方式：主成分分析". LeCun et al. (1998), Efficient BackProp §4.3 (paraphrased): inputs whose mean is near zero, with equal variances and decorrelated, speed up gradient descent.'
     ),
     protocol=(
-        Protocol('model', 'softmax regression on the 8×8 digits, full-batch GD at lr = 2/λmax(A)', 'a linear unit / quadratic bowl (LeCun §4.3)', "the theory's own model"),
-        Protocol('metric', 'log2 steps to a training loss of 0.2 nats', 'convergence speed (condition number)'),
-        Protocol('runs', '3 seeds (the initial weights)', '—'),
+        Protocol(
+            "model",
+            "softmax regression on the 8×8 digits, full-batch GD at lr = 2/λmax(A)",
+            "a linear unit / quadratic bowl (LeCun §4.3)",
+            "the theory's own model",
+        ),
+        Protocol("metric", "log2 steps to a training loss of 0.2 nats", "convergence speed (condition number)"),
+        Protocol("runs", "3 seeds (the initial weights)", "—"),
     ),
 )

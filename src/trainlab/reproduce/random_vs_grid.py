@@ -89,7 +89,9 @@ def _search(ctx: Context) -> tuple[dict[str, list[float]], dict[str, list[np.nda
         for seed in range(ctx.seeds):
             ctx.log(f"{NAME}: {label} search, seed {seed}")
             c = optimum(seed)
-            study = minimize(lambda p, c=c: objective(p, c), search_space(grid), sampler=sampler, n_trials=BUDGET, seed=seed)
+            study = minimize(
+                lambda p, c=c: objective(p, c), search_space(grid), sampler=sampler, n_trials=BUDGET, seed=seed
+            )
             values = [t.value for t in study.trials]
             regrets[label].append(float(min(values)))
             traces[label].append(best_so_far(values))
@@ -133,7 +135,16 @@ def _hyperband_arm(ctx: Context, seed: int, pruned: bool) -> list[list[tuple[int
     pruner = Hyperband(max_resource=s.total_steps, eta=3, min_resource=s.steps_per_epoch) if pruned else NoPruner()
     space = {"optim.lr": Float(1e-5, 1.0, log=True), "model.dropout": Float(0.0, 0.9)}
     arm = "hyperband" if pruned else "full"
-    study = Study(f"{NAME}/{arm}/seed{seed}", space, sampler=Random(), pruner=pruner, direction="maximize", storage=":memory:", seed=seed, metric="val_acc")
+    study = Study(
+        f"{NAME}/{arm}/seed{seed}",
+        space,
+        sampler=Random(),
+        pruner=pruner,
+        direction="maximize",
+        storage=":memory:",
+        seed=seed,
+        metric="val_acc",
+    )
     evaluations: list[list[tuple[int, float]]] = []
 
     def train(trial) -> float:
@@ -159,13 +170,20 @@ def _target(ctx: Context) -> float:
 
 
 def _hyperband(ctx: Context) -> dict[str, dict[str, list]]:
-    out: dict[str, dict[str, list]] = {arm: {"steps": [], "reached": [], "trials": [], "evaluations": []} for arm in ("full", "hyperband")}
+    out: dict[str, dict[str, list]] = {
+        arm: {"steps": [], "reached": [], "trials": [], "evaluations": []} for arm in ("full", "hyperband")
+    }
     for seed in range(ctx.seeds):
         for arm in out:
             ctx.log(f"{NAME}: random search, {'Hyperband' if arm == 'hyperband' else 'no pruning'}, seed {seed}")
             evaluations = _hyperband_arm(ctx, seed, pruned=arm == "hyperband")
             steps, reached = compute_to_target(evaluations, _target(ctx))
-            for key, value in (("steps", steps), ("reached", reached), ("trials", len(evaluations)), ("evaluations", evaluations)):
+            for key, value in (
+                ("steps", steps),
+                ("reached", reached),
+                ("trials", len(evaluations)),
+                ("evaluations", evaluations),
+            ):
                 out[arm][key].append(value)
     return out
 
@@ -182,7 +200,12 @@ def _run(ctx: Context) -> Outcome:
         less(log_regret["random"], log_regret["grid"], margin=MARGIN, what="log10 regret random - grid"),
         less(log_regret["BO (GP-EI)"], log_regret["random"], margin=MARGIN, what="log10 regret BO - random"),
         less(log_regret["BO (GP-EI)"], log_regret["grid"], margin=MARGIN, what="log10 regret BO - grid"),
-        less(log_steps["hyperband"], log_steps["full"], margin=MARGIN, what=f"log10 steps to val_acc {_target(ctx)}, Hyperband - no pruning"),
+        less(
+            log_steps["hyperband"],
+            log_steps["full"],
+            margin=MARGIN,
+            what=f"log10 steps to val_acc {_target(ctx)}, Hyperband - no pruning",
+        ),
     ]
     holds, statement = all_hold(*checks)
     figures = {
@@ -199,7 +222,14 @@ def _run(ctx: Context) -> Outcome:
         (
             f"Regret after {BUDGET} trials (log10, mean ± std over seeds)",
             ["sampler", "mean log10 regret", "median regret"],
-            [[k, f"{np.mean(v):.2f} ± {np.std(v, ddof=1) if len(v) > 1 else 0.0:.2f}", f"{np.median(regrets[k]):.2e}"] for k, v in log_regret.items()],
+            [
+                [
+                    k,
+                    f"{np.mean(v):.2f} ± {np.std(v, ddof=1) if len(v) > 1 else 0.0:.2f}",
+                    f"{np.median(regrets[k]):.2e}",
+                ]
+                for k, v in log_regret.items()
+            ],
         ),
         (
             f"Random search on MNIST-1D: optimizer steps until val_acc ≥ {_target(ctx)}",
@@ -208,7 +238,7 @@ def _run(ctx: Context) -> Outcome:
         ),
     ]
     plots = [_projection_plot(points), _regret_plot(traces), _compute_plot(hb)]
-    return Outcome(holds=holds, statement=statement, figures=figures, tables=tables, plots=plots)
+    return Outcome(holds=holds, statement=statement, figures=figures, tables=tables, plots=plots)  # type: ignore[arg-type]
 
 
 def _spent(arm: dict[str, list], seed: int) -> str:
@@ -224,7 +254,14 @@ def _projection_plot(points: dict[str, Any]) -> tuple[str, str]:
     grid = np.linspace(0, 1, 101)
     xx, yy = np.meshgrid(grid, grid)
     for i, (ax, (label, pts)) in enumerate(zip(axes, points.items())):
-        ax.contour(xx, yy, WEIGHTS[0] * (xx - c[0]) ** 2 + WEIGHTS[1] * (yy - c[1]) ** 2, levels=8, colors="#bbbbbb", linewidths=0.6)
+        ax.contour(
+            xx,
+            yy,
+            WEIGHTS[0] * (xx - c[0]) ** 2 + WEIGHTS[1] * (yy - c[1]) ** 2,
+            levels=8,
+            colors="#bbbbbb",
+            linewidths=0.6,
+        )
         p = np.asarray(pts)
         ax.scatter(p[:, 0], p[:, 1], s=12, color=COLORS[i])
         ax.scatter([c[0]], [c[1]], marker="*", s=80, color="black")
@@ -260,7 +297,9 @@ def _compute_plot(hb: dict[str, dict[str, list]]) -> tuple[str, str]:
                 spent += evaluations[-1][0] if evaluations else 0
             curves.append((np.asarray(xs), np.asarray(ys)))
         series["Hyperband" if arm == "hyperband" else "no pruning"] = curves
-    fig = band_figure(series, title="Random search on MNIST-1D", ylabel="best val accuracy so far", xlabel="optimizer steps spent")
+    fig = band_figure(
+        series, title="Random search on MNIST-1D", ylabel="best val accuracy so far", xlabel="optimizer steps spent"
+    )
     return ("Best validation accuracy against compute spent, until the target is reached", figure_to_svg(fig))
 
 
@@ -277,9 +316,19 @@ EXPERIMENT = Experiment(
         '000 §7.6.2: "随机搜索（Random Search）：有些参数影响较小，用网格搜成本高，所以对超参数进行随机组合"; §7.6.3 贝叶斯优化: "根据已实验的超参组合，预测下一个可能最大收益的组合"; §7.6.4 动态资源分配: "较早估计出一组配置的效果会比较差，就可以中止这组配置的评估". Bergstra & Bengio (2012) §2 (paraphrased): with low effective dimensionality random search finds better configurations than grid search with the same number of trials.'
     ),
     protocol=(
-        Protocol('objective', 'a 3-D quadratic, two important parameters and one that barely matters; 27 trials', 'neural nets on MNIST variants (Bergstra & Bengio §4)', 'cheap, exact regret'),
-        Protocol('grid', '3 × 3 × 3 at the cell centres', 'grids from earlier studies'),
-        Protocol('Hyperband', 'MLP on MNIST-1D, η = 3, 1–9 epochs, until val acc 0.55', 'Li et al. (2018): CIFAR-10, SVHN, … , η = 3', 'CPU scale'),
-        Protocol('runs', '5 seeds', 'many repetitions (Bergstra & Bengio box plots)'),
+        Protocol(
+            "objective",
+            "a 3-D quadratic, two important parameters and one that barely matters; 27 trials",
+            "neural nets on MNIST variants (Bergstra & Bengio §4)",
+            "cheap, exact regret",
+        ),
+        Protocol("grid", "3 × 3 × 3 at the cell centres", "grids from earlier studies"),
+        Protocol(
+            "Hyperband",
+            "MLP on MNIST-1D, η = 3, 1–9 epochs, until val acc 0.55",
+            "Li et al. (2018): CIFAR-10, SVHN, … , η = 3",
+            "CPU scale",
+        ),
+        Protocol("runs", "5 seeds", "many repetitions (Bergstra & Bengio box plots)"),
     ),
 )

@@ -38,7 +38,10 @@ class Runs:
 
     def final(self, label: str, key: str) -> list[float]:
         """``final[key]`` of each seed's run of ``label`` (NaN where the run has none, e.g. diverged)."""
-        return [float(r.final.get(key, np.nan)) if r.final.get(key) is not None else float("nan") for r in self.records[label]]
+        return [
+            float(r.final.get(key, np.nan)) if r.final.get(key) is not None else float("nan")
+            for r in self.records[label]
+        ]
 
     def status(self, label: str) -> list[str]:
         return [r.status for r in self.records[label]]
@@ -52,7 +55,9 @@ class Runs:
         return trained_model(self.store, self.records[label][seed_index])
 
 
-def comparison(ctx: Context, name: str, configs: Mapping[str, Mapping[str, Any]], seeds: Sequence[int] | None = None) -> RunConfig:
+def comparison(
+    ctx: Context, name: str, configs: Mapping[str, Mapping[str, Any]], seeds: Sequence[int] | None = None
+) -> RunConfig:
     """The comparison config of a sweep: one named variant per ``configs`` entry (its whole
     config as overrides of the defaults), ``seeds`` (default ``range(ctx.seeds)``), named
     after the experiment's group."""
@@ -61,20 +66,22 @@ def comparison(ctx: Context, name: str, configs: Mapping[str, Mapping[str, Any]]
     return load_config({"name": ctx.group(name), "compare": {"seeds": seed_list, "variants": variants}})
 
 
-def sweep(ctx: Context, name: str, configs: Mapping[str, Mapping[str, Any]], seeds: Sequence[int] | None = None) -> Runs:
+def sweep(
+    ctx: Context, name: str, configs: Mapping[str, Mapping[str, Any]], seeds: Sequence[int] | None = None
+) -> Runs:
     """Run every configuration of ``configs`` (label -> run config without seed and name)
     over ``seeds`` (default: the context's) as one comparison, skipping the runs the store
     already has a result for; returns their records by label and seed."""
     cfg = comparison(ctx, name, configs, seeds)
-    seed_list = list(cfg.compare["seeds"])
+    seed_list = list(cfg.compare["seeds"])  # type: ignore[index]
     planned = plan(cfg)
     ctx.log(f"{name}: {len(planned)} runs ({len(configs)} configurations × {len(seed_list)} seeds)")
     records = run_comparison(cfg, store=ctx.store, jobs=ctx.jobs, quiet=True)
     by_hash: dict[str, RunRecord] = {}
     for r in records:  # the latest run with a result of each config hash
-        if r.status in RESULTS and r.config_hash is not None:
-            if r.config_hash not in by_hash or r.created_at >= by_hash[r.config_hash].created_at:
-                by_hash[r.config_hash] = r
+        known = by_hash.get(r.config_hash) if r.config_hash is not None else None
+        if r.status in RESULTS and r.config_hash is not None and (known is None or r.created_at >= known.created_at):
+            by_hash[r.config_hash] = r
     out: dict[str, list[RunRecord]] = {label: [] for label in configs}
     for variant, run_cfg in planned:
         record = by_hash.get(run_cfg.hash())

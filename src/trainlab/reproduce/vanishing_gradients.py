@@ -60,7 +60,12 @@ def config(arm: str, seed: int, quick: bool) -> dict[str, Any]:
     return {
         "name": f"{NAME}/{activation}",
         "seed": seed,
-        "data": {"name": "mnist1d", "batch_size": 128, "preprocess": "standardize", **({"subset": 1000} if quick else {})},
+        "data": {
+            "name": "mnist1d",
+            "batch_size": 128,
+            "preprocess": "standardize",
+            **({"subset": 1000} if quick else {}),
+        },
         "model": {"name": "mlp", "hidden": [WIDTH] * DEPTH, "activation": activation, "init": scheme},
         "optim": {"name": "sgd", "lr": 0.01, "momentum": 0.9},
         "train": {"epochs": 3 if quick else 10, "threads": 1},
@@ -140,15 +145,29 @@ def _run(ctx: Context) -> Outcome:
 def _plots(profiles, curves, histories) -> list[tuple[str, str]]:
     from trainlab.report.plots import band_figure, figure_to_svg, heatmap_figure
 
-    grads = per_layer_figure({a: [p["grad_norm"] for p in profiles[a]] for a in ARMS}, title="Gradient norm of each layer at init", ylabel="‖∂L/∂θ_l‖")
-    stds = per_layer_figure({a: [p["act_std"] for p in profiles[a]] for a in ARMS}, title="Std of each layer's output at init", ylabel="activation std")
+    grads = per_layer_figure(
+        {a: [p["grad_norm"] for p in profiles[a]] for a in ARMS},
+        title="Gradient norm of each layer at init",
+        ylabel="‖∂L/∂θ_l‖",
+    )
+    stds = per_layer_figure(
+        {a: [p["act_std"] for p in profiles[a]] for a in ARMS},
+        title="Std of each layer's output at init",
+        ylabel="activation std",
+    )
     plots = [
         ("Gradient norm per layer at init (solid: geometric mean over seeds, faint: each seed)", figure_to_svg(grads)),
         ("Activation std per layer at init: SELU + LeCun stays near 1", figure_to_svg(stds)),
     ]
     for arm in ("sigmoid + Xavier", "ReLU + He"):
         steps, matrix = histories[arm]
-        fig = heatmap_figure(steps, [f"layer {i + 1}" for i in range(DEPTH)], matrix, title=f"{arm}: gradient norm per layer during training (log colour)", log=True)
+        fig = heatmap_figure(
+            steps,
+            [f"layer {i + 1}" for i in range(DEPTH)],
+            matrix,
+            title=f"{arm}: gradient norm per layer during training (log colour)",
+            log=True,
+        )
         plots.append((f"{arm}, seed 0: ‖∂L/∂θ_l‖ every {STATS_EVERY} steps", figure_to_svg(fig)))
     acc = band_figure({a: curves[a] for a in ARMS}, title=f"{DEPTH}-layer MLPs on MNIST-1D", ylabel="val accuracy")
     plots.append(("Validation accuracy while training (mean, 95% band) — not part of the claim", figure_to_svg(acc)))
@@ -164,9 +183,23 @@ EXPERIMENT = Experiment(
         '003 梯度消失和梯度爆炸: "梯度消失 原因：隐藏层数过多/采用了不合适的激活函数 - 换用Relu激活函数 - BatchNormalization - 残差结构". Glorot & Bengio (2010) §4 (paraphrased): with the standard init, back-propagated gradients of sigmoid/tanh nets shrink towards the input layers. Klambauer et al. (2017) Theorem 1: SELU with normalized weights maps (mean, variance) towards the fixed point (0, 1).'
     ),
     protocol=(
-        Protocol('model', 'MLP 40 → 20 × [100] → 10: sigmoid + Xavier (gain 4), ReLU + He, SELU + LeCun normal', 'Glorot: 5-layer nets of 1000 units; Klambauer: SNNs up to 32 layers', "deeper than Glorot's nets so the effect is large on a log scale"),
-        Protocol('data', 'MNIST-1D, standardized, 512 samples at init', 'Shapeset-3×2 and others (Glorot); UCI, Tox21, HTRU2 (Klambauer)', 'CPU scale'),
-        Protocol('metric', 'g = log10 ‖∂L/∂θ₁‖/‖∂L/∂θ₂₀‖ at init; SELU: mean and std of the last hidden layer', 'per-layer histograms of back-propagated gradients (Glorot Fig. 7); the fixed point (Klambauer)'),
-        Protocol('runs', '3 seeds', 'single nets'),
+        Protocol(
+            "model",
+            "MLP 40 → 20 × [100] → 10: sigmoid + Xavier (gain 4), ReLU + He, SELU + LeCun normal",
+            "Glorot: 5-layer nets of 1000 units; Klambauer: SNNs up to 32 layers",
+            "deeper than Glorot's nets so the effect is large on a log scale",
+        ),
+        Protocol(
+            "data",
+            "MNIST-1D, standardized, 512 samples at init",
+            "Shapeset-3×2 and others (Glorot); UCI, Tox21, HTRU2 (Klambauer)",
+            "CPU scale",
+        ),
+        Protocol(
+            "metric",
+            "g = log10 ‖∂L/∂θ₁‖/‖∂L/∂θ₂₀‖ at init; SELU: mean and std of the last hidden layer",
+            "per-layer histograms of back-propagated gradients (Glorot Fig. 7); the fixed point (Klambauer)",
+        ),
+        Protocol("runs", "3 seeds", "single nets"),
     ),
 )

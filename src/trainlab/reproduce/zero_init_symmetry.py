@@ -44,7 +44,7 @@ def _run(ctx: Context) -> Outcome:
         for seed in range(ctx.seeds):
             ctx.log(f"zero-init-symmetry: {scheme}, seed {seed}")
             result = run(_config(scheme, seed, ctx.quick), store=ctx.store, group=ctx.group("zero-init-symmetry"))
-            layers = [b.layer.weight for b in result.model.blocks]
+            layers = [b.layer.weight for b in result.model.blocks]  # type: ignore[union-attr]
             spreads[scheme].append(max(unit_spread(w) for w in layers))
             moved[scheme].append(min(float(w.detach().norm()) for w in layers))
             accs[scheme].append(result.final["val_acc"])
@@ -64,7 +64,10 @@ def _run(ctx: Context) -> Outcome:
             (
                 "Hidden-unit spread after training (0 = all units of a layer identical)",
                 ["init", "max spread over seeds", "min weight norm", "val_acc (mean)"],
-                [[s, f"{max(spreads[s]):.3g}", f"{min(moved[s]):.3g}", f"{sum(accs[s]) / len(accs[s]):.3f}"] for s in SCHEMES],
+                [
+                    [s, f"{max(spreads[s]):.3g}", f"{min(moved[s]):.3g}", f"{sum(accs[s]) / len(accs[s]):.3f}"]
+                    for s in SCHEMES
+                ],
             )
         ],
     )
@@ -79,8 +82,17 @@ EXPERIMENT = Experiment(
         '004 常数(零值)初始化: "任意常数初始化方法性能都不好,甚至无法训练 … 反向传播算法更新参数时,各参数各维度导数一致、更新后权值一致 … 各神经元在演化过程中对称,无法学习不同特征,退化为单神经元". 002: "对称权重问题：前馈神经网络中同一层权重初始化为相同值 … 由于对称性，保持 a1 = a2 ⇒ 神经元输出没有区分性".'
     ),
     protocol=(
-        Protocol("source's evidence", "a trained sigmoid MLP, its hidden units' weight vectors compared", 'an argument (the gradient of every unit of a layer is the same), no experiment', 'the argument made measurable'),
-        Protocol('metric', "spread of the hidden units' incoming weights after training (max distance to their mean), and that the weights moved", 'units stay identical ("退化为单神经元")'),
-        Protocol('runs', '3 seeds', '—'),
+        Protocol(
+            "source's evidence",
+            "a trained sigmoid MLP, its hidden units' weight vectors compared",
+            "an argument (the gradient of every unit of a layer is the same), no experiment",
+            "the argument made measurable",
+        ),
+        Protocol(
+            "metric",
+            "spread of the hidden units' incoming weights after training (max distance to their mean), and that the weights moved",
+            'units stay identical ("退化为单神经元")',
+        ),
+        Protocol("runs", "3 seeds", "—"),
     ),
 )

@@ -33,7 +33,9 @@ class BestTracker:
     def update(self, step: int, metrics: dict[str, float]) -> bool:
         """Return True when ``metrics[monitor]`` improves on the best by more than min_delta."""
         if self.monitor not in metrics:
-            raise ConfigError(f"monitor '{self.monitor}' is not an evaluation metric; choose one of: {', '.join(sorted(metrics))}")
+            raise ConfigError(
+                f"monitor '{self.monitor}' is not an evaluation metric; choose one of: {', '.join(sorted(metrics))}"
+            )
         value = metrics[self.monitor]
         better = is_better(value, self.best, self.mode, self.min_delta)
         if better:
@@ -55,7 +57,14 @@ class EarlyStopping(Callback):
     validation curve — since further training fits noise of the training set.
     """
 
-    def __init__(self, monitor: str = "val_loss", mode: str = "auto", patience: int = 10, min_delta: float = 0.0, restore_best: bool = True):
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        mode: str = "auto",
+        patience: int = 10,
+        min_delta: float = 0.0,
+        restore_best: bool = True,
+    ):
         if patience < 1:
             raise ConfigError(f"patience must be >= 1, got {patience}")
         self.tracker = BestTracker(monitor, mode, min_delta)
@@ -77,7 +86,9 @@ class EarlyStopping(Callback):
         self.wait += 1
         if self.wait >= self.patience:
             self.stopped_step = step
-            trainer.request_stop(f"early stopping: {self.tracker.monitor} did not improve for {self.patience} evaluations")
+            trainer.request_stop(
+                f"early stopping: {self.tracker.monitor} did not improve for {self.patience} evaluations"
+            )
 
     def on_fit_end(self, trainer: Trainer, result: RunResult) -> None:
         if self.restore_best and self.best_state is not None:
@@ -86,7 +97,12 @@ class EarlyStopping(Callback):
         result.final["early_stopping_stopped_step"] = self.stopped_step
 
     def state_dict(self) -> dict[str, Any]:
-        return {"tracker": self.tracker.state_dict(), "wait": self.wait, "stopped_step": self.stopped_step, "best_state": self.best_state}
+        return {
+            "tracker": self.tracker.state_dict(),
+            "wait": self.wait,
+            "stopped_step": self.stopped_step,
+            "best_state": self.best_state,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.tracker.load_state_dict(state["tracker"])

@@ -44,7 +44,11 @@ def rng_state() -> dict[str, Any]:
         "numpy": [name, torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos), int(has_gauss), float(cached)],
         "torch": torch.get_rng_state(),
         # every CUDA device's generator, once CUDA is in use (dropout masks on the GPU come from it)
-        **({"cuda": torch.cuda.get_rng_state_all()} if torch.cuda.is_available() and torch.cuda.is_initialized() else {}),
+        **(
+            {"cuda": torch.cuda.get_rng_state_all()}
+            if torch.cuda.is_available() and torch.cuda.is_initialized()
+            else {}
+        ),
     }
 
 
@@ -59,7 +63,19 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(states)
 
 
-KEYS = ("model", "optimizer", "step", "epoch", "batches", "aug_gen", "history", "window", "best", "callbacks", "rng")  # what a resume reads
+KEYS = (
+    "model",
+    "optimizer",
+    "step",
+    "epoch",
+    "batches",
+    "aug_gen",
+    "history",
+    "window",
+    "best",
+    "callbacks",
+    "rng",
+)  # what a resume reads
 
 
 def previous_path(path: str | Path) -> Path:
@@ -81,7 +97,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return torch_load(path)
 
 
-def _problem(path: Path, check: Callable[[dict[str, Any]], str | None] | None) -> tuple[dict[str, Any] | None, str | None]:
+def _problem(
+    path: Path, check: Callable[[dict[str, Any]], str | None] | None
+) -> tuple[dict[str, Any] | None, str | None]:
     """(state, None) for a usable checkpoint, else (None, why not: a phrase after "is")."""
     if not path.is_file():
         return None, "missing"

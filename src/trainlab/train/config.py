@@ -57,8 +57,12 @@ class Section(BaseModel):
 
 class DataConfig(Section):
     name: str = "mnist1d"
-    target: str | None = Field(None, description='your data: "module:function" or "path/file.py:function" returning (train, val, test)')
-    args: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of data.target (or a registered data set)")
+    target: str | None = Field(
+        None, description='your data: "module:function" or "path/file.py:function" returning (train, val, test)'
+    )
+    args: dict[str, Any] = Field(
+        default_factory=dict, description="keyword arguments of data.target (or a registered data set)"
+    )
     python: str | None = Field(None, description="set by trainlab.fit: the Python data it was given (never imported)")
     batch_size: PositiveInt = 128
     eval_batch_size: PositiveInt = 1000
@@ -82,43 +86,73 @@ class DataConfig(Section):
     data_seed: int | None = Field(None, ge=0, lt=2**32)
 
     def loader_options(self) -> dict[str, Any]:
-        keys = ("path", "labels", "label_column", "x_key", "y_key", "n_samples", "seq_len", "classes", "noise", "data_seed")
+        keys = (
+            "path",
+            "labels",
+            "label_column",
+            "x_key",
+            "y_key",
+            "n_samples",
+            "seq_len",
+            "classes",
+            "noise",
+            "data_seed",
+        )
         return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
 
 
 class ModelConfig(Section):
     name: str = "mlp"
-    target: str | None = Field(None, description='your model: "module:Class" or "path/file.py:Class" (model.name is then unused)')
-    args: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of model.target (or a registered model)")
+    target: str | None = Field(
+        None, description='your model: "module:Class" or "path/file.py:Class" (model.name is then unused)'
+    )
+    args: dict[str, Any] = Field(
+        default_factory=dict, description="keyword arguments of model.target (or a registered model)"
+    )
     python: str | None = Field(None, description="set by trainlab.fit: the Python model it was given (never imported)")
-    init_from: str | None = Field(None, description="start from these weights: a run id of this store, or a state_dict / checkpoint file")
+    init_from: str | None = Field(
+        None, description="start from these weights: a run id of this store, or a state_dict / checkpoint file"
+    )
     forget_bias: float | None = Field(None, description="LSTM forget-gate bias at initialization (the notes: 1 or 2)")
     hidden: list[PositiveInt] = Field(default_factory=lambda: [256, 256])
     activation: str = "relu"
     norm: str = "none"
     num_groups: PositiveInt = 8
-    dropout: float = Field(0.0, ge=0, lt=1, description="DROP probability (torch's convention; the notes' p is a keep probability)")
+    dropout: float = Field(
+        0.0, ge=0, lt=1, description="DROP probability (torch's convention; the notes' p is a keep probability)"
+    )
     dropout_type: Literal["standard", "alpha", "dropconnect", "naive", "variational"] = "standard"
     residual: bool = False
     bias: bool = True
     channels: list[PositiveInt] = Field(default_factory=lambda: [32, 32])
     kernel_size: PositiveInt | list[PositiveInt] = Field(5, description="CNN: one kernel size, or one per conv layer")
-    padding: NonNegativeInt | list[NonNegativeInt] | None = Field(None, description="CNN zero padding, one or per layer; default kernel_size // 2")
+    padding: NonNegativeInt | list[NonNegativeInt] | None = Field(
+        None, description="CNN zero padding, one or per layer; default kernel_size // 2"
+    )
     stride: PositiveInt = 2
     bidirectional: bool = Field(False, description="RNN: also read the sequence backwards")
-    readout: Literal["last", "all"] = Field("last", description="RNN: the head reads the final state(s) or every step's outputs")
+    readout: Literal["last", "all"] = Field(
+        "last", description="RNN: the head reads the final state(s) or every step's outputs"
+    )
     init: str = "default"
     init_std: float | None = Field(None, gt=0)
     init_gain: float | None = Field(None, gt=0)
     init_bias: float | None = None
-    sync_bn: bool = Field(False, description="on N processes: batch-norm statistics over the global batch (SyncBatchNorm)")
+    sync_bn: bool = Field(
+        False, description="on N processes: batch-norm statistics over the global batch (SyncBatchNorm)"
+    )
 
 
 class LossConfig(Section):
     """``[loss]``: the task loss; by default cross-entropy for classes, MSE for regression."""
 
-    target: str | None = Field(None, description='your loss: "module:function" -> (outputs, targets) -> scalar, or a class made with args')
-    args: dict[str, Any] = Field(default_factory=dict, description="keyword arguments: a loss class is built with them, a function gets them on each call")
+    target: str | None = Field(
+        None, description='your loss: "module:function" -> (outputs, targets) -> scalar, or a class made with args'
+    )
+    args: dict[str, Any] = Field(
+        default_factory=dict,
+        description="keyword arguments: a loss class is built with them, a function gets them on each call",
+    )
     python: str | None = Field(None, description="set by trainlab.fit: the Python loss it was given (never imported)")
 
 
@@ -136,7 +170,9 @@ class OptimConfig(Section):
     name: str = "sgd"
     lr: float = Field(0.01, ge=0)
     decay_norm_and_bias: bool = Field(False, description="apply weight_decay to biases and norm parameters too")
-    scale_lr: Literal["none", "linear", "sqrt"] = Field("none", description="lr *= batch/base (linear rule, Goyal et al. 2017)")
+    scale_lr: Literal["none", "linear", "sqrt"] = Field(
+        "none", description="lr *= batch/base (linear rule, Goyal et al. 2017)"
+    )
     base_batch_size: PositiveInt = 256
 
     @model_validator(mode="after")
@@ -170,7 +206,7 @@ class OptimConfig(Section):
     def __getattr__(self, key: str) -> Any:
         """An optimizer option the config does not set reads as None (``cfg.optim.momentum``)."""
         try:
-            return super().__getattr__(key)
+            return super().__getattr__(key)  # type: ignore[misc]
         except AttributeError:
             if not key.startswith("_") and f"optim.{key}" in _optimizer_keys():
                 return None
@@ -209,8 +245,12 @@ class TrainConfig(Section):
     epochs: PositiveInt = 10
     max_steps: PositiveInt | None = Field(None, description="stop after this many optimizer steps")
     eval_every: int = Field(0, ge=0, description="evaluate every N steps; 0 = at the end of every epoch")
-    checkpoint_every: int = Field(0, ge=0, description="checkpoint every N steps; 0 = at evaluations, at most every checkpoint_seconds")
-    checkpoint_seconds: float = Field(30.0, ge=0, description="with checkpoint_every = 0: the least time between two checkpoints")
+    checkpoint_every: int = Field(
+        0, ge=0, description="checkpoint every N steps; 0 = at evaluations, at most every checkpoint_seconds"
+    )
+    checkpoint_seconds: float = Field(
+        30.0, ge=0, description="with checkpoint_every = 0: the least time between two checkpoints"
+    )
     log_every: PositiveInt = 10
     clip_norm: float | None = Field(None, gt=0)
     clip_value: float | None = Field(None, gt=0)
@@ -219,8 +259,12 @@ class TrainConfig(Section):
     early_stopping: EarlyStoppingConfig | None = None
     monitor: str = Field("val_loss", description="metric that defines the best step")
     device: str = Field("auto", description="auto (cuda, then mps, then cpu) | cpu | cuda | cuda:N | mps")
-    precision: Literal["32", "bf16", "16-mixed"] = Field("32", description="32 | bf16 (autocast) | 16-mixed (autocast + GradScaler)")
-    accumulate: PositiveInt = Field(1, description="micro-batches of data.batch_size per optimizer step (gradient accumulation)")
+    precision: Literal["32", "bf16", "16-mixed"] = Field(
+        "32", description="32 | bf16 (autocast) | 16-mixed (autocast + GradScaler)"
+    )
+    accumulate: PositiveInt = Field(
+        1, description="micro-batches of data.batch_size per optimizer step (gradient accumulation)"
+    )
     compile: bool = Field(False, description="torch.compile the model's forward")
     threads: PositiveInt | None = None
 
@@ -242,8 +286,10 @@ class RegularizeConfig(Section):
     l2: float = Field(0.0, ge=0)
     include_bias_and_norm: bool = False
     max_norm: float | None = Field(None, gt=0)
-    norm_bound: float | None = Field(None, gt=0, description="project the weights onto l_p(θ) <= norm_bound after each step (notes 000 §7.7.1)")
-    norm_bound_p: Literal[1, 2, "inf"] = Field(2, description="the p of norm_bound: 1, 2 or \"inf\"")
+    norm_bound: float | None = Field(
+        None, gt=0, description="project the weights onto l_p(θ) <= norm_bound after each step (notes 000 §7.7.1)"
+    )
+    norm_bound_p: Literal[1, 2, "inf"] = Field(2, description='the p of norm_bound: 1, 2 or "inf"')
 
 
 class DistillConfig(Section):
@@ -259,8 +305,12 @@ class DiagnoseConfig(Section):
 class LogConfig(Section):
     """``[log]``: mirrors of the run store (:mod:`trainlab.loggers`); not part of the config hash."""
 
-    to: list[Literal["csv", "tensorboard", "mlflow"]] = Field(default_factory=list, description='e.g. ["csv", "tensorboard"]')
-    dir: str | None = Field(None, description="tensorboard: root folder, one subfolder per run (default: the run's folder)")
+    to: list[Literal["csv", "tensorboard", "mlflow"]] = Field(
+        default_factory=list, description='e.g. ["csv", "tensorboard"]'
+    )
+    dir: str | None = Field(
+        None, description="tensorboard: root folder, one subfolder per run (default: the run's folder)"
+    )
     mlflow_uri: str | None = Field(None, description="mlflow: tracking URI (default $MLFLOW_TRACKING_URI or ./mlruns)")
     mlflow_experiment: str | None = Field(None, description="mlflow: experiment (default: the run's group or name)")
 
@@ -299,8 +349,12 @@ class RunConfig(Section):
     log: LogConfig = Field(default_factory=LogConfig)
     loss: LossConfig = Field(default_factory=LossConfig)
     search: dict[str, Any] | None = None
-    config_dir: str | None = Field(None, description="set when read: the config file's folder, where targets are imported from first")
-    sources: dict[str, Any] | None = Field(None, description="set when read: each target's file and SHA-256 (see trainlab.targets)")
+    config_dir: str | None = Field(
+        None, description="set when read: the config file's folder, where targets are imported from first"
+    )
+    sources: dict[str, Any] | None = Field(
+        None, description="set when read: each target's file and SHA-256 (see trainlab.targets)"
+    )
     compare: dict[str, Any] | None = None
 
     @field_validator("name")
@@ -314,14 +368,18 @@ class RunConfig(Section):
     @classmethod
     def _seed_in_range(cls, v: int) -> int:
         if not 0 <= v < SEED_LIMIT:
-            raise ValueError(f"must be in 0 .. 2**32-1 (NumPy's seed range: a larger seed would repeat a smaller one's run), got {v}")
+            raise ValueError(
+                f"must be in 0 .. 2**32-1 (NumPy's seed range: a larger seed would repeat a smaller one's run), got {v}"
+            )
         return v
 
     @model_validator(mode="after")
     def _check_names(self) -> RunConfig:
         _check_registry_names(self)
         if self.distill.teacher and self.train.label_smoothing > 0:
-            raise ValueError("train.label_smoothing cannot be combined with distill.teacher: the teacher's soft targets already replace the hard labels")
+            raise ValueError(
+                "train.label_smoothing cannot be combined with distill.teacher: the teacher's soft targets already replace the hard labels"
+            )
         return self
 
     # -- helpers ------------------------------------------------------------------------
@@ -407,8 +465,14 @@ def _check_registry_names(cfg: RunConfig) -> None:
         checks.append((key, value.lower() if key == "optim.name" else value, names))
     for key, value, names in checks:
         if value not in names:
-            own = f", or name your own with {key.split('.')[0]}.target = \"module:{value}\"" if key in ("model.name", "data.name") else ""
-            raise ValueError(f"{key}: unknown value '{value}'{did_you_mean(value, names)}; choose one of: {', '.join(sorted(names))}{own}")
+            own = (
+                f', or name your own with {key.split(".")[0]}.target = "module:{value}"'
+                if key in ("model.name", "data.name")
+                else ""
+            )
+            raise ValueError(
+                f"{key}: unknown value '{value}'{did_you_mean(value, names)}; choose one of: {', '.join(sorted(names))}{own}"
+            )
     from trainlab.optim import options as optimizer_options
 
     accepted = optimizer_options(cfg.optim.name)
@@ -450,7 +514,9 @@ def apply_overrides(config: dict[str, Any], overrides: Mapping[str, Any] | Seque
                 items.append((item[1:].strip(), _REMOVE))
                 continue
             if "=" not in item:
-                raise ConfigError(f"override '{item}' must look like key.sub=value (e.g. optim.lr=0.1), or ~key.sub to remove a key")
+                raise ConfigError(
+                    f"override '{item}' must look like key.sub=value (e.g. optim.lr=0.1), or ~key.sub to remove a key"
+                )
             key, _, value = item.partition("=")
             items.append((key.strip(), parse_value(value.strip())))
     for key, value in items:
@@ -530,7 +596,7 @@ def _with_sources(data: dict[str, Any]) -> dict[str, Any]:
     recorded = data.get("sources") if isinstance(data.get("sources"), Mapping) else {}
     sources = {}
     for section, target in named.items():
-        old = recorded.get(section)
+        old = recorded.get(section)  # type: ignore[union-attr]
         if isinstance(old, Mapping) and old.get("target") == target:
             sources[section] = dict(old)
         else:
@@ -558,7 +624,10 @@ def _plain(value: Any) -> Any:
 
 
 def _validate(data: dict[str, Any]) -> RunConfig:
-    if isinstance(data, dict) and (data.get("sources") or any(isinstance(data.get(s), Mapping) and data[s].get("target") for s in ("model", "data", "loss"))):
+    if isinstance(data, dict) and (
+        data.get("sources")
+        or any(isinstance(data.get(s), Mapping) and data[s].get("target") for s in ("model", "data", "loss"))
+    ):
         data = _with_sources(data)
     try:
         return RunConfig.model_validate(_plain(data))

@@ -135,7 +135,9 @@ def unsupported(cfg: RunConfig) -> str | None:
     return None
 
 
-def plan(configs: Sequence[RunConfig], *, min_size: int = 2, max_size: int | None = None) -> tuple[list[list[int]], dict[int, str]]:
+def plan(
+    configs: Sequence[RunConfig], *, min_size: int = 2, max_size: int | None = None
+) -> tuple[list[list[int]], dict[int, str]]:
     """Split ``configs`` into populations (lists of indices, each of ``min_size`` to ``max_size``
     members sharing a :func:`structure_key`) and the rest, each with the reason it runs alone."""
     by_key: dict[str, list[int]] = {}
@@ -279,8 +281,10 @@ class _Net:
     """The batched forward pass of one member architecture, on parameters ``{name: [K, ...]}``
     named as in the member model (so a member's ``state_dict`` is one slice of each)."""
 
-    def __init__(self, cfg: RunConfig, model: torch.nn.Module, input_shape: tuple[int, ...], dropout: _Dropout):
+    def __init__(self, cfg: RunConfig, model: Any, input_shape: tuple[int, ...], dropout: _Dropout):
+        # model: a built member (trainlab.models), read by its submodules' names
         self.cfg, self.kind, self.drop = cfg.model, cfg.model.name, dropout
+        self.act: Any = None
         self.input_shape = input_shape
         if self.kind in ("mlp", "linear"):
             self.blocks = len(model.blocks)
@@ -310,7 +314,9 @@ class _Net:
         K = next(iter(P.values())).shape[0]
         if x.dim() == len(self.input_shape) + 1:
             x = x.unsqueeze(0).expand(K, *x.shape)
-        forward = {"mlp": self._mlp, "linear": self._mlp, "deep_linear": self._deep_linear, "cnn": self._cnn}.get(self.kind, self._rnn)
+        forward = {"mlp": self._mlp, "linear": self._mlp, "deep_linear": self._deep_linear, "cnn": self._cnn}.get(
+            self.kind, self._rnn
+        )
         return forward(P, x, training)
 
     def _mlp(self, P: dict[str, Tensor], x: Tensor, training: bool) -> Tensor:
@@ -329,10 +335,16 @@ class _Net:
     def _cnn(self, P: dict[str, Tensor], x: Tensor, training: bool) -> Tensor:
         # members side by side in the channel axis: [B, K*C, *spatial], one conv with groups=K
         K, B = x.shape[0], x.shape[1]
-        h = x.reshape(K, B, *self.sample_shape).transpose(0, 1).reshape(B, K * self.sample_shape[0], *self.sample_shape[1:])
+        h = (
+            x.reshape(K, B, *self.sample_shape)
+            .transpose(0, 1)
+            .reshape(B, K * self.sample_shape[0], *self.sample_shape[1:])
+        )
         for i, (stride, padding) in enumerate(self.conv):
             w, b = P[f"features.{i}.layer.weight"], P[f"features.{i}.layer.bias"]
-            h = self.act(self.convf(h, w.reshape(-1, *w.shape[2:]), b.reshape(-1), stride=stride, padding=padding, groups=K))
+            h = self.act(
+                self.convf(h, w.reshape(-1, *w.shape[2:]), b.reshape(-1), stride=stride, padding=padding, groups=K)
+            )
             if self.drop.active(training):
                 spatial = h.shape[2:]
                 per_member = h.reshape(B, K, -1, *spatial).transpose(0, 1)  # [K, B, C, *spatial]
@@ -362,12 +374,12 @@ class _Net:
                 continue
             # the LSTM through autograd; [T, K, B, G] unbound once: one backward node (a slice
             # per step would give each step's gradient the whole tensor's size: O(T²))
-            gi = gi.unbind(0)
+            steps = gi.unbind(0)
             h = x.new_zeros(K, B, self.hidden)
             c = x.new_zeros(K, B, self.hidden)
             outputs = []
             for t in range(T):  # LSTM: gates i, f, g, o
-                i, f, g, o = torch.baddbmm(gi[t], h, w_hh).chunk(4, dim=-1)
+                i, f, g, o = torch.baddbmm(steps[t], h, w_hh).chunk(4, dim=-1)
                 c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
                 h = torch.sigmoid(o) * torch.tanh(c)
                 if layer < self.layers - 1:
@@ -406,7 +418,14 @@ class Population:
         [r.final["val_loss"] for r in results]
     """
 
-    def __init__(self, configs: Sequence[RunConfig | dict | str], *, store: Store | None = None, group: str | None = None, quiet: bool = True):
+    def __init__(
+        self,
+        configs: Sequence[RunConfig | dict | str],
+        *,
+        store: Store | None = None,
+        group: str | None = None,
+        quiet: bool = True,
+    ):
         self.configs = [load_config(c) for c in configs]
         if not self.configs:
             raise ValueError("a population needs at least one member")
@@ -416,7 +435,9 @@ class Population:
                 raise ValueError(f"run '{cfg.name}' (seed {cfg.seed}) cannot train in a population: {reason}")
         keys = {structure_key(c) for c in self.configs}
         if len(keys) > 1:
-            raise ValueError("the members of a population must differ only in seed, name, schedule and " + ", ".join(VECTOR_KEYS))
+            raise ValueError(
+                "the members of a population must differ only in seed, name, schedule and " + ", ".join(VECTOR_KEYS)
+            )
         self.store = store or Store()
         self.group, self.quiet = group, quiet
 
@@ -442,7 +463,9 @@ class Population:
         # 2-D weights (linear maps) are stacked transposed, [K, in, out]: see `linear`
         self.transposed = {n for n, p in s0.model.named_parameters() if p.dim() == 2}
         self.params = {
-            n: torch.stack([_layout(dict(s.model.named_parameters())[n].detach(), n in self.transposed) for s in self.setups]).requires_grad_()
+            n: torch.stack(
+                [_layout(dict(s.model.named_parameters())[n].detach(), n in self.transposed) for s in self.setups]
+            ).requires_grad_()
             for n in names.values()
         }
         self.dropout = _Dropout([c.model.dropout for c in self.configs], self.generators)
@@ -466,7 +489,7 @@ class Population:
                 if key != "params":
                     stacked[key] = _member_values([s.optimizer.param_groups[gi][key] for s in self.setups])
             groups.append(stacked)
-        return type(opt0)(groups)
+        return type(opt0)(groups)  # type: ignore[call-arg]  # trainlab optimizers default every option
 
     # -- per-step pieces --------------------------------------------------------------------
     def _lr(self, step: int) -> Tensor:
@@ -502,7 +525,9 @@ class Population:
         grads = [p.grad for p in self.params.values() if p.grad is not None]
         K = len(self.alive)
         if any(self.clip_norm[k] is not None for k in self.alive):
-            norms = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.reshape(K, -1), dim=1) for g in grads]), dim=0)
+            norms = torch.linalg.vector_norm(
+                torch.stack([torch.linalg.vector_norm(g.reshape(K, -1), dim=1) for g in grads]), dim=0
+            )
             bound = torch.tensor([self.clip_norm[k] or math.inf for k in self.alive], dtype=norms.dtype)
             scale = torch.clamp(bound / (norms + 1e-6), max=1.0)
             for g in grads:
@@ -545,7 +570,11 @@ class Population:
         if resume is None:
             self.population_id = uuid.uuid4().hex[:12]
             for cfg in self.configs:
-                self.run_ids.append(self.store.create_run(cfg.name, cfg.to_dict(), seed=cfg.seed, group=self.group, config_hash=cfg.hash()))
+                self.run_ids.append(
+                    self.store.create_run(
+                        cfg.name, cfg.to_dict(), seed=cfg.seed, group=self.group, config_hash=cfg.hash()
+                    )
+                )
         else:
             self._restore(resume)
         self.ckpt_path = self.store.artifact_root / "populations" / self.population_id / "checkpoint.pt"
@@ -561,7 +590,9 @@ class Population:
         except Exception as err:
             for k in self.alive:
                 self.buffers[k].flush()
-                self.store.finish_run(self.run_ids[k], "failed", final={"step": self.step}, message=f"{type(err).__name__}: {err}")
+                self.store.finish_run(
+                    self.run_ids[k], "failed", final={"step": self.step}, message=f"{type(err).__name__}: {err}"
+                )
             raise
         test = self.evaluate(self.data.x_test, self.data.y_test) if status == "completed" and self.alive else None
         for i, k in enumerate(list(self.alive)):
@@ -581,7 +612,9 @@ class Population:
 
         for k, s in enumerate(self.setups):
             if s.preprocessor is not None:
-                path = atomic_torch_save(self.store.run_dir(self.run_ids[k]) / "preprocessing.pt", s.preprocessor.state_dict())
+                path = atomic_torch_save(
+                    self.store.run_dir(self.run_ids[k]) / "preprocessing.pt", s.preprocessor.state_dict()
+                )
                 self.store.add_artifact(self.run_ids[k], "preprocessing", path)
 
     def _loop(self) -> tuple[str, str | None]:
@@ -619,7 +652,11 @@ class Population:
         finite = [math.isfinite(v) for v in values]
         dead = [k for i, k in enumerate(self.alive) if not finite[i]]
         for k in dead:  # finished as its sequential run is: before the update, at this step
-            kept = "no checkpoint was written before it" if self._checkpoint_step is None else f"the last good checkpoint (step {self._checkpoint_step}) is kept"
+            kept = (
+                "no checkpoint was written before it"
+                if self._checkpoint_step is None
+                else f"the last good checkpoint (step {self._checkpoint_step}) is kept"
+            )
             self._finish(k, "diverged", f"loss became non-finite at step {self.step + 1}; {kept}", None)
         total = losses.sum() if all(finite) else torch.where(torch.tensor(finite), losses, torch.zeros(())).sum()
         for p in self.params.values():
@@ -659,7 +696,7 @@ class Population:
         for group in self.optimizer.param_groups:
             groups.append({k: ([new_of[id(p)] for p in v] if k == "params" else select(v)) for k, v in group.items()})
         state = {new_of[id(p)]: {k: select(v) for k, v in s.items()} for p, s in self.optimizer.state.items()}
-        self.optimizer = type(self.optimizer)(groups)
+        self.optimizer = type(self.optimizer)(groups)  # type: ignore[call-arg]
         for p, s in state.items():
             self.optimizer.state[p] = s
         self.alive = [self.alive[i] for i in keep]
@@ -722,7 +759,10 @@ class Population:
     def _checkpoint_due(self, every: int, eval_every: int) -> bool:
         if every:
             return self.step % every == 0
-        return self.step % eval_every == 0 and time.monotonic() - self._last_checkpoint >= self.configs[0].train.checkpoint_seconds
+        return (
+            self.step % eval_every == 0
+            and time.monotonic() - self._last_checkpoint >= self.configs[0].train.checkpoint_seconds
+        )
 
     def _save_checkpoint(self) -> None:
         from trainlab.train.checkpoint import save_checkpoint
@@ -888,7 +928,11 @@ def _result_from_store(store: Store, run_id: str, cfg: RunConfig):
 
 
 def run_population(
-    configs: Sequence[RunConfig | dict | str], *, store: Store | str | None = None, group: str | None = None, quiet: bool = True
+    configs: Sequence[RunConfig | dict | str],
+    *,
+    store: Store | str | None = None,
+    group: str | None = None,
+    quiet: bool = True,
 ) -> list:
     """Train ``configs`` as one population (see :class:`Population`); returns their RunResults."""
     store = store if isinstance(store, Store) else Store(store)

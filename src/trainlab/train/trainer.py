@@ -104,7 +104,14 @@ def task_loss(num_classes: int) -> LossFn:
 
 def _prepare_data(cfg: RunConfig) -> tuple[Dataset, Any]:
     d = cfg.data
-    data = load_data(d.name, split_seed=d.split_seed, val_fraction=d.val_fraction, test_fraction=d.test_fraction, subset=d.subset, **d.loader_options())
+    data = load_data(
+        d.name,
+        split_seed=d.split_seed,
+        val_fraction=d.val_fraction,
+        test_fraction=d.test_fraction,
+        subset=d.subset,
+        **d.loader_options(),
+    )
     if len(data.x_val) == 0:
         raise ConfigError("data.val_fraction leaves no validation samples; evaluation needs some")
     preprocessor = None
@@ -112,8 +119,8 @@ def _prepare_data(cfg: RunConfig) -> tuple[Dataset, Any]:
         from trainlab.data.preprocessing import make_preprocessor
 
         preprocessor = make_preprocessor(d.preprocess)
-        preprocessor.fit(data.x_train)  # training split only: no information from val/test leaks in
-        data = data.map_x(preprocessor.transform)
+        preprocessor.fit(data.x_train)  # type: ignore[union-attr]  # training split only: no information from val/test leaks in
+        data = data.map_x(preprocessor.transform)  # type: ignore[union-attr]
     return data, preprocessor
 
 
@@ -121,7 +128,7 @@ def _load_teacher(cfg: RunConfig, store: Store | None) -> nn.Module:
     from trainlab._io import torch_load
 
     store = store or Store()
-    record = store.get_run(cfg.distill.teacher)
+    record = store.get_run(cfg.distill.teacher)  # type: ignore[arg-type]
     if record.status != "completed":
         raise ConfigError(f"distill.teacher: run {record.id} is {record.status}, not completed")
     from trainlab import targets
@@ -132,7 +139,11 @@ def _load_teacher(cfg: RunConfig, store: Store | None) -> nn.Module:
     data = build.data(teacher_cfg)
     if data is None:
         data, _ = _prepare_data(teacher_cfg)
-    teacher = build.model(teacher_cfg.model_copy(update={"model": teacher_cfg.model.model_copy(update={"init_from": None})}), data, store=store)
+    teacher = build.model(
+        teacher_cfg.model_copy(update={"model": teacher_cfg.model.model_copy(update={"init_from": None})}),
+        data,
+        store=store,
+    )
     ckpt = store.artifacts(record.id).get("checkpoint")
     if ckpt is None or not ckpt.exists():
         raise ConfigError(f"distill.teacher: run {record.id} has no checkpoint file")
@@ -164,7 +175,9 @@ def setup(config: RunConfig | dict | str, store: Store | None = None, parts: Any
             given = parts.optimizer
             optimizer = given if isinstance(given, torch.optim.Optimizer) else given(model.parameters())
             if not isinstance(optimizer, torch.optim.Optimizer):
-                raise ConfigError(f"optimizer: the callable returned {type(optimizer).__name__}, not a torch.optim.Optimizer")
+                raise ConfigError(
+                    f"optimizer: the callable returned {type(optimizer).__name__}, not a torch.optim.Optimizer"
+                )
             lr = optimizer.param_groups[0]["lr"]
         else:
             optimizer = trainlab.optim.create(cfg.optim.name, model, **options)
@@ -178,13 +191,19 @@ def setup(config: RunConfig | dict | str, store: Store | None = None, parts: Any
             "data.drop_last = true would drop the one batch; lower data.batch_size or set data.drop_last = false"
         )
     if isinstance(data, Dataset):
-        batches = BatchIterator(data.x_train, data.y_train, cfg.data.batch_size, drop_last=cfg.data.drop_last, seed=cfg.seed)
+        batches = BatchIterator(
+            data.x_train, data.y_train, cfg.data.batch_size, drop_last=cfg.data.drop_last, seed=cfg.seed
+        )
     else:
         batches = data.batches
     steps_per_epoch = -(-len(batches) // cfg.train.accumulate)  # optimizer steps: groups of `accumulate` batches
     total_steps = cfg.train.max_steps or cfg.train.epochs * steps_per_epoch
     schedule_options = cfg.schedule.options()
-    if cfg.optim.scale_lr != "none" and schedule_options.get("warmup_steps") and "warmup_start_lr" not in schedule_options:
+    if (
+        cfg.optim.scale_lr != "none"
+        and schedule_options.get("warmup_steps")
+        and "warmup_start_lr" not in schedule_options
+    ):
         # Goyal et al. (2017): warm up from the small-batch lr to the scaled one, not from 0
         schedule_options["warmup_start_lr"] = cfg.optim.lr
     schedule = trainlab.schedules.from_config(cfg.schedule.name, schedule_options, base_lr=lr, total_steps=total_steps)
@@ -196,19 +215,36 @@ def setup(config: RunConfig | dict | str, store: Store | None = None, parts: Any
     teacher = _load_teacher(cfg, store) if cfg.distill.teacher else None
     loss_fn = build.loss(cfg, data, parts)
     metrics = parts.metrics if parts is not None else None
-    return Setup(cfg, data, model, optimizer, schedule, loss_fn, batches, steps_per_epoch, total_steps, lr, augment, preprocessor, teacher, metrics)
+    return Setup(
+        cfg,
+        data,
+        model,
+        optimizer,
+        schedule,
+        loss_fn,
+        batches,
+        steps_per_epoch,
+        total_steps,
+        lr,
+        augment,
+        preprocessor,
+        teacher,
+        metrics,
+    )
 
 
 def _preprocess_user_data(cfg: RunConfig, data: Any) -> tuple[Any, Any]:
     if cfg.data.preprocess == "none":
         return data, None
     if not isinstance(data, Dataset):
-        raise ConfigError(f"data.preprocess = '{cfg.data.preprocess}' needs (X, y) arrays; a Dataset or DataLoader brings its own transforms")
+        raise ConfigError(
+            f"data.preprocess = '{cfg.data.preprocess}' needs (X, y) arrays; a Dataset or DataLoader brings its own transforms"
+        )
     from trainlab.data.preprocessing import make_preprocessor
 
     preprocessor = make_preprocessor(cfg.data.preprocess)
-    preprocessor.fit(data.x_train)
-    return data.map_x(preprocessor.transform), preprocessor
+    preprocessor.fit(data.x_train)  # type: ignore[union-attr]
+    return data.map_x(preprocessor.transform), preprocessor  # type: ignore[union-attr]
 
 
 class Trainer:
@@ -232,7 +268,9 @@ class Trainer:
         parts: Any = None,
     ):
         if isinstance(config, nn.Module) or data:  # what a new user tries first: point at the door for it
-            raise ConfigError("Trainer takes a run config; train your own model with trainlab.fit(model, train, val, ...) (docs/fit.md)")
+            raise ConfigError(
+                "Trainer takes a run config; train your own model with trainlab.fit(model, train, val, ...) (docs/fit.md)"
+            )
         self.config = load_config(config)
         self.parts = parts  # trainlab.fit's Python objects (trainlab.train.build.Parts)
         self.store = store or Store()
@@ -302,17 +340,21 @@ class Trainer:
         self.device = self.dist.device if self.dist is not None else resolve_device(cfg.train.device)
         check_precision(self.device, cfg.train.precision)
         if self.dist is not None and cfg.train.accumulate > 1:
-            raise ConfigError("train.accumulate > 1 is not supported with --nproc; raise data.batch_size or the process count instead")
+            raise ConfigError(
+                "train.accumulate > 1 is not supported with --nproc; raise data.batch_size or the process count instead"
+            )
         self.setup = setup(cfg, self.store, self.parts)
         s = self.setup
         self.model, self.optimizer = s.model.to(self.device), s.optimizer
         self._forward: nn.Module = self.model  # what a training step calls: DDP around the model on N ranks
-        if self.dist is not None:  # (X, y) and built-in data are sliced per rank; a user's Dataset is sharded where it loads
+        if (
+            self.dist is not None
+        ):  # (X, y) and built-in data are sliced per rank; a user's Dataset is sharded where it loads
             self.dist.prepare(s.data, s.batches, cfg.data.batch_size, cfg.data.drop_last)
             self._forward = self.dist.wrap(self.model, cfg.model.sync_bn)
             self.dist.seed(cfg.seed)
         if cfg.train.compile:
-            self._forward = torch.compile(self._forward)
+            self._forward = torch.compile(self._forward)  # type: ignore[assignment]
         self._autocast = autocast(self.device, cfg.train.precision)
         self.scaler = grad_scaler(self.device, cfg.train.precision)
         self.loss_fn = s.loss_fn
@@ -334,7 +376,9 @@ class Trainer:
             run_id = self.dist.run_id if self.dist is not None else None
 
             def create() -> str:
-                return self.store.create_run(cfg.name, cfg.to_dict(), seed=cfg.seed, group=self.group, config_hash=cfg.hash(), run_id=run_id)
+                return self.store.create_run(
+                    cfg.name, cfg.to_dict(), seed=cfg.seed, group=self.group, config_hash=cfg.hash(), run_id=run_id
+                )
 
             self.run_id = create() if self.dist is None else self.dist.from_rank0(create)  # rank 0 makes the one run
         else:
@@ -360,13 +404,18 @@ class Trainer:
                 if bad is not None:  # the interrupt came after a non-finite loss was computed
                     status, message = self._diverged(bad)
                 else:
-                    status, message = "interrupted", f"interrupted at step {self.step}; resume with `trainlab run --resume {self.run_id}`"
+                    status, message = (
+                        "interrupted",
+                        f"interrupted at step {self.step}; resume with `trainlab run --resume {self.run_id}`",
+                    )
                 if bad is None and self.dist is None:  # N ranks cannot meet for a checkpoint now: the last one stays
                     self._save_checkpoint()
             return self._finish(status, message, time.perf_counter() - start)
         except Exception as err:
             self.metrics.flush()
-            self.store.finish_run(self.run_id, "failed", final={"step": self.step}, message=f"{type(err).__name__}: {err}")
+            self.store.finish_run(
+                self.run_id, "failed", final={"step": self.step}, message=f"{type(err).__name__}: {err}"
+            )
             raise
 
     def _config_callbacks(self) -> list[Callback]:
@@ -389,7 +438,14 @@ class Trainer:
         if self.quiet:
             return nullcontext(None)
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         return Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
@@ -425,7 +481,9 @@ class Trainer:
                         self.metrics.add(step, extra)
                 end_of_run = step >= s.total_steps
                 evaluate = step % eval_every == 0 or end_of_run
-                checkpoint = self._stop_reason is None and not end_of_run and self._checkpoint_due(ckpt_every, eval_every)
+                checkpoint = (
+                    self._stop_reason is None and not end_of_run and self._checkpoint_due(ckpt_every, eval_every)
+                )
                 if step % log_every == 0 or evaluate or checkpoint or self._stop_reason is not None:
                     # the one place the step's numbers are read from the device
                     bad = self._drain()
@@ -466,7 +524,9 @@ class Trainer:
             with self._autocast:
                 out = self._forward(xb)
                 loss = self._train_loss(out, yb, xb)
-            classify = bool(self.setup.data.num_classes) and isinstance(out, torch.Tensor)  # a user's model may return more
+            classify = bool(self.setup.data.num_classes) and isinstance(
+                out, torch.Tensor
+            )  # a user's model may return more
             if self.dist is None:
                 value = loss.detach().float()
                 hits = (out.detach().argmax(-1) == yb).sum() if classify else None
@@ -474,7 +534,9 @@ class Trainer:
                 loss, value, hits = self.dist.reduce_step(loss, out, yb, classify)
             total = loss
             if reg.l1 or reg.l2:
-                total = loss + penalty(self.model, l1=reg.l1, l2=reg.l2, include_bias_and_norm=reg.include_bias_and_norm)
+                total = loss + penalty(
+                    self.model, l1=reg.l1, l2=reg.l2, include_bias_and_norm=reg.include_bias_and_norm
+                )
             if len(group) > 1:
                 weight = len(yb) / n_total
                 total, value = total * weight, value * weight
@@ -490,7 +552,7 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_before_step(self, self.step)
         logs: dict[str, Any] = {"loss": logged, "lr": self.optimizer.param_groups[0]["lr"]}
-        self._pending["loss"].append(logged)
+        self._pending["loss"].append(logged)  # type: ignore[arg-type]
         if cfg.train.clip_norm is not None or cfg.train.clip_value is not None:
             if scaler is not None:
                 scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
@@ -508,7 +570,9 @@ class Trainer:
         if reg.max_norm is not None:
             max_norm_(self.model, reg.max_norm, include_bias_and_norm=reg.include_bias_and_norm)
         if reg.norm_bound is not None:
-            project_lp_ball_(self.model, float(reg.norm_bound_p), reg.norm_bound, include_bias_and_norm=reg.include_bias_and_norm)
+            project_lp_ball_(
+                self.model, float(reg.norm_bound_p), reg.norm_bound, include_bias_and_norm=reg.include_bias_and_norm
+            )
         self._set_lr(self.step + 1)
         if correct is not None:
             self._pending["correct"].append(correct)
@@ -552,7 +616,11 @@ class Trainer:
         self.step = bad_step - 1
         self.metrics.flush()
         self.store.truncate_metrics(self.run_id, self.step)
-        kept = "no checkpoint was written before it" if self._checkpoint_step is None else f"the last good checkpoint (step {self._checkpoint_step}) is kept"
+        kept = (
+            "no checkpoint was written before it"
+            if self._checkpoint_step is None
+            else f"the last good checkpoint (step {self._checkpoint_step}) is kept"
+        )
         return "diverged", f"loss became non-finite at step {bad_step}; {kept}"
 
     def _training_loss_fn(self) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
@@ -677,7 +745,9 @@ class Trainer:
         def check(state: dict[str, Any]) -> str | None:
             saved_by = len(state.get("rank_rng", [None]))
             if saved_by != (self.dist.world_size if self.dist is not None else 1):
-                raise ConfigError(f"run {run_id} was checkpointed by {saved_by} process(es); resume it with --nproc {saved_by}")
+                raise ConfigError(
+                    f"run {run_id} was checkpointed by {saved_by} process(es); resume it with --nproc {saved_by}"
+                )
             return self._foreign(state, run_id)
 
         path = self.store.artifacts(run_id).get("checkpoint") or self.store.run_dir(run_id) / "checkpoint.pt"
@@ -698,16 +768,26 @@ class Trainer:
         speaks = self.dist is None or self.dist.rank == 0
         if state is None:
             if speaks:
-                warnings.warn(f"run {run_id} has no usable checkpoint; starting it again from step 0 with its stored config", CheckpointWarning, stacklevel=2)
+                warnings.warn(
+                    f"run {run_id} has no usable checkpoint; starting it again from step 0 with its stored config",
+                    CheckpointWarning,
+                    stacklevel=2,
+                )
             self.store.truncate_metrics(run_id, -1)
             self.store.set_status(run_id, "running")
             return
         try:
             self._apply_checkpoint(state)
         except Exception as err:  # it passed the checks (this run's, this model's) and still does not load
-            raise ConfigError(f"run {run_id}: {used} does not load ({type(err).__name__}: {err}); start the run again as a new run") from None
+            raise ConfigError(
+                f"run {run_id}: {used} does not load ({type(err).__name__}: {err}); start the run again as a new run"
+            ) from None
         if skipped and speaks:
-            warnings.warn(f"run {run_id}: {'; '.join(skipped)}; resuming from {used} (step {self.step})", CheckpointWarning, stacklevel=2)
+            warnings.warn(
+                f"run {run_id}: {'; '.join(skipped)}; resuming from {used} (step {self.step})",
+                CheckpointWarning,
+                stacklevel=2,
+            )
         self._checkpoint_step = self.step
         self.store.truncate_metrics(run_id, self.step)
         self.store.set_status(run_id, "running")
@@ -747,7 +827,7 @@ class Trainer:
             best = best_of((v for _, v in self.history.get(key, [])), mode_for(key))
             if best is not None:
                 final[f"best_{key}"] = best
-        for key in (s.metrics or {}):
+        for key in s.metrics or {}:
             final[f"val_{key}"] = last.get(f"val_{key}", math.nan)
         if s.data.num_classes:
             final["train_acc"] = last.get("train_acc", math.nan)
@@ -793,7 +873,9 @@ def _lr_ratios(optimizer: torch.optim.Optimizer) -> list[float]:
     base = [float(g["lr"]) for g in optimizer.param_groups]
     if base[0] == 0:
         if any(b != 0 for b in base):
-            raise ConfigError("optimizer.param_groups[0]['lr'] is 0, so the other groups' lr ratios to it are undefined")
+            raise ConfigError(
+                "optimizer.param_groups[0]['lr'] is 0, so the other groups' lr ratios to it are undefined"
+            )
         return [1.0] * len(base)
     return [b / base[0] for b in base]
 
@@ -803,7 +885,7 @@ def _json_safe(d: dict[str, Any]) -> dict[str, Any]:
 
 
 def run(
-    config: RunConfig | dict | str,
+    config: RunConfig | dict | str | None,
     *,
     store: Store | str | None = None,
     group: str | None = None,
@@ -827,7 +909,9 @@ def run(
 
     if nproc != 1 or distributed.launched_by_torchrun():
         if trial is not None or callbacks:
-            raise ConfigError("a run on several processes takes no trial or callbacks objects (they cannot cross to the workers)")
+            raise ConfigError(
+                "a run on several processes takes no trial or callbacks objects (they cannot cross to the workers)"
+            )
         if nproc != 1:
             return distributed.launch(config, nproc=nproc, store=store, resume=resume, quiet=quiet, group=group)
         return distributed.run_worker(config, store=store, resume=resume, quiet=quiet, group=group)
@@ -839,12 +923,16 @@ def run(
         from trainlab import targets
 
         if any(isinstance(record.config.get(s), dict) and record.config[s].get("python") for s in targets.TARGET_KEYS):
-            raise ConfigError(f"run {record.id} was made by trainlab.fit from Python objects; the command line cannot rebuild them")
-        targets.check_stored(record.config, what=f"run {record.id}", allow=allow_targets)  # a stored config may name code: trust rules
+            raise ConfigError(
+                f"run {record.id} was made by trainlab.fit from Python objects; the command line cannot rebuild them"
+            )
+        targets.check_stored(
+            record.config, what=f"run {record.id}", allow=allow_targets
+        )  # a stored config may name code: trust rules
         if "population" in store.artifacts(record.id):  # a member of a population: resume them all
             from trainlab.train.population import resume_population
 
             return next(r for r in resume_population(record.id, store) if r.run_id == record.id)
         trainer = Trainer(record.config, store=store, callbacks=callbacks, trial=trial, quiet=quiet, group=record.group)
         return trainer.fit(resume=record.id)
-    return Trainer(config, store=store, callbacks=callbacks, trial=trial, quiet=quiet, group=group).fit()
+    return Trainer(config, store=store, callbacks=callbacks, trial=trial, quiet=quiet, group=group).fit()  # type: ignore[arg-type]

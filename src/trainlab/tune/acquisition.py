@@ -67,7 +67,9 @@ def log_probability_of_improvement(mean: torch.Tensor, std: torch.Tensor, best: 
     return torch.special.log_ndtr(_z(mean, std, best))
 
 
-def negative_lower_confidence_bound(mean: torch.Tensor, std: torch.Tensor, best: float, beta: float = 4.0) -> torch.Tensor:
+def negative_lower_confidence_bound(
+    mean: torch.Tensor, std: torch.Tensor, best: float, beta: float = 4.0
+) -> torch.Tensor:
     """-(μ - √β s): larger is better; ``best`` is unused (kept for a uniform signature)."""
     return -(mean - math.sqrt(beta) * std)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -17,14 +17,22 @@ from trainlab import _progress
 from trainlab.cli_options import ArtifactsOpt, OverridesArg, StoreOpt
 from trainlab.errors import ConfigError
 
-TrialsOpt = Annotated[Optional[int], typer.Option("--trials", metavar="N", help="trials to run now [default: search.trials]")]
-JobsOpt = Annotated[Optional[int], typer.Option("--jobs", metavar="N", help="parallel worker processes [default: search.jobs]")]
-ExecutorOpt = Annotated[str, typer.Option("--executor", metavar="NAME", help="local | ray (needs trainlab[ray])")]
-ResumeOpt = Annotated[Optional[str], typer.Option("--resume", metavar="STUDY", help="continue the stored study of this name")]
-StudyNameOpt = Annotated[
-    Optional[str], typer.Option("--name", metavar="STUDY", help="study name [default: search.name or the config's name]")
+TrialsOpt = Annotated[
+    int | None, typer.Option("--trials", metavar="N", help="trials to run now [default: search.trials]")
 ]
-PrunerOpt = Annotated[Optional[str], typer.Option("--pruner", metavar="NAME", help="none | median | sha | hyperband | asha")]
+JobsOpt = Annotated[
+    int | None, typer.Option("--jobs", metavar="N", help="parallel worker processes [default: search.jobs]")
+]
+ExecutorOpt = Annotated[str, typer.Option("--executor", metavar="NAME", help="local | ray (needs trainlab[ray])")]
+ResumeOpt = Annotated[
+    str | None, typer.Option("--resume", metavar="STUDY", help="continue the stored study of this name")
+]
+StudyNameOpt = Annotated[
+    str | None, typer.Option("--name", metavar="STUDY", help="study name [default: search.name or the config's name]")
+]
+PrunerOpt = Annotated[
+    str | None, typer.Option("--pruner", metavar="NAME", help="none | median | sha | hyperband | asha")
+]
 
 
 def _console():
@@ -64,7 +72,9 @@ def trial_line(study, trial) -> str:
     shown = f"{study.metric or 'value'} {_fmt(trial.value)}" if trial.value is not None else (trial.message or "")
     best_text = f" (best {_fmt(best.value)}, #{best.number})" if best is not None else ""
     params = " ".join(f"{k}={_fmt(v)}" for k, v in trial.params.items())
-    return f"trial {trial.number} {trial.state}: {shown}{best_text} {params}" + (f" run {trial.run_id}" if trial.run_id else "")
+    return f"trial {trial.number} {trial.state}: {shown}{best_text} {params}" + (
+        f" run {trial.run_id}" if trial.run_id else ""
+    )
 
 
 def _run_study(study, objective, n_trials: int, jobs: int, executor: str, population: int | None = None) -> None:
@@ -75,7 +85,9 @@ def _run_study(study, objective, n_trials: int, jobs: int, executor: str, popula
             from trainlab.tune.runs import optimize_in_populations
 
             if jobs > 1 or executor != "local":
-                raise ConfigError("--population trains each batch in this process; use it with --jobs 1 and the local executor")
+                raise ConfigError(
+                    "--population trains each batch in this process; use it with --jobs 1 and the local executor"
+                )
             optimize_in_populations(study, objective, n_trials, population, callback=callback)
         else:
             study.optimize(objective, n_trials, jobs=jobs, executor=executor, callback=callback)
@@ -91,7 +103,9 @@ def _run_study(study, objective, n_trials: int, jobs: int, executor: str, popula
     best = study.best_trial
     if best is not None:
         console.print()
-        console.print(f"best trial {best.number}: {study.metric} = {best.value:.6g}  params = {json.dumps(best.params)}  run = {best.run_id}")
+        console.print(
+            f"best trial {best.number}: {study.metric} = {best.value:.6g}  params = {json.dumps(best.params)}  run = {best.run_id}"
+        )
 
 
 def _tune(
@@ -113,7 +127,9 @@ def _tune(
         allow = [] if resume else targets.trusted_code(stored["config"])  # a new study: the user's own config
         targets.check_stored(stored["config"], what=f"study '{study.name}'", allow=allow)  # before any worker starts
     if "config" not in stored:
-        raise ConfigError(f"study '{study.name}' was not created from a run config; run it with trainlab.tune.Study in Python")
+        raise ConfigError(
+            f"study '{study.name}' was not created from a run config; run it with trainlab.tune.Study in Python"
+        )
     Store(study.storage_url).reap(group=study.name)  # runs of killed trials: interrupted, not left running
     objective = RunObjective(stored["config"], study.storage_url, nas=bool(stored.get("nas")), allow=allow)
     n_trials, jobs = spec.trials if n_trials is None else n_trials, spec.jobs if jobs is None else jobs
@@ -124,8 +140,10 @@ def tune(
     config: Annotated[Path, typer.Argument(metavar="CONFIG", help="TOML run config with a [search] section")],
     overrides: OverridesArg = None,
     sampler: Annotated[
-        Optional[str],
-        typer.Option("--sampler", metavar="NAME", help="gp | random | grid | optuna:tpe | optuna:cmaes (needs trainlab[optuna])"),
+        str | None,
+        typer.Option(
+            "--sampler", metavar="NAME", help="gp | random | grid | optuna:tpe | optuna:cmaes (needs trainlab[optuna])"
+        ),
     ] = None,
     pruner: PrunerOpt = None,
     trials: TrialsOpt = None,
@@ -136,19 +154,38 @@ def tune(
     store: StoreOpt = None,
     artifacts: ArtifactsOpt = None,
     population: Annotated[
-        Optional[int],
-        typer.Option("--population", metavar="N", help="ask N suggestions at a time and train them as one population (no pruning)"),
+        int | None,
+        typer.Option(
+            "--population",
+            metavar="N",
+            help="ask N suggestions at a time and train them as one population (no pruning)",
+        ),
     ] = None,
 ) -> None:
     """Search the hyperparameters named in the config's [search] section; a live table shows the trials
     (one line per finished trial when the output is not a terminal)."""
-    _tune(config, overrides, False, store, trials, jobs, executor, resume, population, sampler=sampler, pruner=pruner, name=name)
+    _tune(
+        config,
+        overrides,
+        False,
+        store,
+        trials,
+        jobs,
+        executor,
+        resume,
+        population,
+        sampler=sampler,
+        pruner=pruner,
+        name=name,
+    )
 
 
 def nas(
-    config: Annotated[Path, typer.Argument(metavar="CONFIG", help="TOML run config (an MLP) with [search.architecture]")],
+    config: Annotated[
+        Path, typer.Argument(metavar="CONFIG", help="TOML run config (an MLP) with [search.architecture]")
+    ],
     overrides: OverridesArg = None,
-    searcher: Annotated[Optional[str], typer.Option("--searcher", metavar="NAME", help="reinforce | random")] = None,
+    searcher: Annotated[str | None, typer.Option("--searcher", metavar="NAME", help="reinforce | random")] = None,
     pruner: PrunerOpt = None,
     trials: TrialsOpt = None,
     jobs: JobsOpt = None,

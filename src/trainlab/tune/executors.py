@@ -92,7 +92,9 @@ class _RayPool:
         pass
 
 
-def run_parallel(study, objective: Callable, n_trials: int, *, jobs: int, executor: str = "local", callback=None) -> None:
+def run_parallel(
+    study, objective: Callable, n_trials: int, *, jobs: int, executor: str = "local", callback=None
+) -> None:
     """Keep ``jobs`` trials of ``study`` running until ``n_trials`` have been started here."""
     if executor not in EXECUTORS:
         raise unknown_name("executor", executor, EXECUTORS)

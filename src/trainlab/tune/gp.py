@@ -106,7 +106,9 @@ def _log_gamma_prior(x: torch.Tensor, shape: float, rate: float) -> torch.Tensor
     return ((shape - 1.0) * torch.log(x) - rate * x).sum()
 
 
-def neg_log_posterior(raw: torch.Tensor, x: torch.Tensor, y: torch.Tensor, fixed_noise: float | None = None) -> torch.Tensor:
+def neg_log_posterior(
+    raw: torch.Tensor, x: torch.Tensor, y: torch.Tensor, fixed_noise: float | None = None
+) -> torch.Tensor:
     """-(log marginal likelihood + log prior) for ``raw = log θ``; ``y`` standardized."""
     d = x.shape[1]
     ls, scale, noise = _unpack(raw, d)
@@ -197,7 +199,9 @@ def fit_hyperparameters(
         starts.append(np.array([math.log(0.15)] * d + [0.0, math.log(1e-6)]))
     best = None
     for start in starts:
-        res = scipy.optimize.minimize(fun, start, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": maxiter, "ftol": 1e-7})
+        res = scipy.optimize.minimize(
+            fun, start, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": maxiter, "ftol": 1e-7}
+        )
         if best is None or res.fun < best.fun:
             best = res
     assert best is not None  # starts is never empty

@@ -64,7 +64,9 @@ class ArchitectureSpace:
             if any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in values):
                 raise ConfigError(f"architecture.{name}: every choice must be an integer >= 1, got {list(values)}")
         if any(not (0 <= p < 1) for p in self.dropouts):
-            raise ConfigError(f"architecture.dropouts: drop probabilities must lie in [0, 1), got {list(self.dropouts)}")
+            raise ConfigError(
+                f"architecture.dropouts: drop probabilities must lie in [0, 1), got {list(self.dropouts)}"
+            )
 
     @classmethod
     def from_dict(cls, spec: dict[str, Any]) -> ArchitectureSpace:
@@ -73,7 +75,9 @@ class ArchitectureSpace:
             if key not in fields:
                 from trainlab.errors import did_you_mean
 
-                raise ConfigError(f"search.architecture: unknown key '{key}'{did_you_mean(key, fields)}; allowed: {', '.join(sorted(fields))}")
+                raise ConfigError(
+                    f"search.architecture: unknown key '{key}'{did_you_mean(key, fields)}; allowed: {', '.join(sorted(fields))}"
+                )
         return cls(**spec)
 
     def to_dict(self) -> dict[str, list]:
@@ -124,7 +128,9 @@ class _Policy(nn.Module):
         self.heads = nn.ModuleList(nn.Linear(hidden, k) for k in sizes)
         self.embeddings = nn.ModuleList(nn.Embedding(k, hidden) for k in sizes)
 
-    def run(self, space: Space, values: dict[str, list], fixed: dict[str, Any] | None, generator: torch.Generator | None):
+    def run(
+        self, space: Space, values: dict[str, list], fixed: dict[str, Any] | None, generator: torch.Generator | None
+    ):
         """Walk the decisions in order; sample (``fixed`` None) or score the given choices.
         Returns the chosen params and the summed log-probability."""
         h = c = torch.zeros(1, self.start.numel())
@@ -170,7 +176,9 @@ class Reinforce(Sampler):
     def spec(self):
         return {"name": self.name, "hidden": self.hidden, "lr": self.lr, "baseline_decay": self.baseline_decay}
 
-    def policy(self, space: Space, trials: Sequence[FrozenTrial], seed: int, direction: str = "maximize") -> tuple[_Policy, dict]:
+    def policy(
+        self, space: Space, trials: Sequence[FrozenTrial], seed: int, direction: str = "maximize"
+    ) -> tuple[_Policy, dict]:
         """The controller after replaying every complete trial (in trial order)."""
         values = {name: _choices(name, p) for name, p in space.items()}
         with torch.random.fork_rng(devices=[]):

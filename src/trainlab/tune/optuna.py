@@ -96,7 +96,7 @@ def from_distribution(dist) -> Param:
         return Int(dist.low, dist.high, log=dist.log)
     if isinstance(dist, d.FloatDistribution):
         if dist.step is not None:
-            n = int(round((dist.high - dist.low) / dist.step))
+            n = round((dist.high - dist.low) / dist.step)
             return Categorical([dist.low + i * dist.step for i in range(n + 1)])
         return Float(dist.low, dist.high, log=dist.log)
     raise TypeError(f"unsupported Optuna distribution: {dist!r}")
@@ -106,7 +106,7 @@ def to_optuna_params(space: Space, params: Mapping[str, Any]) -> tuple[dict[str,
     """``(params, distributions)`` of one trial as Optuna stores them (only the active parameters)."""
     out, dists = {}, {}
     for name, value in params.items():
-        param = space[name] if name in space else None
+        param = space.get(name, None)
         if param is None:
             continue
         out[name] = _choice_out(value) if isinstance(param, Categorical) else value
@@ -118,7 +118,7 @@ def from_optuna_params(space: Space, params: Mapping[str, Any]) -> dict[str, Any
     """Optuna's stored values back to trainlab's (JSON-text choices to their lists)."""
     out = {}
     for name, value in params.items():
-        param = space[name] if name in space else None
+        param = space.get(name, None)
         if isinstance(param, Categorical):
             value = next((c for c in param.choices if _choice_out(c) == value), value)
         out[name] = value

@@ -95,7 +95,9 @@ class Median(Pruner):
         if not trial.intermediate or trial.last_step < self.n_warmup_steps:
             return CONTINUE
         step = trial.last_step
-        found = [running_average(t.intermediate, step) for t in trials if t.state == COMPLETE and t.number != trial.number]
+        found = [
+            running_average(t.intermediate, step) for t in trials if t.state == COMPLETE and t.number != trial.number
+        ]
         averages = [a for a in found if a is not None]
         if len(averages) < self.n_startup_trials:
             return CONTINUE
@@ -148,7 +150,9 @@ class _Halving(Pruner):
 
     synchronous = False
 
-    def __init__(self, min_resource: float = 1, eta: float = 3, max_resource: float | None = None, max_wait: float = 600.0):
+    def __init__(
+        self, min_resource: float = 1, eta: float = 3, max_resource: float | None = None, max_wait: float = 600.0
+    ):
         _check_positive(type(self).__name__, min_resource=min_resource, max_resource=max_resource, max_wait=max_wait)
         if not (isinstance(eta, int | float) and eta > 1):
             raise ConfigError(f"{type(self).__name__}: eta must be > 1, got {eta!r}")
@@ -159,7 +163,12 @@ class _Halving(Pruner):
         self.min_resource, self.eta, self.max_resource, self.max_wait = min_resource, eta, max_resource, max_wait
 
     def spec(self):
-        return {"name": self.name, "min_resource": self.min_resource, "eta": self.eta, "max_resource": self.max_resource}
+        return {
+            "name": self.name,
+            "min_resource": self.min_resource,
+            "eta": self.eta,
+            "max_resource": self.max_resource,
+        }
 
     def _rungs(self, trial: FrozenTrial) -> list[float]:
         return rungs(self.min_resource, self.eta, self.max_resource)
@@ -176,7 +185,8 @@ class _Halving(Pruner):
         cohort = [t for t in self._cohort(trial, trials) if t.number != trial.number] + [trial]
         for r in crossed:
             if self.synchronous and any(
-                t.state == RUNNING and t.number != trial.number and (t.last_step is None or t.last_step < r) for t in cohort
+                t.state == RUNNING and t.number != trial.number and (t.last_step is None or t.last_step < r)
+                for t in cohort
             ):
                 return WAIT
             values = [(t.number, rung_value(t.intermediate, r)) for t in cohort]
@@ -217,7 +227,12 @@ class Hyperband(_Halving):
         super().__init__(min_resource=min_resource, eta=eta, max_resource=max_resource)
 
     def spec(self):
-        return {"name": self.name, "max_resource": self.max_resource, "eta": self.eta, "min_resource": self.min_resource}
+        return {
+            "name": self.name,
+            "max_resource": self.max_resource,
+            "eta": self.eta,
+            "min_resource": self.min_resource,
+        }
 
     @property
     def s_max(self) -> int:

@@ -105,14 +105,18 @@ def parse_search(search: dict[str, Any] | None, config, *, nas: bool = False) ->
     search = dict(search or {})
     for key in search:
         if key not in SEARCH_KEYS:
-            raise ConfigError(f"search.{key}: unknown key{did_you_mean(key, SEARCH_KEYS)}; allowed: {', '.join(sorted(SEARCH_KEYS))}")
+            raise ConfigError(
+                f"search.{key}: unknown key{did_you_mean(key, SEARCH_KEYS)}; allowed: {', '.join(sorted(SEARCH_KEYS))}"
+            )
     architecture = None
     if nas:
         architecture = ArchitectureSpace.from_dict(search.get("architecture") or {})
         space = architecture.space()
     else:
         if not search.get("params"):
-            raise ConfigError("search.params: give at least one config key and its range, e.g. \"optim.lr\" = {type=\"float\", low=1e-3, high=1, log=true}")
+            raise ConfigError(
+                'search.params: give at least one config key and its range, e.g. "optim.lr" = {type="float", low=1e-3, high=1, log=true}'
+            )
         space = Space.from_dict(search["params"])
     metric = search.get("metric", "val_acc" if nas else "val_loss")
     if metric not in ("val_loss", "val_acc"):
@@ -176,9 +180,13 @@ class RunObjective:
         from trainlab.store import Store
         from trainlab.train import load_config, run
 
-        targets.check_stored(self.config, what=f"study '{trial.study.name}'", allow=self.allow)  # the study's stored config may name code
+        targets.check_stored(
+            self.config, what=f"study '{trial.study.name}'", allow=self.allow
+        )  # the study's stored config may name code
         config = load_config(self.config, self.overrides(trial))
-        result = run(config, store=Store(self.store_url), group=trial.study.name, trial=trial, callbacks=[_RecordRunId(trial)])
+        result = run(
+            config, store=Store(self.store_url), group=trial.study.name, trial=trial, callbacks=[_RecordRunId(trial)]
+        )
         trial.run_id = result.run_id
         if result.status == "pruned":
             raise TrialPruned()
@@ -258,7 +266,7 @@ def optimize_in_populations(study, objective: RunObjective, n_trials: int, size:
         raise ConfigError(f"--population must be an integer >= 1, got {size!r}")
     started = 0
     while started < n_trials:
-        trials = []
+        trials = []  # type: ignore[var-annotated]
         while len(trials) < min(size, n_trials - started):
             trial = study.ask()
             if trial is None:
@@ -270,14 +278,18 @@ def optimize_in_populations(study, objective: RunObjective, n_trials: int, size:
         configs = [load_config(objective.config, objective.overrides(t)) for t in trials]
         populations, alone = plan(configs) if len(trials) > 1 else ([], {0: "one trial"})
         for members in populations:
-            results = Population([configs[i] for i in members], store=Store(objective.store_url), group=study.name).fit()
+            results = Population(
+                [configs[i] for i in members], store=Store(objective.store_url), group=study.name
+            ).fit()
             for i, result in zip(members, results):
                 trial = trials[i]
                 trial.run_id = result.run_id
                 if result.status == "completed":
                     done = study.tell(trial, float(result.final[trial.metric]))
                 else:
-                    done = study.tell(trial, None, FAILED, message=f"run {result.run_id} {result.status}: {result.message}")
+                    done = study.tell(
+                        trial, None, FAILED, message=f"run {result.run_id} {result.status}: {result.message}"
+                    )
                 if callback is not None:
                     callback(study, done)
         for i in sorted(alone):

@@ -175,7 +175,11 @@ class GP(Sampler):
     ):
         if acquisition not in ACQUISITIONS:
             raise unknown_name("acquisition", acquisition, ACQUISITIONS)
-        for arg, value, lo in (("n_startup", n_startup, 1), ("n_candidates", n_candidates, 1), ("n_restarts", n_restarts, 0)):
+        for arg, value, lo in (
+            ("n_startup", n_startup, 1),
+            ("n_candidates", n_candidates, 1),
+            ("n_restarts", n_restarts, 0),
+        ):
             if not isinstance(value, int) or value < lo:
                 raise ConfigError(f"GP: {arg} must be an integer >= {lo}, got {value!r}")
         if noise is not None and not (noise > 0):
@@ -244,7 +248,9 @@ class GP(Sampler):
         numeric = space.numeric_mask()
         per_best = max(self.n_candidates // 20, 10)
         local = np.repeat(best_x, per_best, axis=0)
-        local[:, numeric] = np.clip(local[:, numeric] + 0.05 * rng.standard_normal((len(local), int(numeric.sum()))), 0.0, 1.0)
+        local[:, numeric] = np.clip(
+            local[:, numeric] + 0.05 * rng.standard_normal((len(local), int(numeric.sum()))), 0.0, 1.0
+        )
         if space.is_continuous:  # Floats only: every vector in the cube already encodes a point
             return np.concatenate([uniform, local])
         points = [space.from_uniform(u) for u in uniform] + [space.from_unit(z) for z in local]
@@ -257,7 +263,8 @@ class GP(Sampler):
         order = np.argsort(-acq)
         top = order[: self.n_restarts]
         results: list[tuple[float, dict[str, Any] | None, int]] = [
-            (score, params, -1) for score, params in self._refine([space.from_unit(units[i]) for i in top], acq[top], space, gp, best)
+            (score, params, -1)
+            for score, params in self._refine([space.from_unit(units[i]) for i in top], acq[top], space, gp, best)
         ]
         results.extend((float(acq[i]), None, int(i)) for i in order[self.n_restarts :])
         results.sort(key=lambda r: -r[0])
@@ -295,13 +302,25 @@ class GP(Sampler):
             return -a.item(), -grad.numpy()
 
         x0 = base[rows, cols].numpy()
-        res = scipy.optimize.minimize(negative, x0, jac=True, method="L-BFGS-B", bounds=[(0.0, 1.0)] * len(x0), options={"maxiter": 50, "ftol": 1e-7})
-        refined_unit = base.index_put((rows, cols), torch.as_tensor(res.x)).numpy() if np.all(np.isfinite(res.x)) else base.numpy()
+        res = scipy.optimize.minimize(
+            negative,
+            x0,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=[(0.0, 1.0)] * len(x0),
+            options={"maxiter": 50, "ftol": 1e-7},
+        )
+        refined_unit = (
+            base.index_put((rows, cols), torch.as_tensor(res.x)).numpy() if np.all(np.isfinite(res.x)) else base.numpy()
+        )
         refined = [space.from_unit(z) for z in refined_unit]
         # Ints are rounded on decoding; score the points actually proposed.
         with torch.no_grad():
             scores = self._acquisition(gp, torch.as_tensor(np.stack([space.to_unit(p) for p in refined])), best).numpy()
-        return [(float(sc), r) if np.isfinite(sc) and sc > v else (float(v), p) for sc, r, v, p in zip(scores, refined, values, starts)]
+        return [
+            (float(sc), r) if np.isfinite(sc) and sc > v else (float(v), p)
+            for sc, r, v, p in zip(scores, refined, values, starts)
+        ]
 
 
 # -- registry ---------------------------------------------------------------------------

@@ -204,7 +204,9 @@ class Space(Mapping[str, Param]):
             for parent in p.when:
                 if parent not in self._params:
                     where = "later in the space" if parent in params else "not in the space"
-                    raise ConfigError(f"parameter '{name}': condition on '{parent}', which is {where}; list parents first")
+                    raise ConfigError(
+                        f"parameter '{name}': condition on '{parent}', which is {where}; list parents first"
+                    )
             self._params[str(name)] = p
 
     def __getitem__(self, name: str) -> Param:

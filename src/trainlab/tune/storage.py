@@ -152,13 +152,18 @@ class StudyStorage:
 
     # -- studies --------------------------------------------------------------------------
     def get_study(self, name: str) -> dict[str, Any] | None:
-        row = self._read(lambda c: c.execute(sa.select(studies_table).where(studies_table.c.name == name)).mappings().first())
+        row = self._read(
+            lambda c: c.execute(sa.select(studies_table).where(studies_table.c.name == name)).mappings().first()
+        )
         return None if row is None else _study_dict(row)
 
     def create_study(self, **fields: Any) -> dict[str, Any]:
         """Insert a study (JSON-encoding ``space``, ``sampler``, ``pruner``, ``objective``);
         if another process created it first, return that one."""
-        row = {k: json.dumps(v) if k in ("space", "sampler", "pruner", "objective") and v is not None else v for k, v in fields.items()}
+        row = {
+            k: json.dumps(v) if k in ("space", "sampler", "pruner", "objective") and v is not None else v
+            for k, v in fields.items()
+        }
         try:
             self._write(lambda c: c.execute(studies_table.insert().values(**row, created_at=time.time())))
         except IntegrityError:
@@ -175,9 +180,14 @@ class StudyStorage:
         """Every study with ``counts`` (trials per state) and ``best_value`` added."""
 
         def go(c):
-            studies = [_study_dict(r) for r in c.execute(sa.select(studies_table).order_by(studies_table.c.created_at)).mappings()]
+            studies = [
+                _study_dict(r)
+                for r in c.execute(sa.select(studies_table).order_by(studies_table.c.created_at)).mappings()
+            ]
             counts: dict[int, dict[str, int]] = defaultdict(dict)
-            q = sa.select(trials_table.c.study_id, trials_table.c.state, sa.func.count()).group_by(trials_table.c.study_id, trials_table.c.state)
+            q = sa.select(trials_table.c.study_id, trials_table.c.state, sa.func.count()).group_by(
+                trials_table.c.study_id, trials_table.c.state
+            )
             for sid, state, n in c.execute(q):
                 counts[sid][state] = n
             q = (
@@ -197,13 +207,22 @@ class StudyStorage:
 
     # -- trials ---------------------------------------------------------------------------
     def new_trial(
-        self, study: dict[str, Any], *, state: str, params: dict[str, Any], requeued_from: int | None = None, seed: int | None = None, conn=None
+        self,
+        study: dict[str, Any],
+        *,
+        state: str,
+        params: dict[str, Any],
+        requeued_from: int | None = None,
+        seed: int | None = None,
+        conn=None,
     ) -> int:
         """Insert a trial with the next free number; returns the number. Its seed is
         :func:`trial_seed` of the number, unless ``seed`` is given (a re-queued trial keeps its own)."""
 
         def go(c):
-            top = c.execute(sa.select(sa.func.max(trials_table.c.number)).where(trials_table.c.study_id == study["id"])).scalar()
+            top = c.execute(
+                sa.select(sa.func.max(trials_table.c.number)).where(trials_table.c.study_id == study["id"])
+            ).scalar()
             number = 0 if top is None else top + 1
             now = time.time()
             running = state == RUNNING
@@ -273,7 +292,9 @@ class StudyStorage:
             cond.append(trials_table.c.state == RUNNING)
         return self._write(lambda c: c.execute(trials_table.update().where(*cond).values(**values)).rowcount) == 1
 
-    def finish_trial(self, study_id: int, number: int, state: str, value: float | None, message: str | None = None) -> bool:
+    def finish_trial(
+        self, study_id: int, number: int, state: str, value: float | None, message: str | None = None
+    ) -> bool:
         """running -> ``state``; False when the trial was no longer running (reaped meanwhile)."""
         if state not in FINISHED:
             raise ValueError(f"state must be one of {FINISHED}, got {state!r}")
@@ -285,7 +306,11 @@ class StudyStorage:
         tid = self._trial_id(study_id, number)
 
         def go(c):
-            c.execute(intermediate_table.delete().where(intermediate_table.c.trial_id == tid, intermediate_table.c.step == step))
+            c.execute(
+                intermediate_table.delete().where(
+                    intermediate_table.c.trial_id == tid, intermediate_table.c.step == step
+                )
+            )
             c.execute(intermediate_table.insert().values(trial_id=tid, step=step, value=value))
             c.execute(trials_table.update().where(trials_table.c.id == tid).values(heartbeat_at=time.time()))
 
@@ -305,9 +330,13 @@ class StudyStorage:
             return hit
 
         def go(c):
-            row = c.execute(
-                sa.select(trials_table).where(trials_table.c.study_id == study_id, trials_table.c.number == number)
-            ).mappings().first()
+            row = (
+                c.execute(
+                    sa.select(trials_table).where(trials_table.c.study_id == study_id, trials_table.c.number == number)
+                )
+                .mappings()
+                .first()
+            )
             return row, (_intermediate(c, [row["id"]]) if row is not None else {})
 
         row, inter = self._read(go)
@@ -363,7 +392,9 @@ class StudyStorage:
             ).rowcount
             if changed and json.loads(row.params):
                 # the same parameters and seed: the trial that finishes is the one that was killed
-                self.new_trial(study, state=WAITING, params=json.loads(row.params), requeued_from=number, seed=row.seed, conn=c)
+                self.new_trial(
+                    study, state=WAITING, params=json.loads(row.params), requeued_from=number, seed=row.seed, conn=c
+                )
             return changed == 1
 
         for _ in range(100):

@@ -200,7 +200,9 @@ class Study:
 
         return self._storage.new_trial(self._row(), state=WAITING, params=self.space.validate(params))
 
-    def tell(self, trial: Trial | int, value: float | None = None, state: str = COMPLETE, message: str | None = None) -> FrozenTrial:
+    def tell(
+        self, trial: Trial | int, value: float | None = None, state: str = COMPLETE, message: str | None = None
+    ) -> FrozenTrial:
         """Finish a trial: ``complete`` with its value, ``pruned`` (value defaults to the last
         intermediate one) or ``failed``. A non-finite value makes a complete trial failed."""
         number = trial.number if isinstance(trial, Trial) else int(trial)
@@ -209,13 +211,14 @@ class Study:
         if state == PRUNED and value is None:
             inter = self.trial(number).intermediate
             value = inter[-1][1] if inter else None
-        if state == COMPLETE:
-            if value is None or not math.isfinite(float(value)):
-                state, message, value = FAILED, message or f"objective returned {value!r}", None
+        if state == COMPLETE and (value is None or not math.isfinite(float(value))):
+            state, message, value = FAILED, message or f"objective returned {value!r}", None
         value = None if value is None or not math.isfinite(float(value)) else float(value)
         if not self._storage.finish_trial(self._id, number, state, value, message):
             current = self.trial(number)
-            raise ConfigError(f"trial {number} of study '{self.name}' is {current.state}, not running; cannot tell it {state}")
+            raise ConfigError(
+                f"trial {number} of study '{self.name}' is {current.state}, not running; cannot tell it {state}"
+            )
         return self.trial(number)
 
     def reap(self) -> list[int]:
@@ -301,7 +304,13 @@ class Study:
             from trainlab.train.fit import context
 
             # trainlab.fit inside the objective: this study's store, group and seed, reporting to the trial
-            with context(trial=trial if self.metric else None, group=self.name, name=f"{self.name}-t{trial.number}", seed=trial.seed, store=self.storage_url):
+            with context(
+                trial=trial if self.metric else None,
+                group=self.name,
+                name=f"{self.name}-t{trial.number}",
+                seed=trial.seed,
+                store=self.storage_url,
+            ):
                 value = _objective_value(objective(trial), trial)
         except TrialPruned:
             return self.tell(trial, None, PRUNED)
@@ -365,12 +374,16 @@ class Study:
                     callback(self, done)
             return self
         if self._storage.in_memory:
-            raise ConfigError("jobs > 1 or executor='ray' need a storage other processes can open (a file or server URL)")
+            raise ConfigError(
+                "jobs > 1 or executor='ray' need a storage other processes can open (a file or server URL)"
+            )
         run_parallel(self, objective, n_trials, jobs=jobs, executor=executor, callback=callback)
         return self
 
     def __repr__(self) -> str:
-        return f"Study(name={self.name!r}, direction={self.direction!r}, sampler={self.sampler!r}, pruner={self.pruner!r})"
+        return (
+            f"Study(name={self.name!r}, direction={self.direction!r}, sampler={self.sampler!r}, pruner={self.pruner!r})"
+        )
 
 
 class _FitObjective:
@@ -378,7 +391,9 @@ class _FitObjective:
 
     def __init__(self, factory: Callable[[Trial], Any], fit_kwargs: dict[str, Any]):
         if "train" not in fit_kwargs:
-            raise ConfigError(f"optimize: unknown argument '{next(iter(fit_kwargs))}'; a model factory needs fit's train= (and its other arguments)")
+            raise ConfigError(
+                f"optimize: unknown argument '{next(iter(fit_kwargs))}'; a model factory needs fit's train= (and its other arguments)"
+            )
         self.factory, self.fit_kwargs = factory, fit_kwargs
 
     def __call__(self, trial: Trial) -> Any:
@@ -400,7 +415,9 @@ def _objective_value(value: Any, trial: Trial) -> float:
             raise RuntimeError(f"run {value.run_id} {value.status}: {value.message}")
         metric = trial.study.metric or "val_loss"
         if metric not in value.final:
-            raise ConfigError(f"the run's final metrics have no '{metric}' (they have: {', '.join(sorted(value.final))})")
+            raise ConfigError(
+                f"the run's final metrics have no '{metric}' (they have: {', '.join(sorted(value.final))})"
+            )
         return float(value.final[metric])
     return value
 
