@@ -72,9 +72,9 @@ HARNESS = textwrap.dedent(
     if point == "step":  # before the N-th optimizer step
         from trainlab.train.trainer import Trainer
         step = Trainer._train_step
-        def wrapped(self, xb, yb):
+        def wrapped(self, *args, **kwargs):
             hit()
-            return step(self, xb, yb)
+            return step(self, *args, **kwargs)
         Trainer._train_step = wrapped
     elif point in ("set-aside", "rename"):  # inside a checkpoint write
         replace = os.replace
