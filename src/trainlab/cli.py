@@ -396,21 +396,14 @@ def schedule_plot(
     from trainlab.schedules import from_config, from_spec
 
     if config_or_spec.endswith(".toml"):
-        from trainlab.data import load
         from trainlab.train import build, load_config
+        from trainlab.train.trainer import load_builtin_data
 
         cfg = load_config(config_or_spec)
         d = cfg.data
         data = build.data(cfg)  # the config's own data (a target, a registered name), else a built-in set
         if data is None:
-            data = load(
-                d.name,
-                split_seed=d.split_seed,
-                val_fraction=d.val_fraction,
-                test_fraction=d.test_fraction,
-                subset=d.subset,
-                **d.loader_options(),
-            )
+            data = load_builtin_data(cfg)
         if hasattr(data, "x_train"):
             n = len(data.x_train)
             steps_per_epoch = n // d.batch_size if d.drop_last else -(-n // d.batch_size)

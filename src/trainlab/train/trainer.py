@@ -102,9 +102,10 @@ def task_loss(num_classes: int) -> LossFn:
     return mse
 
 
-def _prepare_data(cfg: RunConfig) -> tuple[Dataset, Any]:
+def load_builtin_data(cfg: RunConfig) -> Dataset:
+    """The built-in data set ``cfg.data`` names, split as it says (no preprocessing)."""
     d = cfg.data
-    data = load_data(
+    return load_data(
         d.name,
         split_seed=d.split_seed,
         val_fraction=d.val_fraction,
@@ -112,6 +113,11 @@ def _prepare_data(cfg: RunConfig) -> tuple[Dataset, Any]:
         subset=d.subset,
         **d.loader_options(),
     )
+
+
+def _prepare_data(cfg: RunConfig) -> tuple[Dataset, Any]:
+    d = cfg.data
+    data = load_builtin_data(cfg)
     if len(data.x_val) == 0:
         raise ConfigError("data.val_fraction leaves no validation samples; evaluation needs some")
     preprocessor = None
