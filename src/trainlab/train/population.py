@@ -45,12 +45,14 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from trainlab.errors import ConfigError
 from trainlab.store import MetricBuffer, Store
 from trainlab.train.callbacks import BestTracker
 from trainlab.train.config import RunConfig, config_digest, load_config
@@ -939,12 +941,23 @@ def run_population(
     return Population(configs, store=store, group=group, quiet=quiet).fit()
 
 
+def latest_population_checkpoint(path: str | Path) -> tuple[Path, dict[str, Any]]:
+    """The newest population checkpoint that loads: ``path``, else the one kept before it (a kill
+    between setting the last one aside and writing the new one leaves only that)."""
+    from trainlab._io import torch_load
+    from trainlab.train.checkpoint import previous_path
+
+    for candidate in (Path(path), previous_path(path)):
+        try:
+            return candidate, torch_load(candidate)
+        except Exception:  # missing, damaged or truncated: the one before it
+            continue
+    raise ConfigError(f"no usable population checkpoint at {path} or before it")
+
+
 def resume_population(run_id: str, store: Store) -> list:
     """Resume the population that run ``run_id`` belongs to from its checkpoint."""
-    from trainlab._io import torch_load
-
-    path = store.artifacts(run_id)["population"]
-    state = torch_load(path)
+    path, state = latest_population_checkpoint(store.artifacts(run_id)["population"])
     records = [store.get_run(r) for r in state["run_ids"]]
     from trainlab.targets import check_stored
 
