@@ -161,7 +161,7 @@ def _kill_and_resume_a_run(tmp_path, files, reference, point: str, nth: int) -> 
         ("step", 3),  # before the first checkpoint: starts again from step 0
         ("rename", 1),  # the first checkpoint's temporary file written, not yet renamed into place
         ("row", 1),  # the first checkpoint on disk, its store row not yet written
-        ("rename", 3),  # the third: the second set aside, the new one not yet in place
+        ("rename", 3),  # the third: the second kept aside, the new one not yet in place
         pytest.param("set-aside", 2, marks=pytest.mark.slow),  # the second: the first not yet set aside
         pytest.param("step", 23, marks=pytest.mark.slow),  # mid-run, between checkpoints
     ],

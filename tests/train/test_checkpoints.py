@@ -14,7 +14,7 @@ import torch
 
 from trainlab._io import torch_load
 from trainlab.train import Callback, Trainer, run
-from trainlab.train.checkpoint import previous_path
+from trainlab.train.checkpoint import previous_path, save_checkpoint
 from trainlab.train.trainer import CheckpointWarning
 
 
@@ -65,6 +65,25 @@ def test_the_last_two_checkpoints_are_kept(store, cut):
     latest = store.artifacts(interrupted.run_id)["checkpoint"]
     assert torch_load(latest)["step"] == 13 and torch_load(previous_path(latest))["step"] == 10
     assert previous_path(latest).name == "checkpoint.prev.pt"
+
+
+def test_the_latest_checkpoint_never_goes_missing_while_the_next_is_written(tmp_path, monkeypatch):
+    """A reader (or a kill) at any instant of a write finds checkpoint.pt, old or new."""
+    path = tmp_path / "checkpoint.pt"
+    state = {"step": 1, "model": {"w": torch.zeros(2)}}
+    save_checkpoint(path, state)
+    seen = []
+    replace = os.replace
+
+    def watched(src, dst, *args, **kwargs):
+        seen.append(path.is_file())
+        return replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", watched)
+    save_checkpoint(path, {**state, "step": 2})
+    save_checkpoint(path, {**state, "step": 3})
+    assert seen and all(seen)
+    assert torch_load(path)["step"] == 3 and torch_load(previous_path(path))["step"] == 2
 
 
 def _damage(kind, latest, other_checkpoint):

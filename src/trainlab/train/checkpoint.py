@@ -86,11 +86,25 @@ def previous_path(path: str | Path) -> Path:
 
 def save_checkpoint(path: str | Path, state: dict[str, Any], *, keep_previous: bool = True) -> Path:
     """Write ``state`` (plus the global RNG states) atomically; the checkpoint it replaces is
-    kept as :func:`previous_path` (a rename: atomic, no copy)."""
+    kept as :func:`previous_path`. The old file is hard-linked there (no copy), so ``path``
+    never goes missing: a reader, or a kill at any instant, sees the old or the new file."""
     path = Path(path)
     if keep_previous and path.is_file():
-        os.replace(path, previous_path(path))
+        _set_aside(path, previous_path(path))
     return atomic_torch_save(path, {**state, "rng": rng_state()})
+
+
+def _set_aside(path: Path, previous: Path) -> None:
+    """Make ``previous`` the file now at ``path`` while ``path`` stays in place: a hard link
+    renamed over ``previous`` (both steps atomic); a rename where links are not supported."""
+    link = previous.with_name(previous.name + ".link")
+    try:
+        link.unlink(missing_ok=True)
+        os.link(path, link)
+    except OSError:
+        os.replace(path, previous)
+        return
+    os.replace(link, previous)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
