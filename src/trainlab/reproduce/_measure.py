@@ -33,6 +33,25 @@ def regularized_weights(model: torch.nn.Module) -> np.ndarray:
     return np.concatenate([p.detach().double().flatten().numpy() for _, p in regularized_parameters(model)])
 
 
+def errorbars(ax, xs: Sequence[float], series: Mapping[str, Sequence[Sequence[float]]]) -> None:
+    """One line per label on ``ax``: at each ``xs[i]`` the mean of ``series[label][i]`` (the
+    seeds' values there) with ±1 sample-std error bars (0 for a single seed)."""
+    from trainlab.report.plots import COLORS, mpl_text
+
+    for i, (label, per_x) in enumerate(series.items()):
+        values = [np.asarray(v, dtype=np.float64) for v in per_x]
+        ax.errorbar(
+            xs,
+            [v.mean() for v in values],
+            yerr=[v.std(ddof=1) if v.size > 1 else 0.0 for v in values],
+            marker="o",
+            markersize=4,
+            capsize=3,
+            color=COLORS[i % len(COLORS)],
+            label=mpl_text(label),
+        )
+
+
 def sweep_figure(
     xs: Sequence[float],
     series: Mapping[str, Sequence[Sequence[float]]],
@@ -45,23 +64,10 @@ def sweep_figure(
     """One line per label over a log-spaced ``xs``: the mean over seeds with ±1 std error bars
     (``series[label][i]`` holds the seeds' values at ``xs[i]``); ``baseline`` (the seeds'
     values with the knob off, x = 0 cannot sit on a log axis) as a dashed line."""
-    from trainlab.report.plots import COLORS, mpl_text, new_figure
+    from trainlab.report.plots import mpl_text, new_figure
 
     fig, ax = new_figure(5.2, 3.4)
-    for i, (label, per_x) in enumerate(series.items()):
-        values = [np.asarray(v, dtype=np.float64) for v in per_x]
-        mean = [v.mean() for v in values]
-        std = [v.std(ddof=1) if v.size > 1 else 0.0 for v in values]
-        ax.errorbar(
-            xs,
-            mean,
-            yerr=std,
-            marker="o",
-            markersize=4,
-            capsize=3,
-            color=COLORS[i % len(COLORS)],
-            label=mpl_text(label),
-        )
+    errorbars(ax, xs, series)
     if baseline is not None:
         ax.axhline(float(np.mean(baseline)), color="#7f7f7f", linestyle="--", linewidth=1, label="off (0)")
     ax.set_xscale("log")

@@ -35,6 +35,7 @@ import numpy as np
 
 from trainlab.reproduce import Context, Experiment, Outcome, Protocol
 from trainlab.reproduce._loss_curve import StepLoss, first_step_at_or_below, loss_curve
+from trainlab.reproduce._measure import errorbars
 from trainlab.reproduce.checks import Check, all_hold, greater, less
 from trainlab.train import run, setup
 
@@ -146,18 +147,7 @@ def _plots(ds, log2_t, curves, budget) -> list[tuple[str, str]]:
     from trainlab.report.plots import COLORS, figure_to_svg, new_figure
 
     fig, ax = new_figure(5.2, 3.4)
-    for i, arm in enumerate(INITS):
-        t = [np.exp2(np.asarray(log2_t[arm][d])) for d in ds]
-        ax.errorbar(
-            ds,
-            [v.mean() for v in t],
-            yerr=[v.std(ddof=1) if v.size > 1 else 0.0 for v in t],
-            marker="o",
-            markersize=4,
-            capsize=3,
-            color=COLORS[i],
-            label=arm,
-        )
+    errorbars(ax, ds, {arm: [np.exp2(np.asarray(log2_t[arm][d])) for d in ds] for arm in INITS})
     ax.axhline(budget, color="#7f7f7f", linestyle=":", linewidth=1, label="budget")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
