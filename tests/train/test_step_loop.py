@@ -103,3 +103,82 @@ def test_no_host_sync_per_step_on_cuda(store, tiny_config):
         device="cuda", log_every=10, eval_every=10, max_steps=30, epochs=50, checkpoint_seconds=1e9
     )
     assert run(tiny_config, store=store, callbacks=[Strict()]).status == "completed"
+
+
+def _recording_loss(record):
+    """Cross-entropy that records each training step's outputs and targets (evaluation runs
+    under no_grad and is not recorded): an independent view of what the steps predicted."""
+
+    def loss(out, yb):
+        if torch.is_grad_enabled():
+            record.append((out.detach().clone().numpy(), yb.clone().numpy()))
+        return torch.nn.functional.cross_entropy(out, yb)
+
+    return loss
+
+
+def _expected_train_acc(record, steps, eval_every):
+    """train_acc at each logged step from the recorded outputs, in NumPy: the correct
+    predictions (first index of the largest score) of the steps since the last evaluation."""
+    hits = [int((np.argmax(out, axis=-1) == y).sum()) for out, y in record]
+    sizes = [len(y) for _, y in record]
+    expected = []
+    for step in steps:
+        start = ((step - 1) // eval_every) * eval_every  # the window restarts after each evaluation
+        expected.append(sum(hits[start:step]) / sum(sizes[start:step]))
+    return expected
+
+
+@pytest.mark.parametrize("log_every", [1, 3, 10])
+def test_train_acc_counts_each_steps_predictions_as_the_step_made_them(store, log_every):
+    """The correct count is taken from the outputs kept over a log window (CPU); it equals the
+    per-step count of argmax(out) == y over the window's steps, computed here with NumPy."""
+    import trainlab
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 6)).astype(np.float32)
+    y = (x[:, 0] + 0.5 * rng.normal(size=300) > 0).astype(np.int64) + 2 * (x[:, 1] > 0)
+    record = []
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4))
+    result = trainlab.fit(
+        model, (x[:240], y[:240]), (x[240:], y[240:]), loss=_recording_loss(record), lr=0.2,
+        epochs=3, batch_size=32, store=store, **{"train.log_every": log_every},
+    )  # fmt: skip
+    assert len(record) == 3 * 8  # 240 / 32 = 7.5: 8 steps an epoch
+    steps, values = store.metrics(result.run_id, ["train_acc"])["train_acc"]
+    assert len(steps) >= 3
+    assert values.tolist() == pytest.approx(_expected_train_acc(record, steps.tolist(), 8), abs=1e-12)
+
+
+class _ParameterScores(torch.nn.Module):
+    """Scores that are a view of a parameter (the same row for every sample): the optimizer
+    step changes them in place after the step that predicted with them."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(2))
+
+    def forward(self, x):
+        return self.w.expand(x.shape[0], 2)
+
+
+def test_train_acc_of_an_output_that_the_step_changes_in_place(store):
+    """Batches alternate between all-0 and all-1 labels and a large lr flips the argmax of the
+    shared scores at each step, so each step predicts the previous batch's label: counted from
+    the outputs after the step, the accuracy would be ~1 instead of ~0."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    import trainlab
+
+    x = torch.zeros(160, 3)
+    y = torch.tensor([0] * 16 + [1] * 16).repeat(5)
+    record = []
+    result = trainlab.fit(
+        _ParameterScores(), DataLoader(TensorDataset(x, y), batch_size=16), (x[:32], y[:32]),
+        loss=_recording_loss(record), lr=2.0, epochs=1, store=store, **{"train.log_every": 5},
+    )  # fmt: skip
+    steps, values = store.metrics(result.run_id, ["train_acc"])["train_acc"]
+    expected = _expected_train_acc(record, steps.tolist(), 10)
+    assert values.tolist() == pytest.approx(expected, abs=1e-12)
+    assert expected[-1] <= 0.1  # each step but the first predicts the wrong label

@@ -367,7 +367,9 @@ class Trainer:
         self._train_loss = self._training_loss_fn()
         self._lr_ratios = _lr_ratios(self.optimizer)
         self._set_lr(0)
+        self._step_plan()
         self.callbacks = self._config_callbacks() + self.user_callbacks
+        self._before_step = self.callbacks  # narrowed to those with an on_before_step when the loop starts
         if not s.data.num_classes and "acc" in cfg.train.monitor:
             raise ConfigError(f"train.monitor = '{cfg.train.monitor}' needs a classification task; use 'val_loss'")
         self.best = BestTracker(cfg.train.monitor)
@@ -464,33 +466,46 @@ class Trainer:
         eval_every = cfg.train.eval_every or s.steps_per_epoch
         ckpt_every = cfg.train.checkpoint_every
         log_every = cfg.train.log_every
-        device, augment, callbacks = self.device, s.augment, self.callbacks
+        k = cfg.train.accumulate
+        device, augment, callbacks, dist = self.device, s.augment, self.callbacks, self.dist
+        train_step, total_steps = self._train_step, s.total_steps
+
+        def prepare(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+            xb, yb = batch
+            # (.to() returns the tensor itself when it is on the device already; the check is cheaper)
+            if getattr(xb, "device", None) != device:
+                xb = xb.to(device, non_blocking=True)
+            if getattr(yb, "device", None) != device:
+                yb = yb.to(device, non_blocking=True)
+            if augment is not None:
+                xb = augment(xb, self.aug_gen)
+            if dist is not None:  # this rank's 1/N of the global batch
+                xb, yb = dist.shard(xb, yb)
+            return xb, yb
+
         for cb in callbacks:
             cb.on_fit_start(self)
+        # the callbacks that do something on every step (calling Callback's no-op hook does nothing)
+        step_end = _using(callbacks, "on_step_end")
+        self._before_step = _using(callbacks, "on_before_step")
         self.model.train()
-        while self.step < s.total_steps:
-            for batch in _groups(s.batches, cfg.train.accumulate):
-                group = []
-                for xb, yb in batch:
-                    xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
-                    if augment is not None:
-                        xb = augment(xb, self.aug_gen)
-                    if self.dist is not None:  # this rank's 1/N of the global batch
-                        xb, yb = self.dist.shard(xb, yb)
-                    group.append((xb, yb))
-                logs = self._train_step(group)
-                self.step += 1
-                step = self.step
-                for cb in callbacks:
+        while self.step < total_steps:
+            for batch in s.batches if k == 1 else _groups(s.batches, k):
+                logs = train_step((prepare(batch),) if k == 1 else [prepare(b) for b in batch])
+                self.step = step = self.step + 1
+                for cb in step_end:
                     extra = cb.on_step_end(self, step, logs)
                     if extra:
                         self.metrics.add(step, extra)
-                end_of_run = step >= s.total_steps
-                evaluate = step % eval_every == 0 or end_of_run
+                end_of_run = step >= total_steps
+                evaluate = end_of_run or step % eval_every == 0
                 checkpoint = (
-                    self._stop_reason is None and not end_of_run and self._checkpoint_due(ckpt_every, eval_every)
+                    (ckpt_every or step % eval_every == 0)
+                    and self._stop_reason is None
+                    and not end_of_run
+                    and self._checkpoint_due(ckpt_every, eval_every)
                 )
-                if step % log_every == 0 or evaluate or checkpoint or self._stop_reason is not None:
+                if evaluate or checkpoint or step % log_every == 0 or self._stop_reason is not None:
                     # the one place the step's numbers are read from the device
                     bad = self._drain()
                     if bad is not None:
@@ -515,76 +530,164 @@ class Trainer:
             self.epoch += 1
         return "completed", None
 
-    def _train_step(self, group: list[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, Any]:
+    def _step_plan(self) -> None:
+        """What every step does, decided once from the config (not looked up per step)."""
+        cfg, reg = self.config, self.config.regularize
+        self._precision = None if cfg.train.precision == "32" else self._autocast
+        self._classify = bool(self.setup.data.num_classes)
+        # the training loss is the task loss (no distillation or label smoothing): called directly
+        self._task_loss = self.setup.teacher is None and not (self._classify and cfg.train.label_smoothing > 0)
+        # on the CPU the correct count is taken per log window (see _keep_for_accuracy); on an
+        # accelerator its operations are queued per step (an output of a CUDA graph, say, may be
+        # overwritten by the next step, so it is not kept)
+        self._batch_correct = self.device.type == "cpu"
+        self._penalty = None
+        if reg.l1 or reg.l2:
+            l1, l2, include = reg.l1, reg.l2, reg.include_bias_and_norm
+            self._penalty = lambda: penalty(self.model, l1=l1, l2=l2, include_bias_and_norm=include)
+        self._clip = cfg.train.clip_norm is not None or cfg.train.clip_value is not None
+        self._constrain = reg.max_norm is not None or reg.norm_bound is not None
+        # one process, 32-bit, no penalty, clipping or constraint: the lean step (most runs)
+        self._lean = (
+            self.dist is None and self.scaler is None and self._precision is None and self._penalty is None
+            and not self._clip and not self._constrain
+        )  # fmt: skip
+
+    def _train_step(self, group: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, Any]:
         """One optimizer step on ``group``: one batch, or ``train.accumulate`` micro-batches
         whose gradients add up to the gradient of their union's mean loss (micro-batch i's loss
         weighted by n_i / Σn). Nothing here waits for the device (but float16's GradScaler):
-        the loss, the gradient norm and the correct count stay tensors until :meth:`_drain`."""
-        cfg = self.config
-        reg = cfg.regularize
-        scaler = self.scaler
+        the loss and the gradient norm stay tensors until :meth:`_drain`, and the correct
+        count is taken there too, from the steps' outputs (:meth:`_count_correct`)."""
+        if self._lean and len(group) == 1:  # the same operations as below, without the branches
+            xb, yb = group[0]
+            self.optimizer.zero_grad(set_to_none=True)
+            out = self._forward(xb)
+            loss = self.loss_fn(out, yb) if self._task_loss else self._train_loss(out, yb, xb)
+            value = loss.detach()
+            if value.dtype != torch.float32:
+                value = value.float()
+            counted = self._classify and isinstance(out, torch.Tensor)
+            if counted:
+                self._keep_for_accuracy(out, yb)
+            loss.backward()
+            for cb in self._before_step:
+                cb.on_before_step(self, self.step)
+            logs: dict[str, Any] = {"loss": value, "lr": self.optimizer.param_groups[0]["lr"]}
+            self._pending["loss"].append(value)
+            self.optimizer.step()
+            self._set_lr(self.step + 1)
+            if counted:
+                self._seen += yb.shape[0]
+            self._window["n"] += 1
+            return logs
+        scaler, dist, precision = self.scaler, self.dist, self._precision
         self.optimizer.zero_grad(set_to_none=True)
-        n_total = len(group[0][1]) if len(group) == 1 else sum(len(yb) for _, yb in group)
+        n_total = group[0][1].shape[0] if len(group) == 1 else sum(yb.shape[0] for _, yb in group)
         logged = correct = checked = None
+        counted = False  # whether the step's predictions count towards train_acc
         for xb, yb in group:
-            with self._autocast:
+            if precision is None:
                 out = self._forward(xb)
                 loss = self._train_loss(out, yb, xb)
-            classify = bool(self.setup.data.num_classes) and isinstance(
-                out, torch.Tensor
-            )  # a user's model may return more
-            if self.dist is None:
-                value = loss.detach().float()
-                hits = (out.detach().argmax(-1) == yb).sum() if classify else None
+            else:
+                with precision:
+                    out = self._forward(xb)
+                    loss = self._train_loss(out, yb, xb)
+            classify = self._classify and isinstance(out, torch.Tensor)  # a user's model may return more
+            if dist is None:
+                value = loss.detach()
+                if value.dtype != torch.float32:
+                    value = value.float()
+                if classify:
+                    self._keep_for_accuracy(out, yb)
+                    counted = True
             else:  # the global batch's loss on every rank, and the weight that makes DDP's average its gradient
-                loss, value, hits = self.dist.reduce_step(loss, out, yb, classify)
-            total = loss
-            if reg.l1 or reg.l2:
-                total = loss + penalty(
-                    self.model, l1=reg.l1, l2=reg.l2, include_bias_and_norm=reg.include_bias_and_norm
-                )
+                loss, value, hits = dist.reduce_step(loss, out, yb, classify)
+                if hits is not None:
+                    correct, counted = (hits if correct is None else correct + hits), True
+            total = loss if self._penalty is None else loss + self._penalty()
             if len(group) > 1:
-                weight = len(yb) / n_total
+                weight = yb.shape[0] / n_total
                 total, value = total * weight, value * weight
             if logged is None:
-                logged, correct = value, hits
+                logged = value
                 checked = None if total is loss else total.detach()
             else:  # the sums over the micro-batches
-                logged, correct = logged + value, None if hits is None else correct + hits
+                logged = logged + value
                 checked = None if checked is None else checked + total.detach()
             (scaler.scale(total) if scaler is not None else total).backward()
         if checked is not None:
             self._pending["total"].append(checked)
-        for cb in self.callbacks:
+        for cb in self._before_step:
             cb.on_before_step(self, self.step)
-        logs: dict[str, Any] = {"loss": logged, "lr": self.optimizer.param_groups[0]["lr"]}
+        logs = {"loss": logged, "lr": self.optimizer.param_groups[0]["lr"]}
         self._pending["loss"].append(logged)  # type: ignore[arg-type]
-        if cfg.train.clip_norm is not None or cfg.train.clip_value is not None:
-            if scaler is not None:
-                scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
-            params = [p for p in self.model.parameters() if p.grad is not None]
-            if cfg.train.clip_norm is not None:
-                logs["grad_norm"] = clip_grad_norm_(params, cfg.train.clip_norm)
-                self._pending["grad_norm"].append(logs["grad_norm"])
-            if cfg.train.clip_value is not None:
-                clip_grad_value_(params, cfg.train.clip_value)
+        if self._clip:
+            self._clip_gradients(logs)
         if scaler is not None:
             scaler.step(self.optimizer)  # skipped when the scaled gradients overflowed
             scaler.update()
         else:
             self.optimizer.step()
-        if reg.max_norm is not None:
-            max_norm_(self.model, reg.max_norm, include_bias_and_norm=reg.include_bias_and_norm)
-        if reg.norm_bound is not None:
-            project_lp_ball_(
-                self.model, float(reg.norm_bound_p), reg.norm_bound, include_bias_and_norm=reg.include_bias_and_norm
-            )
+        if self._constrain:
+            reg = self.config.regularize
+            if reg.max_norm is not None:
+                max_norm_(self.model, reg.max_norm, include_bias_and_norm=reg.include_bias_and_norm)
+            if reg.norm_bound is not None:
+                project_lp_ball_(
+                    self.model, float(reg.norm_bound_p), reg.norm_bound, include_bias_and_norm=reg.include_bias_and_norm
+                )
         self._set_lr(self.step + 1)
         if correct is not None:
             self._pending["correct"].append(correct)
-            self._seen += n_total if self.dist is None else self.dist.batch_size
+        if counted:
+            self._seen += n_total if dist is None else dist.batch_size
         self._window["n"] += 1
         return logs
+
+    def _clip_gradients(self, logs: dict[str, Any]) -> None:
+        cfg = self.config
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        if cfg.train.clip_norm is not None:
+            logs["grad_norm"] = clip_grad_norm_(params, cfg.train.clip_norm)
+            self._pending["grad_norm"].append(logs["grad_norm"])
+        if cfg.train.clip_value is not None:
+            clip_grad_value_(params, cfg.train.clip_value)
+
+    # the outputs kept for the correct count: at most this many elements at a time (then counted)
+    _KEEP_ELEMENTS = 1 << 16
+
+    def _keep_for_accuracy(self, out: torch.Tensor, yb: torch.Tensor) -> None:
+        """The step's correct predictions, ``(argmax(-1) == y).sum()``. On the CPU the step's
+        outputs and targets are kept instead, and :meth:`_count_correct` counts those of many
+        steps in one go (three operations per log window, or per ``_KEEP_ELEMENTS`` kept
+        scores, instead of three per step: on the quickstart MLP they were ~1.5% of a step).
+        The count is the same integer either way. An output that is a view (of a parameter,
+        say, which the optimizer step changes in place) is counted at once."""
+        if not self._batch_correct or out._is_view() or out.dim() == 0 or out.shape[:-1] != yb.shape:
+            out = out.detach()  # count it now
+            self._pending["correct"].append((out.argmax(-1) == yb).sum())
+            return
+        out = out.detach()
+        self._kept_out.append(out if out.dim() == 2 else out.reshape(-1, out.shape[-1]))
+        self._kept_y.append(yb if yb.dim() == 1 else yb.reshape(-1))
+        self._kept_elements += out.numel()
+        if self._kept_elements >= self._KEEP_ELEMENTS:
+            self._count_correct()
+
+    def _count_correct(self) -> None:
+        """The correct predictions of the kept outputs, as one device tensor in ``_pending``."""
+        outs, ys = self._kept_out, self._kept_y
+        if outs:
+            out = outs[0] if len(outs) == 1 else torch.cat(outs)
+            y = ys[0] if len(ys) == 1 else torch.cat(ys)
+            self._pending["correct"].append((out.argmax(-1) == y).sum())
+        self._kept_out.clear()
+        self._kept_y.clear()
+        self._kept_elements = 0
 
     def _set_lr(self, step: int) -> None:
         """The schedule's lr for the step after ``step`` optimizer steps (every group keeps its
@@ -604,14 +707,19 @@ class Trainer:
         first = self.step - len(pending["loss"]) + 1
         values = {k: torch.stack(v).tolist() for k, v in pending.items() if v and k != "correct"}
         for key in ("loss", "total"):
-            for i, v in enumerate(values.get(key, ())):
-                if not math.isfinite(v):
-                    return first + i
+            if key in values and not all(map(math.isfinite, values[key])):
+                return first + next(i for i, v in enumerate(values[key]) if not math.isfinite(v))
+        window = self._window
         for key in ("loss", "grad_norm"):
-            for v in values.get(key, ()):  # in step order, as floats: the sums do not depend on when they are read
-                self._window[key] += v
-        if pending["correct"]:
-            self._correct += int(torch.stack(pending["correct"]).sum())
+            if key in values:
+                total = window[key]
+                for v in values[key]:  # in step order, as floats: the sums do not depend on when they are read
+                    total += v
+                window[key] = total
+        self._count_correct()
+        correct = pending["correct"]
+        if correct:
+            self._correct += int(correct[0] if len(correct) == 1 else torch.stack(correct).sum())
         for v in pending.values():
             v.clear()
         return None
@@ -666,6 +774,10 @@ class Trainer:
         self._correct, self._seen = 0, 0
         # each step's numbers as device tensors, until _drain reads them
         self._pending: dict[str, list[torch.Tensor]] = {"loss": [], "total": [], "grad_norm": [], "correct": []}
+        # the outputs and targets of steps whose correct predictions are not counted yet
+        self._kept_out: list[torch.Tensor] = []
+        self._kept_y: list[torch.Tensor] = []
+        self._kept_elements = 0
 
     def _evaluate_and_report(self) -> dict[str, float]:
         s = self.setup
@@ -856,6 +968,12 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_run_end(self, result)
         return result
+
+
+def _using(callbacks: Sequence[Callback], hook: str) -> list[Callback]:
+    """The callbacks, in order, whose ``hook`` is not :class:`Callback`'s own no-op."""
+    base = getattr(Callback, hook)
+    return [cb for cb in callbacks if getattr(getattr(cb, hook, None), "__func__", None) is not base]
 
 
 def _groups(batches, k: int):
