@@ -62,3 +62,18 @@ def less(a, b, *, margin: float = 0.0, what: str = "A - B", confidence: float = 
 
 def all_hold(*checks: Check) -> tuple[bool, str]:
     return all(c.holds for c in checks), "; ".join(c.statement for c in checks)
+
+
+def bootstrap(
+    values, statistic, *, confidence: float = 0.95, n_resamples: int = 2_000, seed: int = 0
+) -> tuple[float, tuple[float, float]]:
+    """``statistic`` of the mean over seeds of ``values`` (``[seeds, ...]``, one row per seed)
+    and its percentile-bootstrap CI: the seeds resampled with replacement, each seed's row kept
+    whole (its runs of every cell of a grid stay together). ``statistic`` maps a stack of means
+    ``[k, ...]`` to ``[k]``."""
+    v = np.asarray(values, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, v.shape[0], (n_resamples, v.shape[0]))
+    stats = np.asarray(statistic(v[idx].mean(1)), dtype=np.float64)
+    lo, hi = np.quantile(stats, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return float(np.asarray(statistic(v.mean(0)[None]))[0]), (float(lo), float(hi))
