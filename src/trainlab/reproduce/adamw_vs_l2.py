@@ -7,13 +7,16 @@ Source: Loshchilov & Hutter (2019), "Decoupled weight decay regularization" (ICL
 never decay, ``trainlab.optim.param_groups``), with the schedule multiplier η_t:
 
 - Adam + L2 (``optim.name = "adam", weight_decay = λ``): ``g ← ∇L + λθ`` enters Adam's
-  moments, so the step is ``η_t α (m̂ / (√v̂ + ε))`` of the *penalized* gradient — the decay
-  is scaled by α and divided by √v̂ like the gradient: only the product αλ (per weight, over
-  √v̂) matters, so the best λ should move as 1/α (the paper's diagonal basin, Fig. 2).
+  moments, so the step is ``η_t α m̂ / (√v̂ + ε)`` of the *penalized* gradient — the decay is
+  scaled by α and divided by √v̂ like the gradient. The paper (§2, Fig. 2) reads this as λ
+  coupled to α: the best λ should move as 1/α (a diagonal basin). (Where training converges,
+  though, Adam + L2 settles near a minimum of L + ½λ||θ||², an objective α does not enter.)
 - AdamW, the paper's form: ``θ ← θ − η_t (α m̂ / (√v̂ + ε) + λθ)`` — the decay per step is
-  η_t λ whatever α is. trainlab's (torch's) ``adamw`` applies ``θ ← (1 − η_t α λ') θ``, so
-  the paper's λ is passed as ``weight_decay = λ / α`` (:func:`config`). The paper's claim is
-  about *its* λ: in torch's λ' = λ/α every slope below is one less.
+  η_t λ whatever α is, so the paper expects the best λ not to move with α (an axis-aligned
+  basin). (A weight whose decay balances Adam's steps of size ≈ α settles where λθ ≈ α m̂/√v̂,
+  at a scale set by α/λ.) trainlab's (torch's) ``adamw`` applies ``θ ← (1 − η_t α λ') θ``,
+  so the paper's λ is passed as ``weight_decay = λ / α`` (:func:`config`). The paper's claim
+  is about *its* λ: in torch's λ' = λ/α every slope below is one less.
 
 Set-up: MNIST-1D (3600 training, 400 validation, 1000 test samples), MLP 40 → 100 → 100 →
 10 (ReLU), batch 100, 100 epochs (3600 steps) with cosine annealing of η_t from 1 to 0 (the
@@ -26,9 +29,8 @@ as the runs' arithmetic.
 The coupling measure, per arm: for each α, the best λ by final validation accuracy averaged
 over seeds — the grid's argmax refined to the vertex of the parabola through it and its two
 neighbours in log λ (:func:`best_log_lambda`; at the grid's edge, the edge) — then the
-least-squares slope of log best λ against log α (:func:`slope`). Expected from the update
-rules: about −1 for Adam + L2 (λα fixed: the diagonal), about 0 for AdamW (λ independent of
-α). Its 95% CI is a bootstrap over seeds (:func:`trainlab.reproduce.checks.bootstrap`: the
+least-squares slope of log best λ against log α (:func:`slope`). The paper's Fig. 2 expects
+about −1 for Adam + L2 (λα fixed: the diagonal) and about 0 for AdamW (λ independent of α). Its 95% CI is a bootstrap over seeds (:func:`trainlab.reproduce.checks.bootstrap`: the
 seeds resampled, each seed's whole grid kept together).
 
 Claim (margins fixed in code before the full run): the best λ of Adam + L2 is coupled to the
@@ -43,6 +45,9 @@ of the heat maps' shape that does not hang on one argmax: the *basin edge* of ea
 where mean validation accuracy falls :data:`EDGE_DROP` below that α's best going up
 (:func:`basin_edge`), and its slope against log α (−1: the edge moves as 1/α, 0: it stays,
 +1: it moves as α, i.e. λ/α is what matters).
+
+``--quick`` (2 α × 3 λ per arm, 10 epochs on 1000 samples) exercises the machinery in seconds;
+it is far too small for the claim, and its verdict can differ from the full run's.
 """
 
 from __future__ import annotations
@@ -253,7 +258,11 @@ def _run(ctx: Context) -> Outcome:
         f"{EDGE_DROP:g} below the best of its α, going up — has slope {edge_slope[l2]:.3g} against log α for "
         f"Adam + L2 and {edge_slope[adamw]:.3g} for AdamW (−1: coupled as αλ, 0: independent of α, +1: as λ/α). "
         f"In torch's parametrization of AdamW (λ' = λ/α) the slope is {measured[adamw][0] - 1:.3g}: "
-        "whether a decay is 'independent of the learning rate' depends on which λ is held fixed; the paper's claim is about its own."
+        "whether a decay is 'independent of the learning rate' depends on which λ is held fixed; the paper's claim is about its own. "
+        "How to read a slope near +1 for AdamW and near 0 for Adam + L2 (the reverse of the paper's Fig. 2): a weight decayed "
+        "by λ per step against Adam's steps of size ≈ α settles at a scale set by α/λ, so λ/α is what matters; Adam + L2 "
+        "heads for a minimum of L + ½λ||θ||², which α does not enter. The paper's ResNet has batch norm, where a weight's "
+        "scale changes only its effective learning rate — a different mechanism, not tested here."
     )
     return Outcome(
         holds=holds,
@@ -311,7 +320,7 @@ def _plots(lrs, grids, acc, best_lambda, measured) -> list[tuple[str, str]]:
                 ax.plot(x, best, "o", color="#d62728", markersize=4)
                 b = measured[arm][0]
                 ax.plot(x, best.mean() + b * (x - x.mean()), "-", color="#d62728", linewidth=1, label=f"slope {b:.2f}")
-                ax.legend(fontsize=7, loc="lower left")
+                ax.legend(fontsize=7, loc="upper left")
             ax.set_xticks(x, [f"{v:g}" for v in lrs], fontsize=7)
             ax.set_yticks(y[::2], [f"{v:.0e}" for v in grid[::2]], fontsize=7)
             ax.set_xlabel("learning rate α")
