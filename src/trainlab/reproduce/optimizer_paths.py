@@ -156,28 +156,30 @@ def trajectories(
 ) -> np.ndarray:
     """Positions (len(lrs), starts, steps + 1, 2) of ``optimizer`` from every start at every lr.
 
-    One param group per lr, its tensor holding every start: the update rules are elementwise,
-    so this is len(lrs) × starts separate runs (to rounding). A run that leaves the finite numbers
-    stays NaN from then on. ``noise`` (starts, steps, 2), if given, is added to each start's
-    gradient at each step (a mini-batch gradient's difference from the full one)."""
+    One tensor (len(lrs), starts, 2) holds every run, the learning rates a [len(lrs)] tensor
+    (:mod:`trainlab.optim.members`, the population's per-member hyperparameters): the update rules
+    are elementwise, so this is len(lrs) × starts separate runs (to rounding), one op per step for
+    all of them. A run that leaves the finite numbers stays NaN from then on. ``noise`` (starts,
+    steps, 2), if given, is added to each start's gradient at each step (a mini-batch gradient's
+    difference from the full one)."""
     name, options = OPTIMIZERS[optimizer]
-    params = [torch.tensor(start, dtype=torch.float64, requires_grad=True) for _ in lrs]
-    opt = trainlab.optim.create(name, [{"params": [p], "lr": lr} for p, lr in zip(params, lrs)], **options)
+    p = torch.tensor(np.broadcast_to(start, (len(lrs), *start.shape)).copy(), dtype=torch.float64, requires_grad=True)
+    opt = trainlab.optim.create(name, [p], lr=torch.tensor(lrs, dtype=torch.float64), **options)
+    extra = torch.from_numpy(noise) if noise is not None else None
     path = np.empty((len(lrs), len(start), steps + 1, 2))
     path[:, :, 0] = start
     for t in range(1, steps + 1):
         opt.zero_grad(set_to_none=True)
-        sum(f(p).sum() for p in params).backward()  # type: ignore[union-attr]
-        if noise is not None:
-            for p in params:
-                p.grad.add_(torch.from_numpy(noise[:, t - 1]))  # type: ignore[union-attr]
-        for p in params:  # a diverged run must not feed inf/NaN back as a step
-            p.grad.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)  # type: ignore[union-attr]
+        f(p).sum().backward()
+        grad = p.grad
+        assert grad is not None
+        if extra is not None:
+            grad.add_(extra[:, t - 1])
+        grad.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)  # a diverged run must not feed inf/NaN back as a step
         opt.step()
         with torch.no_grad():
-            for i, p in enumerate(params):
-                p.masked_fill_(~torch.isfinite(p).all(-1, keepdim=True).expand_as(p) | (p.abs() > 1e6), math.nan)
-                path[i, :, t] = p.numpy()
+            p.masked_fill_(~torch.isfinite(p).all(-1, keepdim=True).expand_as(p) | (p.abs() > 1e6), math.nan)
+            path[:, :, t] = p.numpy()
     return path
 
 
