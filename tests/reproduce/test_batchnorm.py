@@ -90,6 +90,7 @@ def test_speed_is_the_first_step_at_the_baselines_best_smoothed_accuracy():
     assert target == 0.75 and t_none == 180
     assert t_bn == 120  # smoothed bn: 0.5, 0.625, 0.667, 0.6875, 0.7, 0.75 (the 6th evaluation)
     assert speed((steps, none), (steps, bn * 0.5))[2] is None
+    assert speed((steps, none), (np.zeros(0), np.zeros(0)))[2] is None  # diverged before its first evaluation
 
 
 def test_quick_run_figures_match_the_store(tmp_path):
