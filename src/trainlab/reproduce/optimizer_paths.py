@@ -327,8 +327,10 @@ def _run(ctx: Context) -> Outcome:
         "Shown without a verdict (neither the notes nor the optimizers' papers claim it): the adaptive methods at the "
         "saddle, mean log10 escape steps minus plain gradient descent's — "
         + ", ".join(f"{opt} {adaptive[opt]:+.2f}" for opt in ("AdaGrad", "RMSprop", "AdaDelta", "Adam", "Nadam"))
-        + ". A first step of Adam, RMSprop or AdaGrad (from zero state) moves each coordinate by about α·sign(g), "
-        "whatever the gradient's size, so with a tuned α near 1 a single step from (1, ~0) can land near a minimum."
+        + ". A first step of Adam or AdaGrad from zero state moves each coordinate by about α·sign(g), RMSprop's (no "
+        "bias correction) by α/√(1 − 0.99) = 10α, whatever the gradient's size: with a tuned step near 1, one step "
+        "from (1, ~0) lands near a minimum (0, ±1) — the 1-step escapes in the table, a property of the first step "
+        "rather than of the saddle."
     )
     rows = [
         [opt]
