@@ -50,30 +50,3 @@ def errorbars(ax, xs: Sequence[float], series: Mapping[str, Sequence[Sequence[fl
             color=COLORS[i % len(COLORS)],
             label=mpl_text(label),
         )
-
-
-def sweep_figure(
-    xs: Sequence[float],
-    series: Mapping[str, Sequence[Sequence[float]]],
-    *,
-    title: str,
-    xlabel: str,
-    ylabel: str,
-    baseline: Sequence[float] | None = None,
-):
-    """One line per label over a log-spaced ``xs``: the mean over seeds with ±1 std error bars
-    (``series[label][i]`` holds the seeds' values at ``xs[i]``); ``baseline`` (the seeds'
-    values with the knob off, x = 0 cannot sit on a log axis) as a dashed line."""
-    from trainlab.report.plots import mpl_text, new_figure
-
-    fig, ax = new_figure(5.2, 3.4)
-    errorbars(ax, xs, series)
-    if baseline is not None:
-        ax.axhline(float(np.mean(baseline)), color="#7f7f7f", linestyle="--", linewidth=1, label="off (0)")
-    ax.set_xscale("log")
-    ax.set_xlabel(mpl_text(xlabel))
-    ax.set_ylabel(mpl_text(ylabel))
-    ax.set_title(mpl_text(title), fontsize=10)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
-    return fig
