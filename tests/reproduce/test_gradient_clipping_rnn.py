@@ -18,6 +18,7 @@ from trainlab.reproduce.gradient_clipping_rnn import (
     SOLVED_MISS_RATE,
     TOLERANCE,
     GradNorm,
+    _rescued,
     config,
     is_diverged,
     is_solved,
@@ -62,6 +63,17 @@ def test_miss_rate_is_pascanus_error_on_the_mean():
 def test_success_rule():
     assert is_solved(False, 0.0) and is_solved(False, SOLVED_MISS_RATE - 1e-9)
     assert not is_solved(False, SOLVED_MISS_RATE) and not is_solved(True, 0.0)
+
+
+def test_rescued_names_only_the_lrs_where_clipping_prevented_every_divergence():
+    plain, clipped = ARMS
+    diverged = {plain: {0.1: [False, False], 0.3: [True, True], 1.0: [True, True]}}
+    diverged[clipped] = {0.1: [False, False], 0.3: [False, False], 1.0: [True, False]}
+    misses = {plain: {0.1: [0.0, 0.02], 0.3: [math.nan] * 2, 1.0: [math.nan] * 2}}
+    misses[clipped] = {0.1: [0.0, 0.0], 0.3: [0.03, 0.005], 1.0: [math.nan, 0.4]}
+    text = _rescued((0.1, 0.3, 1.0), diverged, misses, 8000)
+    assert "At lr 0.3 " in text and "lr 0.1 " not in text and "lr 1 " not in text
+    assert "0.5%, 3.0% (1 below 1%" in text and "8,000 steps" in text
 
 
 def test_init_is_pascanus_basic_tanh():
