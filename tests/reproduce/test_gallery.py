@@ -127,3 +127,35 @@ def test_every_experiment_quotes_its_source_and_has_a_protocol_table_and_its_doc
     html = render_page(exp, rep.Outcome(holds=True, statement="s", figures={}), 2, True)
     assert "Protocol: ours beside the source&#x27;s" in html or "Protocol: ours beside the source's" in html
     assert "<blockquote>" in html and "bidirectional GRU" in html and "trainlab&#x27;s loader always shuffles" in html
+
+
+def test_the_results_table_of_docs_gallery_md_is_written_from_a_runs_json(tmp_path):
+    """`docs/make_gallery_pages.py --results DIR` puts each experiment's JSON verdict and
+    statement in docs/gallery.md's table, between its markers, and leaves the rest as it was."""
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "docs" / "make_gallery_pages.py"
+    spec = importlib.util.spec_from_file_location("make_gallery_pages", script)
+    pages = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pages)
+    run = tmp_path / "gallery"
+    run.mkdir()
+    out = {
+        "name": "init-depth",
+        "claim": "He | keeps",
+        "holds": True,
+        "seeds": 3,
+        "quick": False,
+        "statement": "r = 0.2 < 0.5",
+    }
+    (run / "init-depth.json").write_text(json.dumps(out))
+    page = tmp_path / "gallery.md"
+    page.write_text(f"intro\n{pages.START}\nold table\n{pages.END}\nafter\n")
+    pages.write_results(run, page)
+    text = page.read_text()
+    assert text.startswith(f"intro\n{pages.START}\n| experiment |") and text.endswith(f"{pages.END}\nafter\n")
+    assert "old table" not in text
+    assert "| [`init-depth`](gallery/init-depth.md) | He \\| keeps | 3 | **holds** | r = 0.2 < 0.5 |" in text
+    assert "| [`batchnorm`](gallery/batchnorm.md) | | | not run | |" in text
+    assert len([line for line in text.splitlines() if line.startswith("| [`")]) == len(rep.NAMES)
