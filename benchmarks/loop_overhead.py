@@ -1,11 +1,10 @@
 """Overhead of trainlab over hand-written PyTorch doing the same work. Two ratios:
 
 1. **loop**: the Trainer's training loop against a hand-written loop in the same process —
-   same model (the quickstart MLP), data, optimizer (trainlab's SGD, the very object
-   ``setup`` builds), batch order and per-epoch evaluation, timed from the first step to the
-   end of the last evaluation (set-up, the final test evaluation and the end-of-run
-   checkpoint are outside both). Measured for the in-memory batches and for a user's
-   ``DataLoader`` through ``trainlab.fit``. Goal: ≤ 1.03 against the first baseline.
+   same model (the quickstart MLP), data, optimizer (trainlab's SGD, as ``setup`` builds it),
+   batch order and per-epoch evaluation. Measured for the in-memory batches (``trainlab
+   run``) and for a user's ``DataLoader`` (``trainlab.fit``). Goal: ≤ 1.03 against the
+   first baseline below.
 
    What each side does:
 
@@ -15,32 +14,38 @@
      read, checked finite (the NaN/inf check) and logged to a batched SQLite buffer; every
      epoch the validation loss and accuracy, the best-value tracker, callbacks and the
      store's rows; checkpoints at most every ``train.checkpoint_seconds`` (none in this
-     short run); one callback (the clock) that uses no per-step hook.
+     short run); one callback (the pairing clock below), which has no per-step hook.
    - *hand, same reports*: the least a hand-written loop does to print what the Trainer
      reports each epoch: the epoch's mean training loss (``loss.detach()`` summed on the
      device) and training accuracy (``(out.argmax(-1) == y).sum()`` summed on the device),
      both read once an epoch, and the validation loss and accuracy. No logging, no NaN
      check, no store, no checkpoints.
    - *hand, bare*: steps only, and the validation loss each epoch (``.item()``): printed for
-     reference; the Trainer computes more than this loop (the training accuracy costs
-     about 1.5% of a quickstart step on the CPU).
+     reference; the Trainer computes more than this loop (the training loss and accuracy
+     that "same reports" adds cost that loop 1–6% of its time on a 2-core CPU).
 2. **process**: a whole ``trainlab run`` of the quickstart (10 epochs) against a plain-torch
    script reading the same cached data file and doing the same work (10 epochs, per-epoch
    validation, a final test evaluation, the weights saved), each a fresh process.
    Goal: ≤ 1.15.
 
-Timings on a shared machine are noisy: the sides are interleaved (each repeat runs every
-side once, in alternating order, so a burst of load elsewhere or a drift hits all of them),
-and each ratio is printed as the median of the per-repeat ratios and as the ratio of the
-minima; CPU time (one torch thread, so it is the process's own work) is printed beside wall
-time. On a loaded machine run it several times and look at the medians.
+Timings on a shared machine are noisy, and interleaving whole runs was not enough (a burst
+of load elsewhere lasts about as long as a run). So the loop sides are paired epoch by epoch:
+a callback runs one epoch of each hand loop (own model, optimizer and batches; alternating
+order) at each of the Trainer's evaluations, and each side's epoch is timed on its own — the
+Trainer's from the end of the hand epochs before it to its evaluation (so what it does after
+an evaluation counts in its next epoch). Each run's first epoch is left out. The table gives
+the median epoch of each side, the median of the per-epoch ratios (the figure to read) and
+the ratio of the summed times, in wall and CPU time (one torch thread, so CPU time is the
+process's own work). The process ratio interleaves whole processes. On a loaded machine run
+it several times and report the spread of the medians.
 
-    python benchmarks/loop_overhead.py [--repeats 11] [--skip-process]
+    python benchmarks/loop_overhead.py [--repeats 5] [--skip-process]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import statistics
 import subprocess
@@ -66,6 +71,7 @@ CONFIG = {
     "train": {"epochs": EPOCHS, "threads": 1},
 }
 ROOT = Path(__file__).resolve().parents[1]
+SAME, BARE, OURS = "hand, same reports", "hand, bare", "ours"
 
 
 def _clocks() -> tuple[float, float]:
@@ -77,87 +83,98 @@ def _since(start: tuple[float, float]) -> tuple[float, float]:
     return wall - start[0], cpu - start[1]
 
 
-def _hand_loop(model, opt, batches, data, same_reports: bool) -> tuple[float, float]:
-    """The hand-written loop. ``same_reports``: it also reports what the Trainer reports each
-    epoch — the epoch's mean training loss and accuracy (summed on the device, read once an
-    epoch) and the validation accuracy beside the validation loss — the least a user's loop
-    does to print those numbers. Without it, the bare loop: steps and the validation loss."""
-    steps, n_train = len(batches), len(data.x_train)
-    start = _clocks()
-    for _ in range(EPOCHS):
-        model.train()
+def _hand_epoch(model, opt, batches, data, same_reports: bool) -> None:
+    """One epoch of the hand-written loop. ``same_reports``: it also computes what the Trainer
+    reports each epoch — the epoch's mean training loss and accuracy (summed on the device,
+    read once an epoch) and the validation accuracy beside the validation loss — the least a
+    user's loop does to print those numbers. Without it, the bare loop: steps and the
+    validation loss."""
+    model.train()
+    if same_reports:
+        loss_sum, correct = torch.zeros(()), torch.zeros((), dtype=torch.long)
+    for xb, yb in batches:
+        out = model(xb)
+        loss = F.cross_entropy(out, yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
         if same_reports:
-            loss_sum, correct = torch.zeros(()), torch.zeros((), dtype=torch.long)
-        for xb, yb in batches:
-            out = model(xb)
-            loss = F.cross_entropy(out, yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if same_reports:
-                loss_sum += loss.detach()
-                correct += (out.argmax(-1) == yb).sum()
-        model.eval()
-        with torch.no_grad():
-            out = model(data.x_val)
-            F.cross_entropy(out, data.y_val).item()
-            if same_reports:
-                (out.argmax(-1) == data.y_val).float().mean().item()
-                loss_sum.item() / steps, correct.item() / n_train
-    return _since(start)
+            loss_sum += loss.detach()
+            correct += (out.argmax(-1) == yb).sum()
+    model.eval()
+    with torch.no_grad():
+        out = model(data.x_val)
+        F.cross_entropy(out, data.y_val).item()
+        if same_reports:
+            (out.argmax(-1) == data.y_val).float().mean().item()
+            loss_sum.item() / len(batches), correct.item() / len(data.x_train)
 
 
-def hand_written(same_reports: bool = True) -> tuple[float, float]:
-    s = setup(load_config(CONFIG))
-    return _hand_loop(s.model, s.optimizer, s.batches, s.data, same_reports)
+def _dataloader(s):
+    from torch.utils.data import DataLoader, TensorDataset
+
+    g = torch.Generator().manual_seed(0)
+    return DataLoader(TensorDataset(s.data.x_train, s.data.y_train), batch_size=128, shuffle=True, generator=g)
 
 
-class _LoopClock(Callback):
-    """Times the same region the hand loop times: from the first step to the end of the last
-    evaluation (set-up, reading the history back, the final test evaluation and the end-of-run
-    checkpoint are outside both)."""
+def _hand_sides(user_loader: bool) -> dict[str, Callable[[], None]]:
+    """Each hand loop with its own model, optimizer and batches (as ``setup`` builds them for
+    the Trainer), as a function that runs its next epoch."""
+    sides = {}
+    for name, same_reports in ((SAME, True), (BARE, False)):
+        s = setup(load_config(CONFIG))
+        batches = _dataloader(s) if user_loader else s.batches
+        sides[name] = functools.partial(_hand_epoch, s.model, s.optimizer, batches, s.data, same_reports)
+    return sides
+
+
+class _PairedEpochs(Callback):
+    """Runs the hand loops' epochs between the Trainer's: at each of the Trainer's evaluations
+    (one an epoch) one epoch of each hand loop, in alternating order, each timed on its own;
+    the Trainer's epoch is timed from the end of the hand epochs before it to its evaluation.
+    So every Trainer epoch has hand epochs run within a second of it: a burst of load
+    elsewhere hits both, which interleaving whole runs did not achieve on a shared machine.
+    (What the Trainer does after its evaluation falls into its next epoch's time.)"""
+
+    def __init__(self, hands: dict[str, Callable[[], None]]):
+        self.hands = hands
+        self.times: dict[str, list[tuple[float, float]]] = {name: [] for name in (*hands, OURS)}
 
     def on_fit_start(self, trainer) -> None:
         self.start = _clocks()
 
     def on_eval(self, trainer, step, metrics) -> None:
-        self.elapsed = _since(self.start)  # the last evaluation's is kept
+        self.times[OURS].append(_since(self.start))
+        order = list(self.hands) if len(self.times[OURS]) % 2 else list(reversed(self.hands))
+        for name in order:
+            start = _clocks()
+            self.hands[name]()
+            self.times[name].append(_since(start))
+        self.start = _clocks()
 
 
-def trainer() -> tuple[float, float]:
-    clock = _LoopClock()
+def paired_trainer() -> dict[str, list[tuple[float, float]]]:
+    """A ``trainlab run`` of the config (in-memory batches), epochs paired with the hand loop's."""
+    clock = _PairedEpochs(_hand_sides(user_loader=False))
     with tempfile.TemporaryDirectory() as tmp:
         run(CONFIG, store=Store(f"{tmp}/bench.db"), callbacks=[clock])
-    return clock.elapsed
+    return clock.times
 
 
-def _dataloader():
-    from torch.utils.data import DataLoader, TensorDataset
-
-    s = setup(load_config(CONFIG))
-    g = torch.Generator().manual_seed(0)
-    return s, DataLoader(TensorDataset(s.data.x_train, s.data.y_train), batch_size=128, shuffle=True, generator=g)
-
-
-def hand_written_dataloader(same_reports: bool = True) -> tuple[float, float]:
-    s, loader = _dataloader()
-    return _hand_loop(s.model, s.optimizer, loader, s.data, same_reports)
-
-
-def fit_dataloader() -> tuple[float, float] | None:
+def paired_fit_dataloader() -> dict[str, list[tuple[float, float]]] | None:
+    """``trainlab.fit`` of the same model on a user's DataLoader, epochs paired likewise."""
     import trainlab
 
     fit = getattr(trainlab, "fit", None)
     if fit is None:
         return None
-    s, loader = _dataloader()
-    clock = _LoopClock()
-    val = (s.data.x_val, s.data.y_val)
+    clock = _PairedEpochs(_hand_sides(user_loader=True))
+    s = setup(load_config(CONFIG))
     with tempfile.TemporaryDirectory() as tmp:
         fit(
             s.model,
-            loader,
-            val,
+            _dataloader(s),
+            (s.data.x_val, s.data.y_val),
             optimizer="sgd",
             lr=0.1,
             momentum=0.9,
@@ -165,7 +182,7 @@ def fit_dataloader() -> tuple[float, float] | None:
             store=Store(f"{tmp}/b.db"),
             callbacks=[clock],
         )
-    return clock.elapsed
+    return clock.times
 
 
 PLAIN = textwrap.dedent(
@@ -224,59 +241,43 @@ def whole_processes(tmp: Path) -> tuple[tuple[float, float], tuple[float, float]
 
 
 def _report(
-    title: str, bases: dict[str, list[tuple[float, float]]], ours: list[tuple[float, float]], goal: float
+    title: str, bases: dict[str, list[tuple[float, float]]], ours: list[tuple[float, float]], goal: float, unit: str
 ) -> None:
-    """One table: for each baseline and clock, the fastest of each side, the median of the
-    per-pair ratios (ours / base) and the ratio of the minima. The goal applies to the first."""
-    print(f"\n{title}  (goal ≤ {goal:.2f} for the first; {len(ours)} interleaved repeats)")
-    print(f"{'':24s} {'base s':>9s} {'ours s':>9s} {'median ratio':>13s} {'ratio of minima':>16s}")
+    """One table: for each baseline and clock, the median time of each side, the median of the
+    per-pair ratios (ours / base) and the ratio of the totals. The goal applies to the first."""
+    print(f"\n{title}  (goal ≤ {goal:.2f} for the first; {len(ours)} pairs of {unit})")
+    print(f"{'':24s} {'base s':>9s} {'ours s':>9s} {'median ratio':>13s} {'ratio of sums':>14s}")
     for label, base in bases.items():
         for i, clock in enumerate(("wall", "cpu")):
             b, o = [t[i] for t in base], [t[i] for t in ours]
             median = statistics.median(x / y for x, y in zip(o, b))
-            print(f"{label + ' ' + clock:24s} {min(b):9.3f} {min(o):9.3f} {median:13.3f} {min(o) / min(b):16.3f}")
+            row = f"{statistics.median(b):9.4f} {statistics.median(o):9.4f} {median:13.3f} {sum(o) / sum(b):14.3f}"
+            print(f"{label + ' ' + clock:24s} {row}")
 
 
-def _interleaved(sides: dict[str, Callable[[], tuple[float, float] | None]], repeats: int) -> dict[str, list]:
-    """Each side once per repeat, in an order that alternates (a burst of load elsewhere, or a
-    drift, hits every side alike)."""
-    times: dict[str, list] = {name: [] for name in sides}
-    order = list(sides)
-    for r in range(repeats):
-        for name in order if r % 2 == 0 else reversed(order):
-            times[name].append(sides[name]())
-    return times
+def _pooled(runs: list[dict[str, list[tuple[float, float]]]]) -> dict[str, list[tuple[float, float]]]:
+    """The epochs of every run, the first of each left out (first-epoch costs: the batch
+    iterator's first permutation, allocator warm-up)."""
+    return {name: [t for times in runs for t in times[name][1:]] for name in runs[0]}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=11)
+    parser.add_argument("--repeats", type=int, default=5, help="runs of each loop (each gives 9 paired epochs)")
     parser.add_argument("--skip-process", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    hand_written(), trainer()  # warm-up: first-call costs belong to neither side
-    same, bare = "hand, same reports", "hand, bare"
-    mem = _interleaved(
-        {same: hand_written, bare: lambda: hand_written(same_reports=False), "ours": trainer}, args.repeats
-    )
-    _report(
-        f"loop, in-memory batches: {EPOCHS} epochs of the quickstart MLP on MNIST-1D",
-        {same: mem[same], bare: mem[bare]},
-        mem["ours"],
-        1.03,
-    )
-    if fit_dataloader() is None:
+    paired_trainer()  # warm-up: first-call costs belong to neither side
+    mem = _pooled([paired_trainer() for _ in range(args.repeats)])
+    title = f"loop, in-memory batches: {EPOCHS} epochs of the quickstart MLP on MNIST-1D"
+    _report(title, {SAME: mem[SAME], BARE: mem[BARE]}, mem[OURS], 1.03, "epochs")
+    first = paired_fit_dataloader()
+    if first is None:
         print("\nloop, a user's DataLoader: skipped (this trainlab has no trainlab.fit)")
     else:
-        dl = _interleaved(
-            {
-                same: hand_written_dataloader,
-                bare: lambda: hand_written_dataloader(same_reports=False),
-                "ours": fit_dataloader,  # type: ignore[dict-item]
-            },
-            args.repeats,
-        )
-        _report("loop, a user's DataLoader (trainlab.fit)", {same: dl[same], bare: dl[bare]}, dl["ours"], 1.03)
+        dl = _pooled([paired_fit_dataloader() for _ in range(args.repeats)])  # type: ignore[misc]
+        title = "loop, a user's DataLoader (trainlab.fit)"
+        _report(title, {SAME: dl[SAME], BARE: dl[BARE]}, dl[OURS], 1.03, "epochs")
     if not args.skip_process:
         plain, whole = [], []
         with tempfile.TemporaryDirectory() as tmp:
@@ -289,6 +290,7 @@ def main() -> None:
             {"plain torch": plain},
             whole,
             1.15,
+            "processes",
         )
 
 

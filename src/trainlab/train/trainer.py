@@ -308,8 +308,12 @@ class Trainer:
         total_loss, correct, n = 0.0, 0, 0
         extra = dict.fromkeys(self.setup.metrics or {}, 0.0)
         precision = getattr(self, "_autocast", None) or nullcontext()
+        device = self.device
         for xb, yb in batches:
-            xb, yb = xb.to(self.device), yb.to(self.device)
+            if getattr(xb, "device", None) != device:  # (.to() of a tensor already there returns it)
+                xb = xb.to(device)
+            if getattr(yb, "device", None) != device:
+                yb = yb.to(device)
             with precision:
                 out = self.model(xb)
                 loss = self.setup.loss_fn(out, yb)
