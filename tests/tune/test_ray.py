@@ -38,15 +38,14 @@ seed = 0
 [data]
 name = "mnist1d"
 batch_size = 64
-subset = 512
 [model]
 name = "mlp"
-hidden = [32]
+hidden = [256, 256]
 [optim]
 name = "sgd"
 lr = 0.1
 [train]
-epochs = 3
+epochs = 60
 threads = 1
 [search]
 name = "ray-e2e"
@@ -123,7 +122,7 @@ def test_ray_study_on_postgres_killed_mid_study_loses_nothing(ray_head, postgres
     deadline = time.time() + TIMEOUT
     done: dict[int, tuple[float, dict]] = {}
     while time.time() < deadline and driver.poll() is None and len(done) < 2:
-        time.sleep(0.5)
+        time.sleep(0.1)
         with contextlib.suppress(Exception):  # the study may not exist yet
             study = Study.load("ray-e2e", storage=url)
             done = {t.number: (t.value, t.params) for t in study.trials if t.state == "complete"}
