@@ -12,19 +12,11 @@ import sys
 import pytest
 import torch
 
+from interrupt import Interrupt
 from trainlab._io import torch_load
 from trainlab.train import Callback, Trainer, run
 from trainlab.train.checkpoint import previous_path, save_checkpoint
 from trainlab.train.trainer import CheckpointWarning
-
-
-class Interrupt(Callback):
-    def __init__(self, at):
-        self.at = at
-
-    def on_step_end(self, trainer, step, logs):
-        if step == self.at:
-            raise KeyboardInterrupt
 
 
 class PoisonWeights(Callback):

@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 
+from interrupt import Interrupt
 from trainlab._io import torch_load
 from trainlab.errors import ConfigError
 from trainlab.train import Callback, EarlyStopping, Trainer, load_config, run
@@ -102,15 +103,6 @@ def test_callbacks_run_in_the_given_order_and_their_metrics_are_logged(store, ti
         ("b", "end"),
     ]
     assert list(store.metrics(result.run_id)["b_seen"][1]) == [8.0, 16.0]
-
-
-class Interrupt(Callback):
-    def __init__(self, at):
-        self.at = at
-
-    def on_step_end(self, trainer, step, logs):
-        if step == self.at:
-            raise KeyboardInterrupt
 
 
 def test_interrupt_then_resume_equals_uninterrupted_run(store, tiny_config):
