@@ -40,6 +40,8 @@ def results_table(folder: Path) -> str:
 
 
 def write_results(folder: Path, page: Path = DOCS / "gallery.md") -> None:
+    if not any((folder / f"{name}.json").is_file() for name in rep.NAMES):
+        raise SystemExit(f"error: {folder} holds no experiment's JSON; give the -o folder of a trainlab reproduce run")
     text = page.read_text(encoding="utf-8")
     if START not in text or END not in text:
         raise SystemExit(f"{page} has no results-table markers ({START!r} … {END!r})")

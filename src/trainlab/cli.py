@@ -321,6 +321,8 @@ def reproduce(
             table.add_row(n, exp.claim, exp.source)
         out.print(table)
         return
+    if seeds is not None and seeds < 1:
+        raise ConfigError(f"--seeds must be >= 1, got {seeds}")
     names = list(rep.NAMES) if name == "all" else [name]
     st = _store(store)
     for n in names:

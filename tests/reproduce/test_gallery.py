@@ -159,3 +159,27 @@ def test_the_results_table_of_docs_gallery_md_is_written_from_a_runs_json(tmp_pa
     assert "| [`init-depth`](gallery/init-depth.md) | He \\| keeps | 3 | **holds** | r = 0.2 < 0.5 |" in text
     assert "| [`batchnorm`](gallery/batchnorm.md) | | | not run | |" in text
     assert len([line for line in text.splitlines() if line.startswith("| [`")]) == len(rep.NAMES)
+
+
+def test_a_results_folder_without_any_experiment_is_refused_and_the_page_kept(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "docs" / "make_gallery_pages.py"
+    spec = importlib.util.spec_from_file_location("make_gallery_pages", script)
+    pages = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pages)
+    page = tmp_path / "gallery.md"
+    page.write_text(f"{pages.START}\nold table\n{pages.END}\n")
+    with pytest.raises(SystemExit, match="holds no experiment's JSON"):
+        pages.write_results(tmp_path / "empty", page)
+    assert "old table" in page.read_text()
+
+
+def test_reproduce_refuses_zero_seeds_in_one_line():
+    r = subprocess.run(
+        [sys.executable, "-m", "trainlab", "reproduce", "init-depth", "--seeds", "0", "--store", ":memory:"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 2 and r.stderr.strip() == "error: --seeds must be >= 1, got 0", r.stderr
