@@ -182,3 +182,33 @@ def test_train_acc_of_an_output_that_the_step_changes_in_place(store):
     expected = _expected_train_acc(record, steps.tolist(), 10)
     assert values.tolist() == pytest.approx(expected, abs=1e-12)
     assert expected[-1] <= 0.1  # each step but the first predicts the wrong label
+
+
+def test_gradients_are_cleared_as_zero_grad_would_and_a_users_zero_grad_is_called():
+    """The loop clears gradients itself where the optimizer's ``zero_grad`` is torch's (every
+    torch and trainlab optimizer); an optimizer with its own ``zero_grad`` gets that called."""
+    from trainlab.optim import SGD
+    from trainlab.train.trainer import _grad_clearer
+
+    model = torch.nn.Linear(3, 2)
+    extra = torch.nn.Parameter(torch.ones(2))
+    for opt in (SGD(model.parameters(), lr=0.1), torch.optim.Adam(model.parameters())):
+        clear = _grad_clearer(opt)
+        opt.add_param_group({"params": [extra]})  # a group added after the clearer was made
+        model(torch.ones(4, 3)).sum().add(extra.sum()).backward()
+        assert all(p.grad is not None for g in opt.param_groups for p in g["params"])
+        clear()
+        assert all(p.grad is None for g in opt.param_groups for p in g["params"]), type(opt).__name__
+        extra.grad = None
+
+    calls = []
+
+    class OwnZeroGrad(torch.optim.SGD):
+        def zero_grad(self, set_to_none: bool = True) -> None:
+            calls.append(set_to_none)
+            super().zero_grad(set_to_none)
+
+    opt = OwnZeroGrad(model.parameters(), lr=0.1)
+    model(torch.ones(4, 3)).sum().backward()
+    _grad_clearer(opt)()
+    assert calls == [True] and model.weight.grad is None

@@ -21,6 +21,7 @@ module; ``benchmarks/loop_overhead.py`` measures what the loop costs over a hand
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections import defaultdict
@@ -551,6 +552,7 @@ class Trainer:
             self._penalty = lambda: penalty(self.model, l1=l1, l2=l2, include_bias_and_norm=include)
         self._clip = cfg.train.clip_norm is not None or cfg.train.clip_value is not None
         self._constrain = reg.max_norm is not None or reg.norm_bound is not None
+        self._zero_grad = _grad_clearer(self.optimizer)
         # one process, 32-bit, no penalty, clipping or constraint: the lean step (most runs)
         self._lean = (
             self.dist is None and self.scaler is None and self._precision is None and self._penalty is None
@@ -565,7 +567,7 @@ class Trainer:
         count is taken there too, from the steps' outputs (:meth:`_count_correct`)."""
         if self._lean and len(group) == 1:  # the same operations as below, without the branches
             xb, yb = group[0]
-            self.optimizer.zero_grad(set_to_none=True)
+            self._zero_grad()
             out = self._forward(xb)
             loss = self.loss_fn(out, yb) if self._task_loss else self._train_loss(out, yb, xb)
             value = loss.detach()
@@ -586,7 +588,7 @@ class Trainer:
             self._window["n"] += 1
             return logs
         scaler, dist, precision = self.scaler, self.dist, self._precision
-        self.optimizer.zero_grad(set_to_none=True)
+        self._zero_grad()
         n_total = group[0][1].shape[0] if len(group) == 1 else sum(yb.shape[0] for _, yb in group)
         logged = correct = checked = None
         counted = False  # whether the step's predictions count towards train_acc
@@ -978,6 +980,25 @@ def _using(callbacks: Sequence[Callback], hook: str) -> list[Callback]:
     """The callbacks, in order, whose ``hook`` is not :class:`Callback`'s own no-op."""
     base = getattr(Callback, hook)
     return [cb for cb in callbacks if getattr(getattr(cb, hook, None), "__func__", None) is not base]
+
+
+def _grad_clearer(optimizer: torch.optim.Optimizer) -> Callable[[], None]:
+    """What clears the gradients before a step: ``optimizer.zero_grad(set_to_none=True)``, or,
+    where that is torch's own method (every torch and trainlab optimizer), the same assignments
+    ``p.grad = None`` without its profiler range and bookkeeping (~10 µs a call, 0.8% of a
+    quickstart step). The groups are read at each call, so a group added later is cleared too."""
+    if getattr(type(optimizer).zero_grad, "__wrapped__", type(optimizer).zero_grad) is not getattr(
+        torch.optim.Optimizer.zero_grad, "__wrapped__", torch.optim.Optimizer.zero_grad
+    ):
+        return functools.partial(optimizer.zero_grad, set_to_none=True)  # a zero_grad of the user's own
+    groups = optimizer.param_groups
+
+    def clear() -> None:
+        for group in groups:
+            for p in group["params"]:
+                p.grad = None
+
+    return clear
 
 
 def _groups(batches, k: int):
