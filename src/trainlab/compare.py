@@ -53,7 +53,7 @@ from trainlab._progress import ItemProgress, line
 from trainlab.errors import ConfigError, unknown_name
 from trainlab.stats import bootstrap_ci, mode_for
 from trainlab.store import RunRecord, Store
-from trainlab.train.config import RunConfig, config_digest, load_config
+from trainlab.train.config import RunConfig, config_digest, flatten, load_config
 
 log = logging.getLogger("trainlab.compare")
 
@@ -67,17 +67,6 @@ VECTORIZE = ("auto", "off")
 class Variant:
     name: str
     overrides: dict[str, Any]
-
-
-def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in table.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, Mapping):
-            out.update(_flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
 
 
 def _is_int(value: Any) -> bool:
@@ -115,7 +104,7 @@ def parse_compare(table: Mapping[str, Any] | None) -> tuple[list[Variant], list[
             f"compare.target must be a number (the value of compare.metric to reach, e.g. 0.9), got {target!r}"
         )
 
-    grid = _flatten({k: v for k, v in table.items() if k not in RESERVED})
+    grid = flatten({k: v for k, v in table.items() if k not in RESERVED})
     for key, values in grid.items():
         if not isinstance(values, list) or not values:
             raise ConfigError(f"compare.{key} must be a non-empty list of values to compare, got {values!r}")
@@ -133,7 +122,7 @@ def parse_compare(table: Mapping[str, Any] | None) -> tuple[list[Variant], list[
     for name, overrides in named.items():
         if not isinstance(overrides, Mapping):
             raise ConfigError(f'compare.variants.{name} must be a table of overrides such as "optim.lr" = 0.1')
-        variants.append(Variant(str(name), _flatten(overrides)))
+        variants.append(Variant(str(name), flatten(overrides)))
     if not variants:
         raise ConfigError(
             'compare: no variants; give a list such as "optim.name" = ["sgd", "adam"] or [compare.variants.NAME] tables'

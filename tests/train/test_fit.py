@@ -10,6 +10,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import trainlab
+from interrupt import Interrupt
 from trainlab.errors import ConfigError
 
 
@@ -269,3 +270,40 @@ def test_a_new_users_first_tries_point_at_fit_and_target():
         ConfigError, match=r"model.name: unknown value 'MyNet'.*or name your own with model.target = \"module:MyNet\""
     ):
         load_config({"model": {"name": "MyNet"}})
+
+
+def dropout_net(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 3))
+
+
+def test_an_interrupted_fit_resumes_bit_identical(store):
+    """Ctrl-C in a fit run, then fit(..., resume=ID) with the same objects: the same weights and
+    history as a run never interrupted (a shuffling DataLoader and dropout draw random numbers)."""
+    x, y = blobs()
+    xv, yv = blobs(60, seed=1)
+
+    def go(**kw):
+        torch.manual_seed(123)  # the DataLoader shuffles with torch's global generator
+        loader = DataLoader(TensorDataset(x, y), batch_size=32, shuffle=True)
+        return trainlab.fit(dropout_net, loader, (xv, yv), lr=0.1, momentum=0.9, epochs=3, seed=5, store=store, **kw)
+
+    whole = go()
+    cut = go(callbacks=[Interrupt(at=11)])  # mid-epoch 2 (8 batches an epoch)
+    assert cut.status == "interrupted"
+    assert f"trainlab.fit(..., resume={cut.run_id!r})" in cut.message  # not the CLI, which cannot rebuild objects
+    resumed = go(resume=cut.run_id[:8])  # a unique prefix, as everywhere
+    assert resumed.status == "completed" and resumed.run_id == cut.run_id
+    for p, q in zip(whole.model.parameters(), resumed.model.parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+    assert whole.history == resumed.history
+    assert store.metrics(whole.run_id)["train_loss"][1].tolist() == store.metrics(cut.run_id)["train_loss"][1].tolist()
+
+    with pytest.raises(ConfigError, match="already completed"):
+        go(resume=cut.run_id)
+    cut = go(callbacks=[Interrupt(at=3)])
+    with pytest.raises(ConfigError, match=r"other settings \(optim.lr differ\)"):
+        trainlab.fit(dropout_net, DataLoader(TensorDataset(x, y), batch_size=32, shuffle=True), (xv, yv),
+                     lr=0.2, momentum=0.9, epochs=3, seed=5, store=store, resume=cut.run_id)  # fmt: skip
+    with pytest.raises(ConfigError, match="no run 'nope'"):
+        go(resume="nope")

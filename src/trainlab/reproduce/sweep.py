@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from trainlab.compare import RESULTS, _flatten, plan, run_comparison
+from trainlab.compare import RESULTS, plan, run_comparison
 from trainlab.reproduce import Context
 from trainlab.store import RunRecord, Store
-from trainlab.train.config import RunConfig, load_config
+from trainlab.train.config import RunConfig, flatten, load_config
 
 
 @dataclass
@@ -61,7 +61,7 @@ def comparison(
     """The comparison config of a sweep: one named variant per ``configs`` entry (its whole
     config as overrides of the defaults), ``seeds`` (default ``range(ctx.seeds)``), named
     after the experiment's group."""
-    variants = {label: _flatten(dict(cfg)) for label, cfg in configs.items()}
+    variants = {label: flatten(dict(cfg)) for label, cfg in configs.items()}
     seed_list = list(range(ctx.seeds)) if seeds is None else [int(s) for s in seeds]
     return load_config({"name": ctx.group(name), "compare": {"seeds": seed_list, "variants": variants}})
 

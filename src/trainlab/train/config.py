@@ -488,6 +488,18 @@ def _check_registry_names(cfg: RunConfig) -> None:
 # loading, overrides and error messages
 
 
+def flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config as dotted keys: ``{"optim": {"lr": 0.1}}`` -> ``{"optim.lr": 0.1}``
+    (the form of overrides, a comparison's variants and config diffs)."""
+    out: dict[str, Any] = {}
+    for k, v in table.items():
+        if isinstance(v, Mapping):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
 def parse_value(text: str) -> Any:
     """Read a command-line value as TOML (numbers, booleans, lists, quoted strings); a bare
     word that is not TOML is taken as a string, so ``optim.name=adam`` works unquoted."""

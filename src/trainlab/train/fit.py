@@ -31,7 +31,7 @@ _CONTEXT: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar
 
 FIT_KEYWORDS = (
     "val", "test", "loss", "metrics", "optimizer", "lr", "schedule", "epochs", "steps", "batch_size", "seed",
-    "callbacks", "store", "name", "device", "log_to", "nproc",
+    "callbacks", "store", "name", "device", "log_to", "nproc", "resume",
 )  # fmt: skip
 
 
@@ -66,6 +66,7 @@ def fit(
     device: str = "auto",
     log_to: Sequence[str] | None = None,
     nproc: int = 1,
+    resume: str | None = None,
     **options: Any,
 ):
     """Train ``model`` on ``train`` and return the :class:`~trainlab.train.RunResult`.
@@ -85,6 +86,9 @@ def fit(
         epochs / steps: the run's length (``train.epochs`` / ``train.max_steps``).
         nproc: train data-parallel on N local processes (DDP; ``batch_size`` is the global
             batch; the objects must pickle). Under ``torchrun`` the run joins its group by itself.
+        resume: the id of an interrupted ``fit`` run to continue from its last checkpoint,
+            given the same model, data and arguments (their config hash must match the run's);
+            bit-identical to a run that was never interrupted.
         **options: config keys in dotted form (``**{"regularize.l2": 1e-4}``) and the
             optimizer's options.
     """
@@ -185,19 +189,41 @@ def fit(
         optimizer=None if isinstance(optimizer, str) else optimizer,
     )
     trial = ctx.get("trial")
+    if resume is not None:
+        resume, group = _resumable(st, resume, cfg)
+        ctx = {**ctx, "group": group}
     from trainlab.train import distributed
 
     if nproc != 1 or distributed.launched_by_torchrun():  # data-parallel (docs/distributed.md)
         if trial is not None or callbacks:
             raise ConfigError("fit on several processes takes no callbacks and runs outside a study trial")
         if nproc != 1:
-            return distributed.launch(cfg, nproc=nproc, store=st, group=ctx.get("group"), parts=parts)
-        return distributed.run_worker(cfg, store=st, group=ctx.get("group"), parts=parts)
+            return distributed.launch(cfg, nproc=nproc, store=st, resume=resume, group=ctx.get("group"), parts=parts)
+        return distributed.run_worker(cfg, store=st, resume=resume, group=ctx.get("group"), parts=parts)
     trainer = Trainer(cfg, store=st, callbacks=list(callbacks), trial=trial, group=ctx.get("group"), parts=parts)
-    result = trainer.fit()
+    result = trainer.fit(resume=resume)
     if trial is not None:
         trial.run_id = result.run_id
     return result
+
+
+def _resumable(store: Any, run_id: str, cfg: Any) -> tuple[str, str | None]:
+    """The full id and group of the ``fit`` run ``run_id`` that ``cfg`` may continue: one that
+    is not completed and was started with the same config (model, data and arguments)."""
+    from trainlab.train.config import flatten
+
+    record = store.get_run(run_id)
+    if record.status == "completed":
+        raise ConfigError(f"fit: run {record.id} is already completed; nothing to resume")
+    if record.config_hash != cfg.hash():
+        old, new = flatten(record.config), flatten(cfg.to_dict())
+        changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+        shown = ", ".join(changed[:4]) + (f" and {len(changed) - 4} more" if len(changed) > 4 else "")
+        raise ConfigError(
+            f"fit: resume={record.id!r} was started with other settings ({shown or 'the config'} differ); "
+            "give the same model, data and arguments"
+        )
+    return record.id, record.group
 
 
 def _label(obj: Any) -> str:

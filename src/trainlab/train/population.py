@@ -55,7 +55,7 @@ from torch import Tensor
 from trainlab.errors import ConfigError
 from trainlab.store import MetricBuffer, Store
 from trainlab.train.callbacks import BestTracker
-from trainlab.train.config import RunConfig, config_digest, load_config
+from trainlab.train.config import RunConfig, config_digest, flatten, load_config
 
 log = logging.getLogger("trainlab.population")
 
@@ -74,20 +74,10 @@ _ELEMENTWISE_ACTIVATIONS = (
 )  # fmt: skip
 
 
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def structure_key(cfg: RunConfig) -> str:
     """A digest of everything a population's members must share: the config without seed,
     name, the orchestrators' tables, :data:`VECTOR_KEYS` and the schedule."""
-    flat = _flatten({k: v for k, v in cfg.to_dict().items() if k not in _NOT_COMPUTED})
+    flat = flatten({k: v for k, v in cfg.to_dict().items() if k not in _NOT_COMPUTED})
     kept = {k: v for k, v in flat.items() if k not in VECTOR_KEYS and not k.startswith("schedule.")}
     # a clipping threshold may differ, but clipping or not changes what is logged (grad_norm)
     kept["clip_norm?"] = cfg.train.clip_norm is not None

@@ -417,10 +417,12 @@ class Trainer:
                 if bad is not None:  # the interrupt came after a non-finite loss was computed
                     status, message = self._diverged(bad)
                 else:
-                    status, message = (
-                        "interrupted",
-                        f"interrupted at step {self.step}; resume with `trainlab run --resume {self.run_id}`",
+                    how = (
+                        f"`trainlab run --resume {self.run_id}`"
+                        if self.parts is None
+                        else f"trainlab.fit(..., resume={self.run_id!r}) and the same model, data and arguments"
                     )
+                    status, message = "interrupted", f"interrupted at step {self.step}; resume with {how}"
                 if bad is None and self.dist is None:  # N ranks cannot meet for a checkpoint now: the last one stays
                     self._save_checkpoint()
             return self._finish(status, message, time.perf_counter() - start)
