@@ -5,8 +5,9 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
-from trainlab.reproduce import run_experiment
+from trainlab.reproduce import Context, run_experiment
 from trainlab.reproduce._profile import FLOAT32_TINY, init_profile, log10_ratio
 from trainlab.reproduce.init_depth import (
     COLLAPSE,
@@ -17,8 +18,10 @@ from trainlab.reproduce.init_depth import (
     TRAIN_MARGIN,
     WIDTH,
     XAVIER_SHRINK,
+    config,
     theory_std,
 )
+from trainlab.reproduce.sweep import sweep
 from trainlab.store import Store
 from trainlab.train import setup
 
@@ -74,6 +77,25 @@ def test_init_profile_matches_numpy_forward_and_backward():
     np.testing.assert_allclose(profile["grad_norm"], grads, rtol=1e-4)
 
 
+def test_sweep_runs_start_from_the_weights_init_profile_measures(tmp_path):
+    # lr 0: a run's final checkpoint holds its initial weights, here trained as one population per init
+    configs = {s: {**config(s, quick=True), "optim": {"name": "sgd", "lr": 0.0}} for s in SCHEMES}
+    for cfg in configs.values():
+        cfg["train"] = {"max_steps": 1, "threads": 1}
+    ctx = Context(seeds=2, quick=True, store=Store(tmp_path / "r.db"), out_dir=tmp_path, log=lambda _: None)
+    runs = sweep(ctx, "init-depth", configs)
+    for scheme in SCHEMES:
+        assert all(r.final.get("population") for r in runs.records[scheme])  # vectorized over seeds
+        for i, r in enumerate(runs.records[scheme]):
+            trained = runs.model(scheme, i).state_dict()
+            built = setup(r.config).model.state_dict()  # what init_profile(r.config) measures
+            assert trained.keys() == built.keys()
+            for key in built:
+                torch.testing.assert_close(trained[key], built[key], rtol=0, atol=0)
+        first = [runs.model(scheme, i).blocks[0].layer.weight for i in range(2)]
+        assert not torch.equal(*first)  # and the seeds differ
+
+
 def test_quick_run_follows_the_recursion_and_matches_the_store(tmp_path):
     store = Store(tmp_path / "r.db")
     _, outcome, seeds = run_experiment("init-depth", quick=True, store=store, log=lambda _: None)
@@ -90,7 +112,11 @@ def test_quick_run_follows_the_recursion_and_matches_the_store(tmp_path):
     runs = store.list_runs(group="reproduce/init-depth/quick")
     assert len(runs) == len(SCHEMES) * seeds
     for scheme in SCHEMES:
-        mine = sorted((r for r in runs if r.name == f"init-depth/{scheme}"), key=lambda r: r.seed)
+        mine = sorted((r for r in runs if r.name == f"reproduce/init-depth/quick/{scheme}"), key=lambda r: r.seed)
+        assert [r.seed for r in mine] == list(range(seeds))
+        # the profile at init was measured on each run's own initial weights (its config and seed)
+        for r, stds in zip(mine, f["act_std"][scheme]):
+            assert init_profile(r.config)["act_std"] == pytest.approx(stds)
         assert f["val_acc"][scheme] == pytest.approx(
             [r.final["val_acc"] if r.status == "completed" else 0.1 for r in mine]
         )

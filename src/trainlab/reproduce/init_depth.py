@@ -16,6 +16,9 @@ with zero biases, initialized by ``normal`` (σ = 0.01), ``xavier_normal`` (gain
 the notes' derivation) or ``he_normal``. At init: the std of each hidden layer's output and the
 gradient norm of each layer on the first 512 training samples (LayerStats). Then each net
 trains with SGD (lr 0.01, momentum 0.9, batch 128) for 20 epochs (quick: 10 epochs); the same lr for every init, fixed before running.
+The training runs are one sweep (:mod:`trainlab.reproduce.sweep`: each init's seeds trained as
+one population); the measurement at init is made on each run's own config and seed, so on the
+weights that run started from (a population member is initialized as its run alone).
 
 Claim (95% bootstrap CIs over seeds; margins fixed before running), with
 r = log10(std of layer 30 / std of layer 1):
@@ -38,7 +41,7 @@ from trainlab.reproduce import Context, Experiment, Outcome, Protocol
 from trainlab.reproduce._measure import mean_std
 from trainlab.reproduce._profile import geometric_mean, init_profile, log10_ratio, per_layer_figure
 from trainlab.reproduce.checks import Check, all_hold, greater, less
-from trainlab.train import run
+from trainlab.reproduce.sweep import sweep
 
 NAME = "init-depth"
 DEPTH = 30
@@ -56,10 +59,9 @@ COLLAPSE = 10.0  # r below −10: "collapses"
 TRAIN_MARGIN = 0.2  # 20 accuracy points: "trains" vs "does not"
 
 
-def config(scheme: str, seed: int, quick: bool) -> dict[str, Any]:
+def config(scheme: str, quick: bool) -> dict[str, Any]:
+    """The training run of one init (without seed and name: :func:`~trainlab.reproduce.sweep.sweep` adds them)."""
     return {
-        "name": f"{NAME}/{scheme}",
-        "seed": seed,
         "data": {"name": "mnist1d", "batch_size": 128, "preprocess": "standardize"},
         "model": {
             "name": "mlp",
@@ -81,21 +83,16 @@ def theory_std(first: float, factor: float, depth: int = DEPTH) -> np.ndarray:
 
 
 def _run(ctx: Context) -> Outcome:
-    profiles: dict[str, list[dict[str, list[float]]]] = {s: [] for s in SCHEMES}
-    ratios: dict[str, list[float]] = {s: [] for s in SCHEMES}
-    val_acc: dict[str, list[float]] = {s: [] for s in SCHEMES}
-    curves: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {s: [] for s in SCHEMES}
-    for scheme in SCHEMES:
-        for seed in range(ctx.seeds):
-            ctx.log(f"{NAME}: {scheme}, seed {seed}")
-            cfg = config(scheme, seed, ctx.quick)
-            profile = init_profile(cfg)
-            profiles[scheme].append(profile)
-            ratios[scheme].append(log10_ratio(profile["act_std"][-1], profile["act_std"][0]))
-            result = run(cfg, store=ctx.store, group=ctx.group(NAME))
-            # a run that diverged ends with nothing usable: chance accuracy, not its last evaluation
-            val_acc[scheme].append(result.final["val_acc"] if result.status == "completed" else 0.1)
-            curves[scheme].append(ctx.store.metrics(result.run_id, ["val_acc"])["val_acc"])
+    runs = sweep(ctx, NAME, {scheme: config(scheme, ctx.quick) for scheme in SCHEMES})
+    # the measurement at init: each run's own config (its seed), so the weights it started from
+    profiles = {s: [init_profile(r.config) for r in runs.records[s]] for s in SCHEMES}
+    ratios = {s: [log10_ratio(p["act_std"][-1], p["act_std"][0]) for p in profiles[s]] for s in SCHEMES}
+    # a run that diverged ends with nothing usable: chance accuracy, not its last evaluation
+    val_acc = {
+        s: [v if status == "completed" else 0.1 for v, status in zip(runs.final(s, "val_acc"), runs.status(s))]
+        for s in SCHEMES
+    }
+    curves = {s: runs.metric(s, "val_acc") for s in SCHEMES}
     abs_he = [abs(r) for r in ratios["he_normal"]]
     checks: dict[str, Check] = {
         "he_constant": less(abs_he, [0.0], margin=-HE_BAND, what="|r(He)|"),
