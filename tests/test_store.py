@@ -305,3 +305,28 @@ def test_a_lease_is_held_once_and_taken_over_from_a_dead_holder(store):
         assert held is True
     with store.engine.connect() as conn:
         assert conn.execute(leases_table.select()).all() == []  # released on leaving
+
+
+def test_resume_hint_names_fit_for_runs_of_python_objects(store):
+    """A run that ``trainlab.fit`` made from Python objects cannot be rebuilt by the command
+    line: its interrupted message (also when reaped) names ``fit(..., resume=...)``."""
+    import socket
+    import time
+
+    from trainlab.store import resume_hint, runs_table
+
+    assert resume_hint("abc") == "resume with `trainlab run --resume abc`"
+    assert (
+        resume_hint("abc", {"model": {"name": "mlp"}}, nproc=2) == "resume with `trainlab run --resume abc --nproc 2`"
+    )
+    by_fit = {"model": {"name": "mlp", "python": "mod:Net"}, "seed": 0}
+    assert resume_hint("abc", by_fit).startswith("resume with trainlab.fit(..., resume='abc')")
+    run_id = store.create_run("fit-run", by_fit, seed=0)
+    with store.engine.begin() as conn:  # its process is gone: dead pid on this host
+        conn.execute(
+            runs_table.update()
+            .where(runs_table.c.id == run_id)
+            .values(owner=f"{socket.gethostname()}:{_dead_pid()}", heartbeat_at=time.time())
+        )
+    assert store.reap() == [run_id]
+    assert "is gone; resume with trainlab.fit(..., resume=" in store.get_run(run_id).message

@@ -45,7 +45,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -214,6 +214,16 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:  # exists, owned by someone else
         return True
     return True
+
+
+def resume_hint(run_id: str, config: Mapping[str, Any] | None = None, nproc: int = 1) -> str:
+    """How to continue an interrupted run, for its message: ``trainlab run --resume`` for a
+    config run; ``trainlab.fit(..., resume=...)`` for one made by ``fit`` from Python objects
+    (its config records them as ``python`` labels), which the command line cannot rebuild."""
+    by_fit = any(isinstance(section, Mapping) and section.get("python") for section in (config or {}).values())
+    if by_fit:
+        return f"resume with trainlab.fit(..., resume={run_id!r}) and the same model, data and arguments"
+    return f"resume with `trainlab run --resume {run_id}{f' --nproc {nproc}' if nproc != 1 else ''}`"
 
 
 def worker_gone(worker: str | None, heartbeat_at: float | None, stale_after: float, now: float) -> bool:
@@ -640,19 +650,17 @@ class Store:
         processes reap or resume: each update is conditional on the owner it saw.
         """
         c = runs_table.c
-        query = sa.select(c.id, c.owner, c.heartbeat_at, c.updated_at).where(c.status == "running")
+        query = sa.select(c.id, c.owner, c.heartbeat_at, c.updated_at, c.config).where(c.status == "running")
         if group is not None:
             query = query.where(c.group == group)
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
         now, reaped = time.time(), []
-        for run_id, owner, beat, updated in rows:
+        for run_id, owner, beat, updated, config in rows:
             if not worker_gone(owner, beat if beat is not None else updated, stale_after, now):
                 continue
-            message = (
-                f"interrupted: the process that ran it ({owner or 'unknown'}) is gone; "
-                f"resume with `trainlab run --resume {run_id}`"
-            )
+            hint = resume_hint(run_id, json.loads(config) if config else None)
+            message = f"interrupted: the process that ran it ({owner or 'unknown'}) is gone; {hint}"
             same_owner = c.owner.is_(None) if owner is None else c.owner == owner
             stmt = runs_table.update().where(c.id == run_id, c.status == "running", same_owner)
             if self._execute(stmt.values(status="interrupted", message=message, updated_at=now)).rowcount:

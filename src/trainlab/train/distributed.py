@@ -45,6 +45,7 @@ import torch.distributed as dist
 from torch import nn
 
 from trainlab.errors import ConfigError
+from trainlab.store import resume_hint
 
 T = TypeVar("T")
 
@@ -512,13 +513,13 @@ def launch(
     try:
         out = elastic_launch(lc, _worker)(cfg.to_dict(), st.url, artifacts, resume, run_id, quiet, group, parts)
     except ChildFailedError as err:
-        status, message = _failure(err, run_id, nproc)
+        status, message = _failure(err, run_id, nproc, cfg.to_dict())
         _mark(st, run_id, status, message)
         return _result(st, run_id, cfg, status, message)
     except (KeyboardInterrupt, SignalException) as err:  # Ctrl-C or a signal to the launcher: the workers are stopped
         sig = getattr(err, "sigval", None)
         why = f"the launcher got {sig.name}" if sig is not None else "interrupted"
-        message = f"{why}; the workers were stopped; resume with `trainlab run --resume {run_id} --nproc {nproc}`"
+        message = f"{why}; the workers were stopped; {resume_hint(run_id, cfg.to_dict(), nproc)}"
         _mark(st, run_id, "interrupted", message)
         return _result(st, run_id, cfg, "interrupted", message)
     errors = [o["config_error"] for o in out.values() if isinstance(o, dict) and "config_error" in o]
@@ -530,13 +531,13 @@ def launch(
     return result
 
 
-def _failure(err: Any, run_id: str, nproc: int) -> tuple[str, str]:
+def _failure(err: Any, run_id: str, nproc: int, config: dict[str, Any]) -> tuple[str, str]:
     """The status and one-line message of a job whose worker failed: a worker killed by a signal
     (kill -9, out of memory) makes the run ``interrupted``, an error in a worker ``failed``."""
     failures = err.failures
     killed = [(r, f) for r, f in failures.items() if f.exitcode < 0]
     rank, failure = min(killed, key=lambda rf: rf[0]) if killed else err.get_first_failure()
-    resume = f"resume with `trainlab run --resume {run_id} --nproc {nproc}`"
+    resume = resume_hint(run_id, config, nproc)
     if failure.exitcode < 0:
         try:
             name = signal.Signals(-failure.exitcode).name

@@ -53,7 +53,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from trainlab.errors import ConfigError
-from trainlab.store import MetricBuffer, Store
+from trainlab.store import MetricBuffer, Store, resume_hint
 from trainlab.train.callbacks import BestTracker
 from trainlab.train.config import RunConfig, config_digest, flatten, load_config
 
@@ -898,7 +898,7 @@ class Population:
         if status != "interrupted":
             self.store.finish_run(run_id, status, final=_json_safe(final), message=message)
         else:
-            message = f"interrupted at step {self.step}; resume with `trainlab run --resume {run_id}`"
+            message = f"interrupted at step {self.step}; {resume_hint(run_id, cfg.to_dict())}"
             self.store.set_status(run_id, status, message=message)
         logged = self.store.metrics(run_id)
         history = {key: list(zip(steps.tolist(), values.tolist())) for key, (steps, values) in logged.items()}

@@ -39,7 +39,7 @@ from trainlab.errors import ConfigError
 from trainlab.optim import clip_grad_norm_, clip_grad_value_
 from trainlab.regularization import distillation_loss, max_norm_, penalty, project_lp_ball_, smoothed_cross_entropy
 from trainlab.stats import best_of, mode_for
-from trainlab.store import MetricBuffer, Store
+from trainlab.store import MetricBuffer, Store, resume_hint
 from trainlab.train.callbacks import BestTracker, Callback, EarlyStopping
 from trainlab.train.checkpoint import rng_state, save_checkpoint, seed_everything, set_rng_state
 from trainlab.train.config import RunConfig, load_config
@@ -417,12 +417,8 @@ class Trainer:
                 if bad is not None:  # the interrupt came after a non-finite loss was computed
                     status, message = self._diverged(bad)
                 else:
-                    how = (
-                        f"`trainlab run --resume {self.run_id}`"
-                        if self.parts is None
-                        else f"trainlab.fit(..., resume={self.run_id!r}) and the same model, data and arguments"
-                    )
-                    status, message = "interrupted", f"interrupted at step {self.step}; resume with {how}"
+                    hint = resume_hint(self.run_id, cfg.to_dict())
+                    status, message = "interrupted", f"interrupted at step {self.step}; {hint}"
                 if bad is None and self.dist is None:  # N ranks cannot meet for a checkpoint now: the last one stays
                     self._save_checkpoint()
             return self._finish(status, message, time.perf_counter() - start)
