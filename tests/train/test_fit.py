@@ -307,3 +307,5 @@ def test_an_interrupted_fit_resumes_bit_identical(store):
                      lr=0.2, momentum=0.9, epochs=3, seed=5, store=store, resume=cut.run_id)  # fmt: skip
     with pytest.raises(ConfigError, match="no run 'nope'"):
         go(resume="nope")
+    with pytest.raises(ConfigError, match="resume must be a run id"):
+        go(resume=3)

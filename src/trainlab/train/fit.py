@@ -212,6 +212,8 @@ def _resumable(store: Any, run_id: str, cfg: Any) -> tuple[str, str | None]:
     is not completed and was started with the same config (model, data and arguments)."""
     from trainlab.train.config import flatten
 
+    if not isinstance(run_id, str):
+        raise ConfigError(f"fit: resume must be a run id (a string), got {type(run_id).__name__}")
     record = store.get_run(run_id)
     if record.status == "completed":
         raise ConfigError(f"fit: run {record.id} is already completed; nothing to resume")
