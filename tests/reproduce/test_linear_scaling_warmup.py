@@ -25,7 +25,7 @@ from trainlab.train import setup
 
 def test_large_batch_gets_k_times_the_lr_and_goyals_warmup():
     k = sizes(False)["large_batch"] / SMALL_BATCH
-    small, cold, warm = (setup(config(arm, 0, False)) for arm in ARMS)
+    small, cold, warm = (setup(config(arm, False)) for arm in ARMS)
     assert small.lr == pytest.approx(SMALL_LR) and small.schedule(1000) == pytest.approx(SMALL_LR)
     assert cold.lr == pytest.approx(k * SMALL_LR) and cold.schedule(0) == pytest.approx(k * SMALL_LR)
     steps_per_epoch = 3600 // 512
@@ -61,8 +61,9 @@ def test_quick_run_figures_match_the_store(tmp_path):
     runs = store.list_runs(group="reproduce/linear-scaling-warmup/quick")
     assert len(runs) == len(ARMS) * seeds
     for arm in ARMS:
-        mine = sorted((r for r in runs if r.config["name"] == config(arm, 0, True)["name"]), key=lambda r: r.seed)
-        assert len(mine) == seeds
+        mine = sorted((r for r in runs if r.name.endswith(f"/{arm}")), key=lambda r: r.seed)
+        assert [r.seed for r in mine] == list(range(seeds))
+        assert all(r.config["data"]["batch_size"] == config(arm, True)["data"]["batch_size"] for r in mine)
         for r, curve, early, acc in zip(
             mine, f["val_loss_per_epoch"][arm], f["early_val_loss"][arm], f["test_acc"][arm]
         ):

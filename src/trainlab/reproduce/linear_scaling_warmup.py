@@ -14,7 +14,8 @@ final validation accuracy of η ∈ {0.003, 0.01, 0.03, 0.1} at K = 32, fixed on
 large-batch run. The large batch K = 512 (k = 16) uses kη = 0.48 through the config's linear
 rule (``optim.scale_lr = "linear"``, ``base_batch_size = 32``), with no warm-up and with
 Goyal's gradual warm-up from η to kη over the first 5 epochs (``schedule.warmup_steps``).
-Seeds vary the initialization and data order; each seed runs all three arms.
+Seeds vary the initialization and data order; each seed runs all three arms (one sweep,
+:mod:`trainlab.reproduce.sweep`: each arm's seeds train as one population).
 
 Measured: the validation loss after every epoch. A run whose loss became non-finite
 ("diverged") counts as a chance-level predictor, ln 10 nats, from then on.
@@ -36,7 +37,7 @@ import numpy as np
 from trainlab.reproduce import Context, Experiment, Outcome, Protocol
 from trainlab.reproduce._measure import mean_std
 from trainlab.reproduce.checks import Check, all_hold, diff_ci, greater
-from trainlab.train import run
+from trainlab.reproduce.sweep import Runs, sweep
 
 NAME = "linear-scaling-warmup"
 SMALL_BATCH = 32
@@ -56,7 +57,8 @@ def sizes(quick: bool) -> dict[str, int]:
     )
 
 
-def config(arm: str, seed: int, quick: bool) -> dict[str, Any]:
+def config(arm: str, quick: bool) -> dict[str, Any]:
+    """One arm's run config (the sweep adds seed and name)."""
     s = sizes(quick)
     large = arm != "small batch"
     batch = s["large_batch"] if large else SMALL_BATCH
@@ -66,8 +68,6 @@ def config(arm: str, seed: int, quick: bool) -> dict[str, Any]:
         # the Trainer ramps from the unscaled η to kη when the lr is linearly scaled (Goyal et al. §2.2)
         schedule["warmup_steps"] = s["warmup_epochs"] * (train_size // batch)
     return {
-        "name": f"{NAME}/{arm.replace(' ', '-').replace(',', '').replace('+', 'with')}",
-        "seed": seed,
         "data": {"name": "mnist1d", "batch_size": batch, "drop_last": True, **({"subset": 1000} if quick else {})},
         "model": {"name": "mlp", "hidden": [100, 100], "activation": "relu"},
         "optim": {"name": "sgd", "lr": SMALL_LR, "momentum": 0.9, "scale_lr": "linear", "base_batch_size": SMALL_BATCH},
@@ -86,6 +86,19 @@ def per_epoch(epoch: np.ndarray, values: np.ndarray, epochs: int) -> np.ndarray:
     return out
 
 
+def val_loss_per_epoch(runs: Runs, arm: str, epochs: int) -> list[np.ndarray]:
+    """Each seed's validation loss at the end of epochs 1..epochs (:func:`per_epoch`; a run
+    that diverged before its first evaluation logged nothing: chance throughout)."""
+    out = []
+    for record in runs.records[arm]:
+        history = runs.store.metrics(record.id, ["val_loss", "epoch"])
+        if history:  # evaluations are logged together, so both keys share their steps
+            out.append(per_epoch(history["epoch"][1], history["val_loss"][1], epochs))
+        else:
+            out.append(np.full(epochs, CHANCE_LOSS))
+    return out
+
+
 def within(a, b, tolerance: float, what: str) -> Check:
     """Equivalence: the 95% bootstrap CI of mean(a) − mean(b) lies inside ±tolerance."""
     diff, (lo, hi) = diff_ci(a, b)
@@ -100,23 +113,16 @@ def within(a, b, tolerance: float, what: str) -> Check:
 
 def _run(ctx: Context) -> Outcome:
     s = sizes(ctx.quick)
-    curves: dict[str, list[np.ndarray]] = {arm: [] for arm in ARMS}
-    test_acc: dict[str, list[float]] = {arm: [] for arm in ARMS}
-    status: dict[str, list[str]] = {arm: [] for arm in ARMS}
-    lrs: dict[str, float] = {}
-    for seed in range(ctx.seeds):
-        for arm in ARMS:
-            ctx.log(f"{NAME}: {arm}, seed {seed}")
-            cfg = config(arm, seed, ctx.quick)
-            result = run(cfg, store=ctx.store, group=ctx.group(NAME))
-            history = ctx.store.metrics(result.run_id, ["val_loss", "epoch"])
-            if history:  # evaluations are logged together, so both keys share their steps
-                curves[arm].append(per_epoch(history["epoch"][1], history["val_loss"][1], s["epochs"]))
-            else:  # diverged before the first evaluation
-                curves[arm].append(np.full(s["epochs"], CHANCE_LOSS))
-            test_acc[arm].append(result.final.get("test_acc", math.nan) if result.status == "completed" else 1.0 / 10)
-            status[arm].append(result.status)
-            lrs[arm] = SMALL_LR * cfg["data"]["batch_size"] / SMALL_BATCH
+    configs = {arm: config(arm, ctx.quick) for arm in ARMS}
+    runs = sweep(ctx, NAME, configs)
+    curves = {arm: val_loss_per_epoch(runs, arm, s["epochs"]) for arm in ARMS}
+    status = {arm: runs.status(arm) for arm in ARMS}
+    # a diverged run scores chance; a completed one its final test accuracy
+    test_acc = {
+        arm: [acc if st == "completed" else 1.0 / 10 for acc, st in zip(runs.final(arm, "test_acc"), status[arm])]
+        for arm in ARMS
+    }
+    lrs = {arm: SMALL_LR * cfg["data"]["batch_size"] / SMALL_BATCH for arm, cfg in configs.items()}
     early = {arm: [float(c[: s["warmup_epochs"]].mean()) for c in curves[arm]] for arm in ARMS}
     small, cold, warm = ARMS
     fails = greater(
