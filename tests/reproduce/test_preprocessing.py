@@ -1,15 +1,15 @@
 """preprocessing: the inputs' curvature spectrum against NumPy standardization and PCA whitening written
-from the notes' formulas, the per-step loss the claim counts, and the quick run against the store."""
+from the notes' formulas, the per-step loss the claim counts (against gradient descent in NumPy), and the
+quick run against the store."""
 
 import math
 
 import numpy as np
 import pytest
-import torch
 
 from trainlab.data import load
 from trainlab.reproduce import run_experiment
-from trainlab.reproduce._loss_curve import StepLoss, first_step_at_or_below, loss_curve
+from trainlab.reproduce._loss_curve import first_step_at_or_below, step_losses
 from trainlab.reproduce.preprocessing import (
     ARMS,
     MARGIN,
@@ -57,20 +57,38 @@ def test_standardized_and_whitened_inputs_follow_the_notes_formulas():
     assert condition_number(ev) < 10 < 1e3 < condition_number(second_moment_spectrum(x))
 
 
+def _gd_losses(x, y, w, b, lr, steps):
+    """Full-batch gradient descent on the mean softmax cross-entropy of ``x @ w.T + b``, in
+    float64 NumPy: the loss at the weights before each of ``steps`` updates."""
+    onehot = np.eye(w.shape[0])[y]
+    out = []
+    for _ in range(steps):
+        z = x @ w.T + b
+        z -= z.max(1, keepdims=True)
+        p = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+        out.append(float(-np.mean(np.log(p[np.arange(len(y)), y]))))
+        g = (p - onehot) / len(y)
+        w, b = w - lr * g.T @ x, b - lr * g.sum(0)
+    return np.array(out)
+
+
 @pytest.mark.filterwarnings("ignore:Standardizer dropped")
-def test_step_loss_is_the_loss_before_each_update(tmp_path):
+def test_step_losses_are_the_losses_before_each_update(tmp_path):
     store = Store(tmp_path / "r.db")
-    cfg = config("standardize", 0, True, lr=0.5)
-    cfg["train"].update(max_steps=3, log_every=3, eval_every=3)
+    cfg = {**config("standardize", True, lr=0.5), "seed": 0}
+    cfg["train"].update(max_steps=7, eval_every=3)  # windows of 3, 3 and 1 steps: the means are undone per window
     s = setup(cfg)
-    with torch.no_grad():
-        first = float(torch.nn.functional.cross_entropy(s.model(s.data.x_train), s.data.y_train))
-    result = run(cfg, store=store, callbacks=[StepLoss()])
-    steps, losses = loss_curve(store, result.run_id)
-    assert steps.tolist() == [1, 2, 3]
-    assert losses[0] == pytest.approx(first, rel=1e-6)  # full batch: step 1's loss is at the initial weights
-    assert losses[2] < losses[1] < losses[0]
+    x, y = s.data.x_train.double().numpy(), s.data.y_train.numpy()
+    w, b = (p.detach().double().numpy() for p in s.model.parameters())
+    result = run(cfg, store=store, quiet=True)
+    steps, losses = step_losses(store, result.run_id)
+    assert steps.tolist() == list(range(1, 8))
+    np.testing.assert_allclose(losses, _gd_losses(x, y, w, b, 0.5, 7), rtol=1e-5)
     assert first_step_at_or_below(steps, losses, losses[1]) == 2 and first_step_at_or_below(steps, losses, 0.0) is None
+    cfg["train"]["log_every"] = 2
+    sparse = run(cfg, store=store, quiet=True)
+    with pytest.raises(ValueError, match=r"did not log train_loss every step \(train.log_every = 1\)"):
+        step_losses(store, sparse.run_id)
 
 
 def test_quick_run_figures_match_the_store(tmp_path):
@@ -81,12 +99,15 @@ def test_quick_run_figures_match_the_store(tmp_path):
     assert len(runs) == len(ARMS) * seeds
     for arm, preprocess in ARMS.items():
         assert f["lr"][arm] == pytest.approx(2 / second_moment_spectrum(_inputs(preprocess, True))[-1])
-        mine = sorted((r for r in runs if r.name == f"preprocessing/{preprocess}"), key=lambda r: r.seed)
+        mine = sorted((r for r in runs if r.name == f"reproduce/preprocessing/quick/{arm}"), key=lambda r: r.seed)
+        assert [r.config["data"]["preprocess"] for r in mine] == [preprocess] * seeds
         for run_record, t, hit in zip(mine, f["steps_to_target"][arm], f["reached"][arm]):
             assert run_record.config["optim"]["lr"] == pytest.approx(f["lr"][arm])
-            steps, losses = loss_curve(store, run_record.id)
+            steps, losses = step_losses(store, run_record.id)
             below = np.flatnonzero(losses <= TARGET_LOSS)
             assert hit == bool(below.size) and t == (steps[below[0]] if below.size else f["budget"])
+        assert f["final_train_loss"][arm] == pytest.approx([step_losses(store, r.id)[1][-1] for r in mine])
+        assert f["val_acc"][arm] == pytest.approx([r.final["val_acc"] for r in mine])
     c = f["checks"]
     log2 = {arm: np.log2(f["steps_to_target"][arm]) for arm in ARMS}
     assert c["standardize"]["diff"] == pytest.approx(np.mean(log2["raw"]) - np.mean(log2["standardized"]))

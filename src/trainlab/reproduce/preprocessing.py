@@ -16,7 +16,10 @@ training split: none, ``standardize``, ``pca`` and ``zca`` whitening. Each arm's
 is the one theory prescribes rather than a tuned one: the softmax cross-entropy Hessian is
 at most ½·A (λmax(diag p − ppᵀ) ≤ ½), so L = ½ λmax(A) bounds its curvature and
 lr = 1/L = 2/λmax(A), computed on the preprocessed training inputs. Budget 3000 steps
-(quick: 300 training samples, 300 steps); the seeds vary the initial weights.
+(quick: 300 training samples, 300 steps); the seeds vary the initial weights. The arms × seeds
+run as one sweep (:mod:`trainlab.reproduce.sweep`: resumable, ``--jobs``, each arm's seeds one
+population), and each step's own training loss is recovered from the window means the runs
+log every step (:func:`trainlab.reproduce._loss_curve.step_losses`).
 
 Claim (95% bootstrap CIs over seeds; margins fixed before running), with T = the first step
 whose training loss is ≤ 0.2 nats (a run that never gets there counts as the budget, which
@@ -33,10 +36,11 @@ from typing import Any
 import numpy as np
 
 from trainlab.reproduce import Context, Experiment, Outcome, Protocol
-from trainlab.reproduce._loss_curve import StepLoss, first_step_at_or_below, loss_curve
+from trainlab.reproduce._loss_curve import first_step_at_or_below, step_losses
 from trainlab.reproduce._measure import mean_std
 from trainlab.reproduce.checks import Check, all_hold, greater
-from trainlab.train import run, setup
+from trainlab.reproduce.sweep import sweep
+from trainlab.train import setup
 
 NAME = "preprocessing"
 ARMS: dict[str, str] = {"raw": "none", "standardized": "standardize", "PCA-whitened": "pca", "ZCA-whitened": "zca"}
@@ -44,15 +48,15 @@ TARGET_LOSS = 0.2  # nats: about 95% of the training digits classified with conf
 MARGIN = 1.0  # log2 steps: "at least twice as many"
 
 
-def config(preprocess: str, seed: int, quick: bool, lr: float = 1.0) -> dict[str, Any]:
+def config(preprocess: str, quick: bool, lr: float = 1.0) -> dict[str, Any]:
+    """One arm's run config (without seed and name). Its window is logged every step
+    (``log_every = 1``) so that :func:`step_losses` recovers each step's own loss."""
     steps = 300 if quick else 3000
     return {
-        "name": f"{NAME}/{preprocess}",
-        "seed": seed,
         "data": {"name": "digits", "batch_size": 4096, "preprocess": preprocess, **({"subset": 300} if quick else {})},
         "model": {"name": "linear"},
         "optim": {"name": "sgd", "lr": lr},
-        "train": {"max_steps": steps, "log_every": steps, "eval_every": steps // 10, "threads": 1},
+        "train": {"max_steps": steps, "log_every": 1, "eval_every": steps // 10, "threads": 1},
     }
 
 
@@ -73,38 +77,31 @@ def condition_number(eigenvalues: np.ndarray, rtol: float = 1e-10) -> float:
 def _inputs(preprocess: str, quick: bool) -> np.ndarray:
     with warnings.catch_warnings():  # the Standardizer reports the constant pixels it drops
         warnings.simplefilter("ignore", UserWarning)
-        return setup(config(preprocess, 0, quick)).data.x_train.numpy()
+        return setup({**config(preprocess, quick), "seed": 0}).data.x_train.numpy()
 
 
 def _run(ctx: Context) -> Outcome:
-    budget = config("none", 0, ctx.quick)["train"]["max_steps"]
+    budget = config("none", ctx.quick)["train"]["max_steps"]
     spectra = {arm: second_moment_spectrum(_inputs(p, ctx.quick)) for arm, p in ARMS.items()}
     lrs = {arm: 2.0 / float(ev[-1]) for arm, ev in spectra.items()}
     kappa = {arm: condition_number(ev) for arm, ev in spectra.items()}
+    with warnings.catch_warnings():  # the Standardizer reports the constant pixels it drops
+        warnings.simplefilter("ignore", UserWarning)
+        runs = sweep(ctx, NAME, {arm: config(p, ctx.quick, lrs[arm]) for arm, p in ARMS.items()})
     steps: dict[str, list[int]] = {arm: [] for arm in ARMS}
     reached: dict[str, list[bool]] = {arm: [] for arm in ARMS}
     final_loss: dict[str, list[float]] = {arm: [] for arm in ARMS}
-    val_acc: dict[str, list[float]] = {arm: [] for arm in ARMS}
     curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for arm, preprocess in ARMS.items():
-        for seed in range(ctx.seeds):
-            ctx.log(f"{NAME}: {arm}, seed {seed}")
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                result = run(
-                    config(preprocess, seed, ctx.quick, lrs[arm]),
-                    store=ctx.store,
-                    group=ctx.group(NAME),
-                    callbacks=[StepLoss()],
-                )
-            s, loss = loss_curve(ctx.store, result.run_id)
+    for arm in ARMS:
+        for i, record in enumerate(runs.records[arm]):
+            s, loss = step_losses(ctx.store, record.id)
             hit = first_step_at_or_below(s, loss, TARGET_LOSS)
             steps[arm].append(hit if hit is not None else budget)
             reached[arm].append(hit is not None)
             final_loss[arm].append(float(loss[-1]))
-            val_acc[arm].append(result.final["val_acc"])
-            if seed == 0:
+            if i == 0:
                 curves[arm] = (s, loss)
+    val_acc = {arm: runs.final(arm, "val_acc") for arm in ARMS}
     log2 = {arm: [float(np.log2(v)) for v in steps[arm]] for arm in ARMS}
     checks: dict[str, Check] = {
         "standardize": greater(
