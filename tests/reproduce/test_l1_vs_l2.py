@@ -47,10 +47,10 @@ def test_bad_relative_threshold_names_itself():
 
 
 def test_config_penalties():
-    assert config("L1", 0, quick=False)["regularize"] == {"l1": LAMBDA}
-    assert config("L2", 0, quick=False)["regularize"] == {"l2": LAMBDA}
-    assert config("none", 0, quick=False)["regularize"] == {}
-    assert config("L1", 0, quick=False)["schedule"] == {"name": "cosine"}
+    assert config("L1", quick=False)["regularize"] == {"l1": LAMBDA}
+    assert config("L2", quick=False)["regularize"] == {"l2": LAMBDA}
+    assert config("none", quick=False)["regularize"] == {}
+    assert config("L1", quick=False)["schedule"] == {"name": "cosine"}
 
 
 def test_quick_run_figures_match_the_saved_weights(tmp_path):
@@ -60,7 +60,9 @@ def test_quick_run_figures_match_the_saved_weights(tmp_path):
     records = store.list_runs(group=GROUP)
     assert len(records) == 3 * seeds
     for arm in ("none", "L1", "L2"):
-        runs = sorted((r for r in records if r.name == f"l1-vs-l2/{arm}"), key=lambda r: r.seed)
+        runs = sorted((r for r in records if r.name == f"{GROUP}/{arm}"), key=lambda r: r.seed)
+        penalties = {"l1": LAMBDA if arm == "L1" else 0.0, "l2": LAMBDA if arm == "L2" else 0.0}
+        assert [{k: r.config["regularize"][k] for k in ("l1", "l2")} for r in runs] == [penalties] * seeds
         shares, norms = [], []
         for r in runs:
             state = torch_load(store.artifacts(r.id)["checkpoint"])["model"]

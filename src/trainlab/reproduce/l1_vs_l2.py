@@ -20,6 +20,10 @@ weight by one factor (what L2 does) leaves the share unchanged — about 0.6% fo
 and 0.8% for normally distributed weights — while a spike of weights at 0 (what L1 does)
 raises it. Shrinkage: ``1 − RMS(L2 weights) / RMS(unregularized weights)``, same seed.
 
+The arms × seeds run as one sweep (:mod:`trainlab.reproduce.sweep`: resumable, ``--jobs``; the
+unregularized arm's seeds train as one population — the penalties are not batched, so the L1
+and L2 runs train one by one); the weights are read from each run's final checkpoint.
+
 Claims (95% CIs over seeds, margins fixed before running): L1's near-zero share exceeds
 L2's by more than 10 points; L2 shrinks the weights' RMS by more than 10%; and L2's
 near-zero share is less than 2 points above the unregularized net's.
@@ -36,7 +40,7 @@ from trainlab.regularization import regularized_parameters
 from trainlab.reproduce import Context, Experiment, Outcome, Protocol
 from trainlab.reproduce._measure import mean_std
 from trainlab.reproduce.checks import all_hold, greater, less
-from trainlab.train import run
+from trainlab.reproduce.sweep import sweep
 
 NAME = "l1-vs-l2"
 LAMBDA = 1e-3
@@ -47,10 +51,9 @@ DENSE_MARGIN = 0.02  # L2's near-zero share at most two points above no penalty
 ARMS = {"none": {}, "L1": {"l1": LAMBDA}, "L2": {"l2": LAMBDA}}
 
 
-def config(arm: str, seed: int, quick: bool) -> dict[str, Any]:
+def config(arm: str, quick: bool) -> dict[str, Any]:
+    """One arm's run config (without seed and name)."""
     return {
-        "name": f"{NAME}/{arm}",
-        "seed": seed,
         "data": {"name": "mnist1d", "batch_size": 100},
         "model": {"name": "mlp", "hidden": [100, 100], "activation": "relu"},
         "optim": {"name": "sgd", "lr": 0.05, "momentum": 0.9},
@@ -84,17 +87,14 @@ def _run(ctx: Context) -> Outcome:
         arm: {"near_zero": [], "rms": [], "val_acc": [], "test_acc": []} for arm in ARMS
     }
     first_layer: dict[str, list[np.ndarray]] = {arm: [] for arm in ARMS}
-    for seed in range(ctx.seeds):
-        for arm in ARMS:
-            ctx.log(f"{NAME}: {arm}, seed {seed}")
-            result = run(config(arm, seed, ctx.quick), store=ctx.store, group=ctx.group(NAME))
-            layers = _layers(result.model)  # type: ignore[arg-type]
-            m = metrics[arm]
+    runs = sweep(ctx, NAME, {arm: config(arm, ctx.quick) for arm in ARMS})
+    for arm, m in metrics.items():
+        for i in range(len(runs.seeds)):
+            layers = _layers(runs.model(arm, i))
             m["near_zero"].append(near_zero_share(layers))
             m["rms"].append(rms(layers))
-            m["val_acc"].append(result.final["val_acc"])
-            m["test_acc"].append(result.final["test_acc"])
             first_layer[arm].append(np.abs(layers[0]).ravel())
+        m["val_acc"], m["test_acc"] = runs.final(arm, "val_acc"), runs.final(arm, "test_acc")
     shrink = [1.0 - a / b for a, b in zip(metrics["L2"]["rms"], metrics["none"]["rms"])]
     sparse = greater(
         metrics["L1"]["near_zero"], metrics["L2"]["near_zero"], margin=SPARSITY_MARGIN, what="near-zero share, L1 - L2"
