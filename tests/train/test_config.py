@@ -68,6 +68,10 @@ def test_override_returns_a_validated_copy_and_hash_ignores_name():
     assert cfg.hash() == cfg.override({"compare": {"target": 0.5}, "search": {"trials": 3}}).hash()
     with pytest.raises(ConfigError, match=r"optim\.lr: .*greater than or equal to 0"):
         cfg.override({"optim.lr": -1})
+    # an optional section left unset (None) is started by a dotted key, the rest from its defaults
+    assert cfg.train.early_stopping is None
+    stopped = cfg.override({"train.early_stopping.patience": 3})
+    assert stopped.train.early_stopping.patience == 3 and stopped.train.early_stopping.monitor == "val_loss"
 
 
 def test_linear_scaling_rule():

@@ -535,7 +535,9 @@ def apply_overrides(config: dict[str, Any], overrides: Mapping[str, Any] | Seque
         parts = key.split(".")
         node = out
         for i, part in enumerate(parts[:-1]):
-            child = node.setdefault(part, {})
+            child = node.get(part)
+            if child is None:  # a section not given (or an optional one unset: train.early_stopping) starts here
+                child = node[part] = {}
             if not isinstance(child, dict):
                 raise ConfigError(f"override '{key}': '{'.'.join(parts[: i + 1])}' is a value, not a section")
             node = child
