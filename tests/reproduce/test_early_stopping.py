@@ -24,8 +24,8 @@ def test_u_depth_rejects_bad_curves():
 
 
 def test_config_adds_the_callback_only_to_the_early_stopped_run():
-    assert "early_stopping" not in config(False, 0, quick=False)["train"]
-    assert config(True, 0, quick=False)["train"]["early_stopping"] == {
+    assert "early_stopping" not in config(False, quick=False)["train"]
+    assert config(True, quick=False)["train"]["early_stopping"] == {
         "monitor": "val_loss",
         "patience": PATIENCE,
         "restore_best": True,
@@ -43,8 +43,11 @@ def test_early_stopping_stops_patience_evaluations_after_the_bottom_of_the_same_
         early = next(r for r in records if r.seed == seed and r.name.endswith("/early-stopped"))
         s_full, v_full = store.metrics(full.id, ["val_loss"])["val_loss"]
         s_early, v_early = store.metrics(early.id, ["val_loss"])["val_loss"]
-        # same seed, same computation until the stop: the early run's curve is a prefix of the full one
-        assert np.array_equal(s_early, s_full[: len(s_early)]) and np.array_equal(v_early, v_full[: len(v_early)])
+        # same seed, same computation until the stop: the early run's curve is a prefix of the full one — up to
+        # float rounding (~1e-7 here; Adam can grow it, see the module), as the full runs train as one population
+        assert "population" in full.final and "population" not in early.final
+        assert np.array_equal(s_early, s_full[: len(s_early)])
+        np.testing.assert_allclose(v_early, v_full[: len(v_early)], rtol=1e-4)
         best = int(s_early[np.argmin(v_early)])
         assert f["early_stopping_best_step"][seed] == best == early.final["early_stopping_best_step"]
         assert early.final["step"] == best + PATIENCE * steps_per_epoch == f["early-stopped"]["steps"][seed]
