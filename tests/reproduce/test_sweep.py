@@ -59,3 +59,13 @@ def test_sweep_records_by_label_and_seed_match_plain_runs_and_resume_by_hash(tmp
     more = sweep(_ctx(store, seeds=3), "demo", CONFIGS)  # one more seed: only the two new runs
     assert len(store.list_runs(group="reproduce/demo/quick")) == 6 and more.seeds == [0, 1, 2]
     assert {r.id for r in more.records["slow lr"][:2]} == {r.id for r in runs.records["slow lr"]}
+
+
+def test_sweep_trains_populations_unless_vectorize_is_off(tmp_path):
+    store = Store(tmp_path / "r.db")
+    together = sweep(_ctx(store), "together", CONFIGS)
+    alone = sweep(_ctx(store), "alone", CONFIGS, vectorize="off")
+    for label in CONFIGS:
+        assert all(r.final.get("population") for r in together.records[label])
+        assert not any(r.final.get("population") for r in alone.records[label])
+        assert alone.final(label, "val_loss") == pytest.approx(together.final(label, "val_loss"), rel=1e-5)

@@ -67,16 +67,22 @@ def comparison(
 
 
 def sweep(
-    ctx: Context, name: str, configs: Mapping[str, Mapping[str, Any]], seeds: Sequence[int] | None = None
+    ctx: Context,
+    name: str,
+    configs: Mapping[str, Mapping[str, Any]],
+    seeds: Sequence[int] | None = None,
+    vectorize: str = "auto",
 ) -> Runs:
     """Run every configuration of ``configs`` (label -> run config without seed and name)
     over ``seeds`` (default: the context's) as one comparison, skipping the runs the store
-    already has a result for; returns their records by label and seed."""
+    already has a result for; returns their records by label and seed. ``vectorize="off"``
+    trains each run alone instead of in populations (for a measurement that needs the
+    sequential run's own order of floating-point operations)."""
     cfg = comparison(ctx, name, configs, seeds)
     seed_list = list(cfg.compare["seeds"])  # type: ignore[index]
     planned = plan(cfg)
     ctx.log(f"{name}: {len(planned)} runs ({len(configs)} configurations × {len(seed_list)} seeds)")
-    records = run_comparison(cfg, store=ctx.store, jobs=ctx.jobs, quiet=True)
+    records = run_comparison(cfg, store=ctx.store, jobs=ctx.jobs, quiet=True, vectorize=vectorize)
     by_hash: dict[str, RunRecord] = {}
     for r in records:  # the latest run with a result of each config hash
         known = by_hash.get(r.config_hash) if r.config_hash is not None else None
