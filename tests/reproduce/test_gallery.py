@@ -11,6 +11,7 @@ import pytest
 from trainlab import reproduce as rep
 from trainlab.reproduce.checks import all_hold, diff_ci, greater, less
 from trainlab.reproduce.gallery import read_summary, write_gallery
+from trainlab.reproduce.sweep import trained_model
 from trainlab.reproduce.zero_init_symmetry import unit_spread
 from trainlab.store import Store
 
@@ -68,7 +69,17 @@ def test_zero_init_symmetry_quick_holds_and_its_page_is_written(tmp_path):
     f = outcome.figures
     assert outcome.holds and seeds == 2
     assert max(f["unit_spread"]["zeros"]) < 1e-6 and min(f["unit_spread"]["xavier_normal"]) > 0.1
-    assert len(store.list_runs(group="reproduce/zero-init-symmetry/quick")) == 2 * seeds
+    runs = store.list_runs(group="reproduce/zero-init-symmetry/quick")
+    assert len(runs) == 2 * seeds
+    for r in runs:  # each seed's net as trained (alone: see the module), from its checkpoint
+        assert not r.final.get("population")
+        weights = [b.layer.weight.detach().numpy() for b in trained_model(store, r).blocks]
+        scheme = r.name.rsplit("/", 1)[1]
+        if scheme == "zeros":  # every hidden unit's incoming weights exactly equal, and not zero
+            assert all(np.array_equal(w, np.broadcast_to(w[:1], w.shape)) for w in weights)
+        assert f["weight_norm"][scheme][r.seed] == pytest.approx(min(np.linalg.norm(w) for w in weights), rel=1e-6)
+        assert f["val_acc"][scheme][r.seed] == pytest.approx(r.final["val_acc"])
+    assert min(f["weight_norm"]["zeros"]) > 1e-3
     index = write_gallery([(exp, outcome, seeds, True)], tmp_path / "g")
     page = (tmp_path / "g" / "zero-init-symmetry.html").read_text()
     assert "holds" in page and "quick version" in page and 'href="index.html"' in page
