@@ -15,6 +15,15 @@ stride 2; 7.7k parameters) trained on the labels; the student is a small MLP (40
 from the teacher (T = 4, α = 0.9) — same data, optimizer (Adam, lr 1e-2, batch 100) and
 number of steps. Seed s trains teacher s and both students with seed s.
 
+Runs: the teachers and the label-trained students are one sweep
+(:mod:`trainlab.reproduce.sweep`; each model's seeds train as one population); each
+distilled student is then a sweep of its own seed, its config naming its teacher's run id
+(``distill.teacher``). A rerun finds the teachers by config hash, so their run ids and with
+them the students' configs are the same, and nothing is trained again. (One sweep per seed
+because a sweep's configurations share one list of seeds, and student s's config differs
+per seed by its teacher; distillation runs alone anyway: the population trainer does not
+batch it.)
+
 Claim: the distilled student's test accuracy exceeds the label-trained student's by more
 than 2 points (95% CI of the difference across seeds).
 """
@@ -27,7 +36,7 @@ import numpy as np
 
 from trainlab.reproduce import Context, Experiment, Outcome, Protocol
 from trainlab.reproduce.checks import greater
-from trainlab.train import run
+from trainlab.reproduce.sweep import Runs, sweep
 
 NAME = "distillation"
 MARGIN = 0.02  # two points of test accuracy: chosen before running
@@ -35,13 +44,13 @@ TEMPERATURE, ALPHA = 4.0, 0.9
 
 TEACHER = {"name": "cnn", "channels": [25, 25, 25], "kernel_size": 5, "stride": 2, "activation": "relu"}
 STUDENT = {"name": "mlp", "hidden": [32, 32], "activation": "relu"}
+ROLES = ("teacher", "student (labels)", "student (distilled)")
 
 
-def config(role: str, seed: int, quick: bool, teacher_run: str | None = None) -> dict[str, Any]:
-    """``role``: "teacher", "student (labels)" or "student (distilled)" (needs ``teacher_run``)."""
+def config(role: str, quick: bool, teacher_run: str | None = None) -> dict[str, Any]:
+    """``role``: one of :data:`ROLES` (the distilled student needs ``teacher_run``, the
+    teacher's run id); the sweep adds seed and name."""
     cfg: dict[str, Any] = {
-        "name": f"{NAME}/{role}",
-        "seed": seed,
         "data": {"name": "mnist1d", "batch_size": 100, **({"subset": 1000} if quick else {})},
         "model": TEACHER if role == "teacher" else STUDENT,
         "optim": {"name": "adam", "lr": 1e-2},
@@ -52,22 +61,23 @@ def config(role: str, seed: int, quick: bool, teacher_run: str | None = None) ->
     return cfg
 
 
+def train(ctx: Context) -> Runs:
+    """Teachers and label-trained students over the context's seeds, then for each seed the
+    student distilled from that seed's teacher: every role's runs, by seed."""
+    teacher, labels, distilled = ROLES
+    runs = sweep(ctx, NAME, {teacher: config(teacher, ctx.quick), labels: config(labels, ctx.quick)})
+    students = [
+        sweep(ctx, NAME, {distilled: config(distilled, ctx.quick, record.id)}, seeds=[seed]).records[distilled][0]
+        for seed, record in zip(runs.seeds, runs.records[teacher])
+    ]
+    return Runs({**runs.records, distilled: students}, runs.seeds, runs.store)
+
+
 def _run(ctx: Context) -> Outcome:
-    roles = ("teacher", "student (labels)", "student (distilled)")
-    test_acc: dict[str, list[float]] = {r: [] for r in roles}
-    train_acc: dict[str, list[float]] = {r: [] for r in roles}
-    curves: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {r: [] for r in roles}
-    for seed in range(ctx.seeds):
-        teacher_id = None
-        for role in roles:
-            ctx.log(f"{NAME}: {role}, seed {seed}")
-            cfg = config(role, seed, ctx.quick, teacher_id if role == "student (distilled)" else None)
-            result = run(cfg, store=ctx.store, group=ctx.group(NAME))
-            if role == "teacher":
-                teacher_id = result.run_id
-            test_acc[role].append(result.final["test_acc"])
-            train_acc[role].append(result.final["train_acc"])
-            curves[role].append(ctx.store.metrics(result.run_id, ["val_acc"])["val_acc"])
+    runs = train(ctx)
+    test_acc = {role: runs.final(role, "test_acc") for role in ROLES}
+    train_acc = {role: runs.final(role, "train_acc") for role in ROLES}
+    curves = {role: runs.metric(role, "val_acc") for role in ROLES}
     check = greater(
         test_acc["student (distilled)"],
         test_acc["student (labels)"],
@@ -77,7 +87,7 @@ def _run(ctx: Context) -> Outcome:
     spread = {role: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for role, v in test_acc.items()}
     rows = [
         [role, f"{np.mean(test_acc[role]):.3f} ± {spread[role]:.3f}", f"{np.mean(train_acc[role]):.3f}"]
-        for role in roles
+        for role in ROLES
     ]
     return Outcome(
         holds=check.holds,
