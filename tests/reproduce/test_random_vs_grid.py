@@ -1,4 +1,4 @@
-"""random-vs-grid: the synthetic objective, the grid's layout, compute accounting and the quick run."""
+"""random-vs-grid: the synthetic objective, the grid's layout, compute accounting, the quick run and its resumption."""
 
 import math
 
@@ -6,9 +6,20 @@ import numpy as np
 import pytest
 
 from trainlab.reproduce import run_experiment
-from trainlab.reproduce.random_vs_grid import MARGIN, best_so_far, compute_to_target, objective, optimum, search_space
+from trainlab.reproduce.random_vs_grid import (
+    MARGIN,
+    attempted,
+    best_so_far,
+    compute_to_target,
+    objective,
+    optimum,
+    search_space,
+    trial_evaluations,
+)
 from trainlab.store import Store
 from trainlab.tune import Grid, minimize
+from trainlab.tune.storage import StudyStorage
+from trainlab.tune.trial import FrozenTrial
 
 
 def test_objective_is_the_weighted_squared_distance():
@@ -39,6 +50,28 @@ def test_compute_to_target_counts_steps_until_the_first_hit():
     assert compute_to_target([], 0.5) == (0, False)
 
 
+def test_attempted_counts_a_requeued_trial_once_in_study_order():
+    states = ["complete", "failed", "pruned", "waiting", "running", "complete", "failed"]
+    trials = [FrozenTrial(n, state, {}) for n, state in enumerate(states)]
+    trials[5] = FrozenTrial(5, "complete", {}, requeued_from=1)  # trial 1 was cut off; 5 ran its parameters
+    assert [t.number for t in attempted(trials[::-1])] == [0, 2, 5, 6]
+
+
+def test_trial_evaluations_end_where_the_run_stopped(tmp_path):
+    store = Store(tmp_path / "r.db")
+    stopped = store.create_run("pruned", {})
+    store.log_metrics(stopped, [(10, "val_acc", 0.2), (20, "val_acc", 0.4), (20, "val_loss", 1.0)])
+    store.finish_run(stopped, "completed", final={"step": 20})
+    assert trial_evaluations(store, stopped) == [(10, 0.2), (20, 0.4)]
+    blown = store.create_run("diverged", {})  # diverged at step 27, after its evaluation at 20
+    store.log_metrics(blown, [(10, "val_acc", 0.3), (20, "val_acc", 0.1)])
+    store.finish_run(blown, "diverged", final={"step": 27})
+    assert trial_evaluations(store, blown) == [(10, 0.3), (20, 0.1), (27, 0.0)]
+    early = store.create_run("diverged early", {})
+    store.finish_run(early, "diverged", final={"step": 3})
+    assert trial_evaluations(store, early) == [(3, 0.0)]
+
+
 def test_best_so_far():
     assert best_so_far([3.0, 1.0, 2.0, 0.5]).tolist() == [3.0, 1.0, 1.0, 0.5]
 
@@ -66,3 +99,13 @@ def test_quick_run(tmp_path):
     )
     assert outcome.holds == all(c["holds"] for c in f["checks"])
     assert len(outcome.plots) == 3 and all(svg.startswith("<svg") for _, svg in outcome.plots)
+    # the studies live in the run store, one per arm and seed, their trials' runs in the group
+    studies = {s["name"]: s for s in StudyStorage(store.url).list_studies()}
+    for arm in ("full", "hyperband"):
+        mine = sorted(n for n in studies if n.startswith(f"reproduce/random-vs-grid/quick/{arm}/seed"))
+        assert [n.split("/")[4] for n in mine] == [f"seed{s}" for s in range(seeds)]
+        assert [sum(studies[n]["counts"].values()) for n in mine] == f["trials"][arm]
+    # a rerun continues those studies: it trains nothing and reports the same figures
+    _, again, _ = run_experiment("random-vs-grid", quick=True, store=store, log=lambda _: None)
+    assert len(store.list_runs(group="reproduce/random-vs-grid/quick")) == len(records)
+    assert again.figures == f

@@ -26,6 +26,24 @@ study seed); one trains each fully, the other prunes with ``Hyperband(max_resour
 epochs, η = 3, min_resource = 1 epoch)``. Each arm runs trials until one evaluation
 reaches validation accuracy 0.55 (at most 30 trials). Compute = optimizer steps spent
 until then. Claim: log10 compute with Hyperband < without, margin 0.1 (95% CI).
+
+How it runs. Part 1 trains nothing (its trials are evaluations of f). Part 2's arms are
+studies (:class:`trainlab.tune.Study`), not sweeps over ``compare``'s planner
+(:mod:`trainlab.reproduce.sweep`): the Hyperband arm's runs report validation accuracy to their
+trial after each evaluation and are stopped by the pruner on their peers' reports
+(``run(trial=…)``), and ``compare`` trains fixed configs to their budget with no such channel;
+both arms run trials one at a time until one reaches the target, so how many runs an arm
+makes is known only as they finish, where a sweep plans a fixed set; and the no-pruning arm
+— the part made of plain runs — is the Hyperband arm's control, the same draws and trial
+seeds in the same order, with a seed of its own per trial, where a sweep's configurations
+share one list of seeds (each trial would be a sweep of one run: no population, no
+``--jobs``). Each study is kept in the run store, named ``<group>/<arm>/seed<s>/<digest of
+the base config and the pruner>``: a rerun reads the trials already run (their evaluations
+from their runs) and goes on from there — after a finished run it trains nothing. A trial
+cut off mid-run is run again with its parameters and seed under a new trial number (the
+study's re-queue), which shifts the arm's later draws and, with Hyperband, the trial's
+bracket: a rerun after such an interruption goes on with other trials than an uninterrupted
+run would, so its figures can differ.
 """
 
 from __future__ import annotations
@@ -37,8 +55,11 @@ import numpy as np
 
 from trainlab.reproduce import Context, Experiment, Outcome, Protocol
 from trainlab.reproduce.checks import Check, all_hold, less
+from trainlab.store import Store
 from trainlab.train import load_config, run, setup
+from trainlab.train.config import config_digest
 from trainlab.tune import GP, Float, Grid, Hyperband, NoPruner, Random, Sampler, Study, TrialPruned, minimize
+from trainlab.tune.trial import FINISHED, FrozenTrial
 
 NAME = "random-vs-grid"
 MARGIN = 0.1  # log10 units: at least 1.26x better; chosen before running
@@ -128,41 +149,68 @@ def compute_to_target(trials: list[list[tuple[int, float]]], target: float) -> t
     return spent, False
 
 
+def study_name(ctx: Context, arm: str, seed: int, base: dict[str, Any], pruner: Hyperband | NoPruner) -> str:
+    """The study of one arm and seed, in the run store: ``<group>/<arm>/seed<seed>/<digest>``,
+    the digest of the base config and the pruner, so a rerun of the same protocol continues
+    the study and a changed protocol starts a new one."""
+    return f"{ctx.group(NAME)}/{arm}/seed{seed}/{config_digest({'base': base, 'pruner': pruner.spec()}, length=8)}"
+
+
+def attempted(trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    """The trials a study has run, in order: finished ones, less those whose parameters were
+    re-queued after an interruption (the re-queued trial is the one that ran)."""
+    requeued = {t.requeued_from for t in trials if t.requeued_from is not None}
+    return sorted((t for t in trials if t.state in FINISHED and t.number not in requeued), key=lambda t: t.number)
+
+
+def trial_evaluations(store: Store, run_id: str) -> list[tuple[int, float]]:
+    """One trial's ``(step, val_acc)`` evaluations from its run, ending at the step the run
+    stopped (finished, pruned or diverged): a run that diverged between evaluations gets 0 there."""
+    history = store.metrics(run_id, ["val_acc"]).get("val_acc")
+    evaluations = [] if history is None else [(int(s), float(v)) for s, v in zip(*history)]
+    stop = int(store.get_run(run_id).final["step"])
+    if not evaluations or evaluations[-1][0] != stop:
+        evaluations.append((stop, 0.0))
+    return evaluations
+
+
 def _hyperband_arm(ctx: Context, seed: int, pruned: bool) -> list[list[tuple[int, float]]]:
-    """Run trials of one arm until one reaches the target; each trial's evaluations."""
+    """Run trials of one arm until one reaches the target; each trial's evaluations. The study
+    lives in the run store, so a rerun reads the trials already run and goes on from there."""
     base = base_config(ctx.quick)
     s = setup(base)
     pruner = Hyperband(max_resource=s.total_steps, eta=3, min_resource=s.steps_per_epoch) if pruned else NoPruner()
     space = {"optim.lr": Float(1e-5, 1.0, log=True), "model.dropout": Float(0.0, 0.9)}
     arm = "hyperband" if pruned else "full"
     study = Study(
-        f"{NAME}/{arm}/seed{seed}",
+        study_name(ctx, arm, seed, base, pruner),
         space,
         sampler=Random(),
         pruner=pruner,
         direction="maximize",
-        storage=":memory:",
+        storage=ctx.store.url,
         seed=seed,
         metric="val_acc",
     )
-    evaluations: list[list[tuple[int, float]]] = []
 
     def train(trial) -> float:
         cfg = load_config(base, {**trial.params, "seed": trial.seed, "name": f"{NAME}/{arm}"})
         result = run(cfg, store=ctx.store, group=ctx.group(NAME), trial=trial)
-        history = [(int(step), float(v)) for step, v in result.history.get("val_acc", [])]
-        if not history or history[-1][0] != result.final["step"]:  # diverged between evaluations
-            history.append((int(result.final["step"]), 0.0))
-        evaluations.append(history)
+        trial.run_id = result.run_id
         if result.status == "pruned":
             raise TrialPruned()
         return result.final["val_acc"] if result.status == "completed" else math.nan
 
-    for _ in range(3 if ctx.quick else MAX_TRIALS):
+    known: dict[int, list[tuple[int, float]]] = {}  # evaluations of the trials read so far, by number
+    while True:
+        tried = attempted(study.trials)
+        for t in tried:
+            if t.number not in known and t.run_id is not None:  # a trial that failed before its run has none
+                known[t.number] = trial_evaluations(ctx.store, t.run_id)
+        evaluations = [known[t.number] for t in tried if t.number in known]
+        if len(tried) >= (3 if ctx.quick else MAX_TRIALS) or compute_to_target(evaluations, _target(ctx))[1]:
+            return evaluations
         study.run_trial(study.ask(), train)
-        if compute_to_target(evaluations, _target(ctx))[1]:
-            break
-    return evaluations
 
 
 def _target(ctx: Context) -> float:
