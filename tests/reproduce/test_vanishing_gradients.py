@@ -59,10 +59,8 @@ def test_sigmoid_profile_matches_numpy_backprop_and_shrinks_by_the_slope():
 
 
 def test_arms_differ_only_in_activation_and_init():
-    a, b = config("sigmoid + Xavier", 0, False), config("SELU + LeCun", 0, False)
-    assert {k: v for k, v in a.items() if k not in ("model", "name")} == {
-        k: v for k, v in b.items() if k not in ("model", "name")
-    }
+    a, b = config("sigmoid + Xavier", False), config("SELU + LeCun", False)
+    assert {k: v for k, v in a.items() if k != "model"} == {k: v for k, v in b.items() if k != "model"}
     assert (a["model"]["activation"], a["model"]["init"]) == ("sigmoid", "xavier_normal")
     assert (b["model"]["activation"], b["model"]["init"]) == ("selu", "lecun_normal")
     assert a["model"]["hidden"] == [100] * DEPTH
@@ -77,7 +75,16 @@ def test_quick_run_figures_match_the_store(tmp_path):
             assert len(grads) == DEPTH and g == pytest.approx(log10_ratio(grads[0], grads[-1]))
     runs = store.list_runs(group="reproduce/vanishing-gradients/quick")
     assert len(runs) == len(ARMS) * seeds
-    first = next(r for r in runs if r.name.endswith("/sigmoid") and r.seed == 0)
+    for arm in ARMS:
+        mine = sorted((r for r in runs if r.name == f"reproduce/vanishing-gradients/quick/{arm}"), key=lambda r: r.seed)
+        assert [r.seed for r in mine] == list(range(seeds))
+        assert f["val_acc"][arm] == pytest.approx(
+            [r.final["val_acc"] if r.status == "completed" else 0.1 for r in mine]
+        )
+        # the profile at init was measured on each run's own initial weights (its config and seed)
+        for r, grads in zip(mine, f["grad_norm"][arm]):
+            assert init_profile(r.config)["grad_norm"] == pytest.approx(grads)
+    first = next(r for r in runs if r.name.endswith("/sigmoid + Xavier") and r.seed == 0)
     steps, matrix = grad_norm_history(store, first.id)
     assert matrix.shape == (DEPTH, len(steps)) and np.all(steps % STATS_EVERY == 0)
     assert np.all(np.isfinite(matrix)) and np.all(matrix > 0)

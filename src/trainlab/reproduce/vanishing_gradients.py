@@ -18,7 +18,11 @@ Set-up: MNIST-1D standardized, MLP 40 → 20 × [100] → 10, zero biases, three
 the first 512 training samples: the gradient norm of each layer's parameters and the mean/std
 of each layer's output (LayerStats). Then each trains with SGD (lr 0.01, momentum 0.9, batch
 128) for 10 epochs (quick: 1000 samples, 3 epochs) with LayerStats every 10 steps, to show the
-gradient picture during training and who learns — not part of the claim.
+gradient picture during training and who learns — not part of the claim. The training runs are
+one sweep (:mod:`trainlab.reproduce.sweep`: resumable by config hash, parallel with ``--jobs``),
+each run alone rather than in a population, since ``diagnose.stats_every`` hooks a model per
+run; the measurement at init is made on each run's own config and seed, so on the weights that
+run started from.
 
 Claim (95% bootstrap CIs over seeds; margins fixed before running), with
 g = log10(‖∂L/∂θ_1‖ / ‖∂L/∂θ_20‖):
@@ -38,7 +42,7 @@ from trainlab.reproduce import Context, Experiment, Outcome, Protocol
 from trainlab.reproduce._measure import mean_std
 from trainlab.reproduce._profile import init_profile, log10_ratio, per_layer_figure
 from trainlab.reproduce.checks import Check, all_hold, less
-from trainlab.train import run
+from trainlab.reproduce.sweep import sweep
 
 NAME = "vanishing-gradients"
 DEPTH = 20
@@ -50,16 +54,16 @@ ARMS: dict[str, tuple[str, str]] = {
     "ReLU + He": ("relu", "he_normal"),
     "SELU + LeCun": ("selu", "lecun_normal"),
 }
+HEATMAPS = ("sigmoid + Xavier", "ReLU + He")  # the arms whose gradients during training are shown
 VANISH = 2.0  # g below −2: "vanishes"
 KEEP = 1.0  # |g| below 1: "does not vanish (or explode)"
 SELU_BAND = 0.2  # |mean| and |std − 1| of the last layer: "normalized"
 
 
-def config(arm: str, seed: int, quick: bool) -> dict[str, Any]:
+def config(arm: str, quick: bool) -> dict[str, Any]:
+    """The training run of one arm (without seed and name: :func:`~trainlab.reproduce.sweep.sweep` adds them)."""
     activation, scheme = ARMS[arm]
     return {
-        "name": f"{NAME}/{activation}",
-        "seed": seed,
         "data": {
             "name": "mnist1d",
             "batch_size": 128,
@@ -82,23 +86,16 @@ def grad_norm_history(store, run_id: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _run(ctx: Context) -> Outcome:
-    profiles: dict[str, list[dict[str, list[float]]]] = {a: [] for a in ARMS}
-    g: dict[str, list[float]] = {a: [] for a in ARMS}
-    val_acc: dict[str, list[float]] = {a: [] for a in ARMS}
-    curves: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {a: [] for a in ARMS}
-    histories: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for arm in ARMS:
-        for seed in range(ctx.seeds):
-            ctx.log(f"{NAME}: {arm}, seed {seed}")
-            cfg = config(arm, seed, ctx.quick)
-            profile = init_profile(cfg)
-            profiles[arm].append(profile)
-            g[arm].append(log10_ratio(profile["grad_norm"][0], profile["grad_norm"][-1]))
-            result = run(cfg, store=ctx.store, group=ctx.group(NAME))
-            val_acc[arm].append(result.final["val_acc"] if result.status == "completed" else 0.1)
-            curves[arm].append(ctx.store.metrics(result.run_id, ["val_acc"])["val_acc"])
-            if seed == 0:
-                histories[arm] = grad_norm_history(ctx.store, result.run_id)
+    runs = sweep(ctx, NAME, {arm: config(arm, ctx.quick) for arm in ARMS})
+    # the measurement at init: each run's own config (its seed), so the weights it started from
+    profiles = {a: [init_profile(r.config) for r in runs.records[a]] for a in ARMS}
+    g = {a: [log10_ratio(p["grad_norm"][0], p["grad_norm"][-1]) for p in profiles[a]] for a in ARMS}
+    val_acc = {
+        a: [v if status == "completed" else 0.1 for v, status in zip(runs.final(a, "val_acc"), runs.status(a))]
+        for a in ARMS
+    }
+    curves = {a: runs.metric(a, "val_acc") for a in ARMS}
+    histories = {a: grad_norm_history(ctx.store, runs.records[a][0].id) for a in HEATMAPS}  # the first seed's
     selu_mean = [abs(p["act_mean"][-1]) for p in profiles["SELU + LeCun"]]
     selu_std_dev = [abs(p["act_std"][-1] - 1) for p in profiles["SELU + LeCun"]]
     checks: dict[str, Check] = {
@@ -159,7 +156,7 @@ def _plots(profiles, curves, histories) -> list[tuple[str, str]]:
         ("Gradient norm per layer at init (solid: geometric mean over seeds, faint: each seed)", figure_to_svg(grads)),
         ("Activation std per layer at init: SELU + LeCun stays near 1", figure_to_svg(stds)),
     ]
-    for arm in ("sigmoid + Xavier", "ReLU + He"):
+    for arm in HEATMAPS:
         steps, matrix = histories[arm]
         fig = heatmap_figure(
             steps,
