@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 
 from trainlab.reproduce import run_experiment
-from trainlab.reproduce._loss_curve import loss_curve
+from trainlab.reproduce._loss_curve import step_losses
 from trainlab.reproduce.orthogonal_deep_linear import INITS, L_STAR, MARGIN, TARGET_LOSS, WIDTH, base_lr, config, depths
 from trainlab.store import Store
 from trainlab.train import setup
 
 
 def _inputs():
-    s = setup(config("orthogonal", 1, 0, quick=False))
+    s = setup({**config("orthogonal", 1, quick=False), "seed": 0})
     return s.data.x_train.double().numpy(), s.data.y_train.numpy()
 
 
@@ -34,7 +34,7 @@ def test_base_lr_is_two_over_the_top_eigenvalue():
 
 
 def _product(scheme, depth, seed=0):
-    model = setup(config(scheme, depth, seed, quick=False)).model
+    model = setup({**config(scheme, depth, quick=False), "seed": seed}).model
     weights = [layer.weight.detach().double().numpy() for layer in model.layers]
     assert [w.shape for w in weights] == [(WIDTH, 40)] * (depth - 1) + [(10, WIDTH)]
     out = np.eye(40)
@@ -52,6 +52,22 @@ def test_orthogonal_product_preserves_norms_and_the_gaussian_one_spreads():
     assert sv.max() / sv.min() > 2 * shallow.max() / shallow.min()
 
 
+def _gradient_descent_losses(run_config, steps):
+    """Each step's cross-entropy before its update, of full-batch GD on W (10 × 40) from the run's initial weights."""
+    s = setup(run_config)
+    (layer,) = s.model.layers
+    w = layer.weight.detach().double().numpy()
+    x, y = s.data.x_train.double().numpy(), s.data.y_train.numpy()
+    lr, onehot, out = run_config["optim"]["lr"], np.eye(10)[y], []
+    for _ in range(steps):
+        logits = x @ w.T
+        p = np.exp(logits - logits.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        out.append(-np.log(p[np.arange(len(y)), y]).mean())
+        w = w - lr * (p - onehot).T @ x / len(y)
+    return np.array(out)
+
+
 def test_quick_run_figures_match_the_store(tmp_path):
     store = Store(tmp_path / "r.db")
     _, outcome, seeds = run_experiment("orthogonal-deep-linear", quick=True, store=store, log=lambda _: None)
@@ -63,11 +79,14 @@ def test_quick_run_figures_match_the_store(tmp_path):
     for arm, scheme in INITS.items():
         for d in ds:
             mine = sorted(
-                (r for r in runs if r.name == f"orthogonal-deep-linear/{scheme}/depth={d}"), key=lambda r: r.seed
+                (r for r in runs if r.name == f"reproduce/orthogonal-deep-linear/quick/{arm}, depth {d}"),
+                key=lambda r: r.seed,
             )
+            assert [r.seed for r in mine] == list(range(seeds))
+            assert [r.config["model"]["init"] for r in mine] == [scheme] * seeds
             assert [r.config["optim"]["lr"] for r in mine] == pytest.approx([f["lr0"] / d] * seeds)
             for r, log2_t in zip(mine, f["log2_steps_to_target"][arm][str(d)]):
-                steps, losses = loss_curve(store, r.id)
+                steps, losses = step_losses(store, r.id)
                 below = np.flatnonzero(losses <= TARGET_LOSS)
                 assert 2**log2_t == pytest.approx(steps[below[0]] if below.size else f["budget"])
     orth, gauss = f["log2_steps_to_target"]["orthogonal"], f["log2_steps_to_target"]["scaled Gaussian"]
@@ -79,4 +98,8 @@ def test_quick_run_figures_match_the_store(tmp_path):
     assert c["gaussian_slower"]["diff"] == pytest.approx(np.mean(gauss[deep]) - np.mean(orth[deep]))
     assert c["gaussian_slower"]["holds"] == (c["gaussian_slower"]["ci"][0] > MARGIN)
     assert outcome.holds == all(v["holds"] for v in c.values())
+    # each step's loss of the depth-1 net (a softmax regression) is full-batch gradient descent's, by hand
+    shallow_run = next(r for r in runs if r.name.endswith(f"orthogonal, depth {ds[0]}") and r.seed == 0)
+    steps, losses = step_losses(store, shallow_run.id)
+    np.testing.assert_allclose(losses, _gradient_descent_losses(shallow_run.config, len(steps)), rtol=1e-4)
     assert len(outcome.plots) == 2 and all(svg.startswith("<svg") for _, svg in outcome.plots)

@@ -2,9 +2,8 @@
 
 The Trainer's logged ``train_loss`` is the mean over the steps since the last evaluation (a
 smoothed curve, right for monitoring); counting steps to a target needs each step's own loss:
-either logged by the :class:`StepLoss` callback (a run of its own), or recovered by
-:func:`step_losses` from a run that logs its window every step (``train.log_every = 1``) —
-which a sweep's runs can do, sequential or in a population.
+:func:`step_losses` recovers it from a run that logs its window every step
+(``train.log_every = 1``) — which a sweep's runs can do, sequential or in a population.
 """
 
 from __future__ import annotations
@@ -13,27 +12,11 @@ import numpy as np
 
 from trainlab.compare import steps_to_target
 from trainlab.store import Store
-from trainlab.train import Callback
-
-KEY = "step_loss"
-
-
-class StepLoss(Callback):
-    """Logs each step's training loss as the metric ``step_loss``: the loss of the batch at the
-    weights *before* step s's update (the Trainer's ``logs["loss"]``)."""
-
-    def on_step_end(self, trainer, step: int, logs: dict[str, float]) -> dict[str, float]:
-        return {KEY: logs["loss"]}
-
-
-def loss_curve(store: Store, run_id: str) -> tuple[np.ndarray, np.ndarray]:
-    """(steps, losses) recorded by :class:`StepLoss`."""
-    return store.metrics(run_id, [KEY])[KEY]
 
 
 def step_losses(store: Store, run_id: str) -> tuple[np.ndarray, np.ndarray]:
     """(steps, losses): each step's own training loss — the batch loss at the weights before
-    step s's update, what :class:`StepLoss` logs — of a run trained with ``train.log_every = 1``.
+    step s's update (the Trainer's ``logs["loss"]``) — of a run trained with ``train.log_every = 1``.
 
     Its logged ``train_loss`` at step s is the mean m_s of the n_s steps' losses since the last
     evaluation (the window; an evaluation step has two equal rows), so

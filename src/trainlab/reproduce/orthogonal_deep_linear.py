@@ -18,7 +18,10 @@ the change of the end-to-end map (Saxe et al. find the best learning rate fallin
 Time T = the first step whose training loss is at most halfway from ln 10 (a uniform
 prediction) to L* = 1.622 nats, the lowest loss of a linear map on these samples (softmax
 regression without intercept fitted to convergence, scikit-learn L-BFGS); a run that never
-gets there counts as the budget, which can only understate a slow arm.
+gets there counts as the budget, which can only understate a slow arm. The runs are one sweep
+(:mod:`trainlab.reproduce.sweep`: resumable by config hash, parallel with ``--jobs``, each init
+and depth's seeds one population); each step's own loss is recovered from the loss window the
+runs log every step (:func:`~trainlab.reproduce._loss_curve.step_losses`).
 
 Claim (95% bootstrap CIs over seeds; margins fixed before running), with D the deepest net:
   orthogonal init learns in about the same time at every depth: |log2 T_orth(D) − log2 T_orth(1)| < 1;
@@ -34,10 +37,11 @@ from typing import Any
 import numpy as np
 
 from trainlab.reproduce import Context, Experiment, Outcome, Protocol
-from trainlab.reproduce._loss_curve import StepLoss, first_step_at_or_below, loss_curve
+from trainlab.reproduce._loss_curve import first_step_at_or_below, step_losses
 from trainlab.reproduce._measure import errorbars
 from trainlab.reproduce.checks import Check, all_hold, greater, less
-from trainlab.train import run, setup
+from trainlab.reproduce.sweep import sweep
+from trainlab.train import setup
 
 NAME = "orthogonal-deep-linear"
 WIDTH = 40
@@ -52,47 +56,49 @@ def depths(quick: bool) -> tuple[int, ...]:
     return (1, 4, 16) if quick else (1, 2, 4, 8, 16, 32)
 
 
-def config(scheme: str, depth: int, seed: int, quick: bool, lr: float = 0.1) -> dict[str, Any]:
+def config(scheme: str, depth: int, quick: bool, lr: float = 0.1) -> dict[str, Any]:
+    """The run of one init and depth (without seed and name: :func:`~trainlab.reproduce.sweep.sweep` adds them)."""
     budget = 200 if quick else 600
     return {
-        "name": f"{NAME}/{scheme}/depth={depth}",
-        "seed": seed,
         "data": {"name": "mnist1d", "subset": SAMPLES, "batch_size": 4096, "preprocess": "standardize"},
         "model": {"name": "deep_linear", "hidden": [WIDTH] * (depth - 1), "bias": False, "init": scheme},
         "optim": {"name": "sgd", "lr": lr},
-        "train": {"max_steps": budget, "log_every": budget, "eval_every": budget // 4, "threads": 1},
+        # the loss window logged every step: step_losses recovers each step's own loss from it
+        "train": {"max_steps": budget, "log_every": 1, "eval_every": budget // 4, "threads": 1},
     }
+
+
+def label(arm: str, depth: int) -> str:
+    return f"{arm}, depth {depth}"
 
 
 def base_lr(quick: bool) -> float:
     """2/λmax(E[xxᵀ]) on the (standardized) training inputs: 1/L of the shallow softmax regression."""
-    x = setup(config("orthogonal", 1, 0, quick)).data.x_train.numpy().astype(np.float64)
+    x = setup({**config("orthogonal", 1, quick), "seed": 0}).data.x_train.numpy().astype(np.float64)
     return 2.0 / float(np.linalg.eigvalsh(x.T @ x / len(x))[-1])
 
 
 def _run(ctx: Context) -> Outcome:
     ds = depths(ctx.quick)
     lr0 = base_lr(ctx.quick)
-    budget = config("orthogonal", 1, 0, ctx.quick)["train"]["max_steps"]
+    budget = config("orthogonal", 1, ctx.quick)["train"]["max_steps"]
+    runs = sweep(
+        ctx,
+        NAME,
+        {label(arm, d): config(scheme, d, ctx.quick, lr0 / d) for arm, scheme in INITS.items() for d in ds},
+    )
     # arm -> depth -> per-seed log2 steps to target
     log2_t: dict[str, dict[int, list[float]]] = {arm: {d: [] for d in ds} for arm in INITS}
     reached: dict[str, dict[int, int]] = {arm: {d: 0 for d in ds} for arm in INITS}
     curves: dict[str, dict[int, tuple[np.ndarray, np.ndarray]]] = {arm: {} for arm in INITS}
-    for arm, scheme in INITS.items():
+    for arm in INITS:
         for d in ds:
-            for seed in range(ctx.seeds):
-                ctx.log(f"{NAME}: {arm}, depth {d}, seed {seed}")
-                result = run(
-                    config(scheme, d, seed, ctx.quick, lr0 / d),
-                    store=ctx.store,
-                    group=ctx.group(NAME),
-                    callbacks=[StepLoss()],
-                )
-                steps, loss = loss_curve(ctx.store, result.run_id)
-                hit = first_step_at_or_below(steps, loss, TARGET_LOSS) if result.status == "completed" else None
+            for i, record in enumerate(runs.records[label(arm, d)]):
+                steps, loss = step_losses(ctx.store, record.id)
+                hit = first_step_at_or_below(steps, loss, TARGET_LOSS) if record.status == "completed" else None
                 log2_t[arm][d].append(math.log2(hit if hit is not None else budget))
                 reached[arm][d] += hit is not None
-                if seed == 0:
+                if i == 0:  # the first seed's curve is plotted
                     curves[arm][d] = (steps, loss)
     shallow, deep = ds[0], ds[-1]
     orth, gauss = log2_t["orthogonal"], log2_t["scaled Gaussian"]
