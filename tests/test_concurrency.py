@@ -93,19 +93,23 @@ def _alive(pid: int) -> bool:
 @pytest.mark.slow
 @pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads the process table from /proc (Linux)")
 def test_kill_9_of_the_compare_driver_ends_its_workers_and_a_rerun_finishes(tmp_path):
-    cfg, db = _config(tmp_path, "kk", steps=3000, ckpt=50), str(tmp_path / "s.db")
+    # runs of seconds (~0.15 ms a step): with 3000 steps both finished inside the half second
+    # the workers take to notice their driver's death
+    cfg, db = _config(tmp_path, "kk", steps=50_000, ckpt=500), str(tmp_path / "s.db")
     Store(db)
     driver = _trainlab("compare", str(cfg), "--store", db, "-q", "--jobs", "2")
     deadline, workers = time.time() + 300, []
-    while time.time() < deadline:  # both workers training, with a checkpoint each
+    while time.time() < deadline:  # both workers training a population of 2 seeds, with a checkpoint each
         workers = _children(driver.pid)
         with sqlite3.connect(db) as con:
-            ckpts = con.execute("SELECT count(*) FROM artifacts WHERE kind = 'checkpoint'").fetchone()[0]
-        if ckpts >= 2:
+            ckpts = con.execute(
+                "SELECT count(DISTINCT run_id) FROM artifacts WHERE kind IN ('checkpoint', 'population')"
+            ).fetchone()[0]
+        if ckpts >= 4:
             break
         assert driver.poll() is None, driver.communicate()[1]
         time.sleep(0.2)
-    assert ckpts >= 2, "the workers made no checkpoint within 300 s"
+    assert ckpts >= 4, "the workers made no checkpoint within 300 s"
     os.kill(driver.pid, signal.SIGKILL)
     driver.communicate()
     gone_by = time.time() + 10
@@ -113,12 +117,12 @@ def test_kill_9_of_the_compare_driver_ends_its_workers_and_a_rerun_finishes(tmp_
         time.sleep(0.1)
     assert not [w for w in workers if _alive(w)], "workers outlived their driver"
     store = Store(db)
-    assert [r.status for r in store.list_runs()] == ["running", "running"]  # until reaped
+    assert [r.status for r in store.list_runs()] == ["running"] * 4  # until reaped
     rerun = _trainlab("compare", str(cfg), "--store", db, "-q", "--jobs", "2")
     _, err = rerun.communicate(timeout=900)
     assert rerun.returncode == 0, err
     _assert_each_run_once(store, "kk")
-    resumed = [r for r in store.list_runs() if r.final.get("step") == 3000]
+    resumed = [r for r in store.list_runs() if r.final.get("step") == 50_000]
     assert len(resumed) == 4
 
 
