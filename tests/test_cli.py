@@ -276,3 +276,20 @@ def test_memory_store_writes_nothing_and_artifacts_go_where_asked(cli, tmp_path,
     monkeypatch.delenv("TRAINLAB_ARTIFACTS")
     code, out, _ = cli("run", str(cfg_file), "--store", str(db), "-q")
     assert (db.parent / out.split()[-1]).is_dir()  # the default: beside the database
+
+
+def test_ctrl_c_is_one_line_saying_what_is_kept_and_exit_130(tmp_path, cfg_file, monkeypatch, capsys):
+    """Ctrl-C (KeyboardInterrupt) in any command: exit status 130 as a shell's, and one line
+    saying that finished work is kept and the same command continues it."""
+    import trainlab.train
+    from trainlab.cli import main
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainlab.train, "run", interrupted)
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", str(cfg_file), "--store", str(tmp_path / "s.db")])
+    assert exit_.value.code == 130
+    err = capsys.readouterr().err
+    assert "interrupted: what finished is kept in the store" in err and "Traceback" not in err

@@ -241,3 +241,65 @@ def test_two_comparisons_at_once_make_each_run_once(store, tiny_config):
     made = Counter((r.name, r.seed) for r in store.list_runs(group="tiny"))
     assert len(made) == 6 and set(made.values()) == {1}
     assert [r["n"] for r in summarize_plan(cfg, store)] == [3, 3]
+
+
+def test_ctrl_c_stops_the_comparison_and_a_rerun_resumes_it(store, tiny_config, monkeypatch):
+    """Ctrl-C during a run: that run saves its checkpoint and ends ``interrupted`` (the Trainer
+    catches the KeyboardInterrupt), and the comparison starts no other run but raises it again;
+    the same comparison run again resumes the interrupted run and makes the rest."""
+    from trainlab.train.trainer import Trainer
+
+    tiny_config["train"].update(epochs=2, checkpoint_seconds=0)
+    tiny_config["compare"] = {"seeds": 2, "optim.lr": [0.05, 0.1]}
+    steps = []
+    real_step = Trainer._train_step
+
+    def step_then_ctrl_c(self, group):
+        steps.append(self.run_id)
+        if len(steps) == 20:  # in the second run (the tiny config makes 16 steps a run)
+            raise KeyboardInterrupt
+        return real_step(self, group)
+
+    monkeypatch.setattr(Trainer, "_train_step", step_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt, match="run the same command again to continue"):
+        run_comparison(load_config(tiny_config), store=store, quiet=True, vectorize="off")
+    records = store.list_runs(group="tiny")
+    assert sorted(r.status for r in records) == ["completed", "interrupted"]  # no third run started
+    interrupted = next(r.id for r in records if r.status == "interrupted")
+    monkeypatch.setattr(Trainer, "_train_step", real_step)
+    run_comparison(load_config(tiny_config), store=store, quiet=True, vectorize="off")
+    records = store.list_runs(group="tiny")
+    assert len(records) == 4 and {r.status for r in records} == {"completed"}
+    assert store.get_run(interrupted).status == "completed"  # resumed, not made again
+
+
+def test_an_interrupted_population_whose_member_was_made_alone_is_made_again(store, tiny_config, monkeypatch):
+    """Ctrl-C in a population; on the rerun with --jobs 2 the population is split, and a
+    worker that makes one member alone deletes its stub (no checkpoint of its own): the worker
+    holding the other members then cannot resume the population as a whole and makes them
+    again (it once stopped the rerun with "no run '…' in store")."""
+    from trainlab.compare import _make_run
+    from trainlab.train.population import Population
+
+    tiny_config["compare"] = {"seeds": 3, "optim.lr": [0.1]}
+    cfg = load_config(tiny_config)
+    real_step, calls = Population._train_step, []
+
+    def step_then_ctrl_c(self, xb, yb):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return real_step(self, xb, yb)
+
+    monkeypatch.setattr(Population, "_train_step", step_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        run_comparison(cfg, store=store, quiet=True)
+    monkeypatch.setattr(Population, "_train_step", real_step)
+    first = {r.seed: r.id for r in store.list_runs(group="tiny")}
+    assert len(first) == 3 and {r.status for r in store.list_runs(group="tiny")} == {"interrupted"}
+    member = next(c for _, c in plan(cfg) if c.seed == 1)
+    assert _make_run(member.to_dict(), store.url, "tiny", 1) == "completed"  # the other worker
+    run_comparison(cfg, store=store, quiet=True)
+    records = store.list_runs(group="tiny")
+    assert sorted(r.seed for r in records) == [0, 1, 2] and {r.status for r in records} == {"completed"}
+    assert first[1] not in {r.id for r in records}  # made again, its stub gone

@@ -554,6 +554,9 @@ def _one_line_warnings() -> None:
     warnings.formatwarning = fmt
 
 
+INTERRUPTED = 130  # 128 + SIGINT
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: a user error is one line on stderr and exit status 2 (``--debug``: the traceback)."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -593,6 +596,13 @@ def main(argv: list[str] | None = None) -> None:
             soft_wrap=True,
         )
         sys.exit(1)
+    if code == INTERRUPTED:  # typer's exit status for Ctrl-C (KeyboardInterrupt), as a shell's
+        _err().print(
+            "interrupted: what finished is kept in the store (an interrupted run resumes from its "
+            "checkpoint); run the same command again to continue",
+            highlight=False,
+            soft_wrap=True,
+        )
     sys.exit(code if isinstance(code, int) else 0)
 
 

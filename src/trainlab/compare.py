@@ -233,11 +233,13 @@ def _make_population(configs: list[dict[str, Any]], store_url: str, group: str, 
             if members and h not in resumed:
                 state = torch_load(store.artifacts(members[-1])["population"])
                 living = [state["run_ids"][k] for k in state["alive"]]
-                living_hashes = [store.get_run(r).config_hash for r in living]
-                need = [x for x in living_hashes if x not in held]
+                found = {r.id: r.config_hash for r in store.list_runs(group=group) if r.id in living}
+                # a member another worker made again alone is gone (its stub deleted): the
+                # population cannot resume as a whole; its other members are made again below
+                need = [x for x in found.values() if x not in held] if len(found) == len(living) else []
                 got = [x for x in need if store.claim(group, x)]  # type: ignore[arg-type]
                 held.extend(got)  # type: ignore[arg-type]
-                if len(got) == len(need):
+                if len(found) == len(living) and len(got) == len(need):
                     for result in resume_population(members[-1], store):
                         outcome.setdefault(result.config.hash(), result.status)
                         resumed.add(result.config.hash())
@@ -343,7 +345,7 @@ def run_comparison(
             line(f"compare {group}: {text}")
 
     todo = deque((task, 0.0) for task in _tasks(pending, vectorize, jobs, say))  # (configs, when to try them)
-    waiting_said = False
+    waiting_said = interrupted = False
     with (
         ItemProgress(f"compare {group}", len(pending), quiet=quiet) as progress,
         process_pool(jobs) if jobs > 1 else _InProcess() as pool,
@@ -377,6 +379,13 @@ def run_comparison(
                 for cfg, outcome in zip(task, outcomes):
                     if outcome != BUSY:
                         progress.done(f"{cfg.name} seed {cfg.seed}: {outcome}")
+                if "interrupted" in outcomes:  # Ctrl-C: the run saved its checkpoint; start no other
+                    interrupted, todo = True, deque()
+    if interrupted:
+        raise KeyboardInterrupt(
+            f"compare {group}: interrupted; finished runs are kept and an interrupted one resumes from its "
+            "checkpoint: run the same command again to continue"
+        )
     return store.list_runs(group=group)
 
 
