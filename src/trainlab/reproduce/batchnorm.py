@@ -126,11 +126,7 @@ def speed(baseline: tuple[np.ndarray, np.ndarray], bn: tuple[np.ndarray, np.ndar
 
 
 def _score(runs: Runs, label: str) -> list[float]:
-    # a diverged run ends with nothing usable: chance, not its last evaluation before the blow-up
-    return [
-        acc if status == "completed" else CHANCE
-        for acc, status in zip(runs.final(label, "val_acc"), runs.status(label))
-    ]
+    return runs.completed(label, "val_acc", otherwise=CHANCE)
 
 
 def val_curves(runs: Runs, label: str) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -87,11 +87,7 @@ def _run(ctx: Context) -> Outcome:
     # the measurement at init: each run's own config (its seed), so the weights it started from
     profiles = {s: [init_profile(r.config) for r in runs.records[s]] for s in SCHEMES}
     ratios = {s: [log10_ratio(p["act_std"][-1], p["act_std"][0]) for p in profiles[s]] for s in SCHEMES}
-    # a run that diverged ends with nothing usable: chance accuracy, not its last evaluation
-    val_acc = {
-        s: [v if status == "completed" else 0.1 for v, status in zip(runs.final(s, "val_acc"), runs.status(s))]
-        for s in SCHEMES
-    }
+    val_acc = {s: runs.completed(s, "val_acc", otherwise=0.1) for s in SCHEMES}  # a diverged run: chance
     curves = {s: runs.metric(s, "val_acc") for s in SCHEMES}
     abs_he = [abs(r) for r in ratios["he_normal"]]
     checks: dict[str, Check] = {

@@ -317,10 +317,7 @@ def _run(ctx: Context) -> Outcome:
     holds, statement = all_hold(valley, escape)
 
     runs = sweep(ctx, NAME, {opt: mnist1d_config(opt, ctx.quick) for opt in OPTIMIZERS})
-    mnist_acc = {
-        opt: [a if st == "completed" else math.nan for a, st in zip(runs.final(opt, "test_acc"), runs.status(opt))]
-        for opt in OPTIMIZERS
-    }
+    mnist_acc = {opt: runs.completed(opt, "test_acc", otherwise=math.nan) for opt in OPTIMIZERS}
 
     adaptive = {opt: float(np.mean(log_hits["saddle"][opt]) - np.mean(log_hits["saddle"]["SGD"])) for opt in OPTIMIZERS}
     notes = (

@@ -43,6 +43,11 @@ class Runs:
             for r in self.records[label]
         ]
 
+    def completed(self, label: str, key: str, otherwise: float) -> list[float]:
+        """:meth:`final` of the runs that completed, ``otherwise`` for the others: a run that
+        diverged ends with nothing usable (chance, say), not its last evaluation before it."""
+        return [v if s == "completed" else otherwise for v, s in zip(self.final(label, key), self.status(label))]
+
     def status(self, label: str) -> list[str]:
         return [r.status for r in self.records[label]]
 

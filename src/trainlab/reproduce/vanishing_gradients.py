@@ -90,10 +90,7 @@ def _run(ctx: Context) -> Outcome:
     # the measurement at init: each run's own config (its seed), so the weights it started from
     profiles = {a: [init_profile(r.config) for r in runs.records[a]] for a in ARMS}
     g = {a: [log10_ratio(p["grad_norm"][0], p["grad_norm"][-1]) for p in profiles[a]] for a in ARMS}
-    val_acc = {
-        a: [v if status == "completed" else 0.1 for v, status in zip(runs.final(a, "val_acc"), runs.status(a))]
-        for a in ARMS
-    }
+    val_acc = {a: runs.completed(a, "val_acc", otherwise=0.1) for a in ARMS}  # a diverged run: chance
     curves = {a: runs.metric(a, "val_acc") for a in ARMS}
     histories = {a: grad_norm_history(ctx.store, runs.records[a][0].id) for a in HEATMAPS}  # the first seed's
     selu_mean = [abs(p["act_mean"][-1]) for p in profiles["SELU + LeCun"]]

@@ -984,15 +984,15 @@ def _grad_clearer(optimizer: torch.optim.Optimizer) -> Callable[[], None]:
     """What clears the gradients before a step: ``optimizer.zero_grad(set_to_none=True)``, or,
     where that is torch's own method (every torch and trainlab optimizer), the same assignments
     ``p.grad = None`` without its profiler range and bookkeeping (~10 µs a call, 0.8% of a
-    quickstart step). The groups are read at each call, so a group added later is cleared too."""
+    quickstart step). The groups are read at each call: a group added later, or the list that
+    ``load_state_dict`` (a resume) puts in place, is cleared too."""
     if getattr(type(optimizer).zero_grad, "__wrapped__", type(optimizer).zero_grad) is not getattr(
         torch.optim.Optimizer.zero_grad, "__wrapped__", torch.optim.Optimizer.zero_grad
     ):
         return functools.partial(optimizer.zero_grad, set_to_none=True)  # a zero_grad of the user's own
-    groups = optimizer.param_groups
 
     def clear() -> None:
-        for group in groups:
+        for group in optimizer.param_groups:
             for p in group["params"]:
                 p.grad = None
 
