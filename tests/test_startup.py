@@ -119,3 +119,16 @@ def test_generating_mnist1d_into_an_empty_cache_gives_the_cached_data(tmp_path, 
     assert (tmp_path / datasets._mnist1d_cache().name).exists()
     for a, b in zip(cached, fresh):
         np.testing.assert_array_equal(a, b)
+
+
+def test_callback_and_subpackages_after_a_bare_import(tmp_path):
+    """`import trainlab` then `trainlab.Callback`, `trainlab.optim.Adam`, `trainlab.train.run`:
+    each loads on first use (a new user's first try), and an unknown name is an AttributeError."""
+    code = (
+        "import trainlab, sys; assert 'torch' not in sys.modules;"
+        "from trainlab.callbacks import Callback; assert trainlab.Callback is Callback;"
+        "from trainlab.optim import Adam; assert trainlab.optim.Adam is Adam;"
+        "assert callable(trainlab.train.run) and callable(trainlab.compare);"
+        "assert not hasattr(trainlab, 'nosuch') and not hasattr(trainlab, '_private')"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
